@@ -1,0 +1,448 @@
+// Package config reads, defaults and validates a herd configuration file.
+//
+// The YAML keys in SPEC.md are a contract with operators: every one of them is
+// accepted, unknown keys are rejected by name, and a bad value is reported with
+// the path of the field that holds it (for example "servers[2].neighbors[0]").
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Provider names accepted by places.provider.
+const (
+	ProviderOffline   = "offline"
+	ProviderGoogle    = "google"
+	ProviderGoogleNew = "google-new"
+)
+
+// Fsync modes accepted by the fsync key, as in Redis's appendfsync.
+const (
+	FsyncAlways   = "always"
+	FsyncEverySec = "everysec"
+	FsyncNo       = "no"
+)
+
+// Default upstream URLs.
+const (
+	DefaultGoogleURL    = "https://maps.googleapis.com/maps/api/place/nearbysearch/json"
+	DefaultGoogleNewURL = "https://places.googleapis.com/v1/places:searchNearby"
+)
+
+// Environment variables that carry secrets; they never come from the file.
+const (
+	EnvPlacesAPIKey = "GOOGLE_PLACES_API_KEY"
+	EnvPeerSecret   = "HERD_PEER_SECRET"
+)
+
+// Config is a whole herd: every server's address and links, and what they share.
+type Config struct {
+	LogDir     string   `yaml:"log_dir"`
+	DataDir    string   `yaml:"data_dir"`
+	Fsync      string   `yaml:"fsync"`
+	AdminPprof bool     `yaml:"admin_pprof"`
+	Servers    []Server `yaml:"servers"`
+	Places     Places   `yaml:"places"`
+	Limits     Limits   `yaml:"limits"`
+	Peers      Peers    `yaml:"peers"`
+}
+
+// Server is one member of the herd.
+type Server struct {
+	Name      string   `yaml:"name"`
+	Addr      string   `yaml:"addr"`
+	Neighbors []string `yaml:"neighbors"`
+	// Admin is the optional HTTP address for metrics, health and the status page.
+	Admin string `yaml:"admin"`
+	// TLSCert and TLSKey are this server's certificate for peer links (with Peers.TLSCA).
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
+}
+
+// Places selects and tunes the places provider.
+type Places struct {
+	Provider string `yaml:"provider"`
+	// Timeout bounds one upstream lookup.
+	Timeout Duration `yaml:"timeout"`
+	// CacheTTL keeps answers for identical lookups this long; 0 disables the cache.
+	CacheTTL Duration `yaml:"cache_ttl"`
+	// RateLimit caps upstream requests per second per server; 0 means no limit.
+	RateLimit float64 `yaml:"rate_limit"`
+	// RateBurst is the number of requests allowed at once above RateLimit.
+	RateBurst int      `yaml:"rate_burst"`
+	Google    Upstream `yaml:"google"`
+	GoogleNew Upstream `yaml:"google_new"`
+	Offline   Offline  `yaml:"offline"`
+}
+
+// Upstream is a remote places API.
+type Upstream struct {
+	URL string `yaml:"url"`
+}
+
+// Offline configures the built-in provider.
+type Offline struct {
+	// OSM lists OpenStreetMap extracts (.osm.pbf, .osm, .osm.bz2) to load.
+	OSM []string `yaml:"osm"`
+}
+
+// Limits bound what one client can cost a server.
+type Limits struct {
+	MaxLineBytes   int      `yaml:"max_line_bytes"`
+	IdleTimeout    Duration `yaml:"idle_timeout"`
+	MaxConnections int      `yaml:"max_connections"`
+	MaxOutputBytes int      `yaml:"max_output_bytes"`
+}
+
+// Peers tunes the links between servers.
+type Peers struct {
+	// Heartbeat is how often an idle link proves it is alive.
+	Heartbeat Duration `yaml:"heartbeat"`
+	// DeadAfter drops a link that has been silent this long.
+	DeadAfter Duration `yaml:"dead_after"`
+	// TLSCA, when set, turns on TLS for peer links, verified against this CA.
+	TLSCA string `yaml:"tls_ca"`
+}
+
+// Duration is a time.Duration written in YAML as "10s", "250ms" and the like.
+type Duration time.Duration
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return err
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration like 10s or 250ms", n.Line, s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML implements yaml.Marshaler.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Default returns the seed's five-server herd on 127.0.0.1:11550-11554 with the
+// offline places provider, so a fresh machine needs no file, key or network.
+func Default() *Config {
+	c := &Config{
+		Servers: []Server{
+			{Name: "Alford", Addr: "127.0.0.1:11550", Neighbors: []string{"Hamilton", "Welsh"}},
+			{Name: "Ball", Addr: "127.0.0.1:11551", Neighbors: []string{"Holiday", "Welsh"}},
+			{Name: "Hamilton", Addr: "127.0.0.1:11552", Neighbors: []string{"Alford", "Holiday"}},
+			{Name: "Holiday", Addr: "127.0.0.1:11553", Neighbors: []string{"Ball", "Hamilton"}},
+			{Name: "Welsh", Addr: "127.0.0.1:11554", Neighbors: []string{"Alford", "Ball"}},
+		},
+	}
+	c.applyDefaults()
+	return c
+}
+
+func (c *Config) applyDefaults() {
+	setDefault(&c.LogDir, "logs")
+	setDefault(&c.DataDir, "data")
+	setDefault(&c.Fsync, FsyncEverySec)
+	setDefault(&c.Places.Provider, ProviderOffline)
+	setDefault(&c.Places.Google.URL, DefaultGoogleURL)
+	setDefault(&c.Places.GoogleNew.URL, DefaultGoogleNewURL)
+	if c.Places.Timeout == 0 {
+		c.Places.Timeout = Duration(10 * time.Second)
+	}
+	if c.Places.RateBurst == 0 {
+		c.Places.RateBurst = 10
+	}
+	if c.Limits.MaxLineBytes == 0 {
+		c.Limits.MaxLineBytes = 64 << 10
+	}
+	if c.Limits.IdleTimeout == 0 {
+		c.Limits.IdleTimeout = Duration(10 * time.Minute)
+	}
+	if c.Limits.MaxConnections == 0 {
+		c.Limits.MaxConnections = 10000
+	}
+	if c.Limits.MaxOutputBytes == 0 {
+		c.Limits.MaxOutputBytes = 4 << 20
+	}
+	if c.Peers.Heartbeat == 0 {
+		c.Peers.Heartbeat = Duration(time.Second)
+	}
+	if c.Peers.DeadAfter == 0 {
+		c.Peers.DeadAfter = Duration(5 * time.Second)
+	}
+}
+
+func setDefault(s *string, v string) {
+	if *s == "" {
+		*s = v
+	}
+}
+
+// Parse decodes a configuration, fills in defaults and validates it.
+func Parse(r io.Reader) (*Config, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("config: read: %w", err)
+	}
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("config: %s", explainYAMLError(err))
+	}
+	c.applyDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// ReadFile parses the file at path. Relative log_dir, data_dir, OSM and TLS
+// paths are taken relative to the file's folder, so a herd runs the same from
+// any working directory.
+func ReadFile(path string) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	c, err := Parse(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	c.resolvePaths(filepath.Dir(path))
+	return c, nil
+}
+
+func (c *Config) resolvePaths(base string) {
+	abs := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(base, *p)
+		}
+	}
+	abs(&c.LogDir)
+	abs(&c.DataDir)
+	abs(&c.Peers.TLSCA)
+	for i := range c.Places.Offline.OSM {
+		abs(&c.Places.Offline.OSM[i])
+	}
+	for i := range c.Servers {
+		abs(&c.Servers[i].TLSCert)
+		abs(&c.Servers[i].TLSKey)
+	}
+}
+
+var unknownField = regexp.MustCompile(`field (\S+) not found in type (\S+)`)
+
+// yamlSections names where each Go type sits in the file, for error messages.
+var yamlSections = map[string]string{
+	"config.Config":   "the top level",
+	"config.Server":   "servers[]",
+	"config.Places":   "places",
+	"config.Upstream": "places.google / places.google_new",
+	"config.Offline":  "places.offline",
+	"config.Limits":   "limits",
+	"config.Peers":    "peers",
+}
+
+func explainYAMLError(err error) string {
+	return unknownField.ReplaceAllStringFunc(err.Error(), func(m string) string {
+		sub := unknownField.FindStringSubmatch(m)
+		where := yamlSections[sub[2]]
+		if where == "" {
+			where = sub[2]
+		}
+		return fmt.Sprintf("unknown key %q in %s", sub[1], where)
+	})
+}
+
+// Server returns the server called name.
+func (c *Config) Server(name string) (Server, bool) {
+	for _, s := range c.Servers {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return Server{}, false
+}
+
+// Names lists the servers in file order.
+func (c *Config) Names() []string {
+	names := make([]string, len(c.Servers))
+	for i, s := range c.Servers {
+		names[i] = s.Name
+	}
+	return names
+}
+
+// Links returns every server's neighbors with links made undirected: if A lists
+// B or B lists A, each has the other.
+func (c *Config) Links() map[string][]string {
+	seen := map[[2]string]bool{}
+	links := make(map[string][]string, len(c.Servers))
+	add := func(a, b string) {
+		if !seen[[2]string{a, b}] {
+			seen[[2]string{a, b}] = true
+			links[a] = append(links[a], b)
+		}
+	}
+	for _, s := range c.Servers {
+		if _, ok := links[s.Name]; !ok {
+			links[s.Name] = nil
+		}
+		for _, n := range s.Neighbors {
+			add(s.Name, n)
+			add(n, s.Name)
+		}
+	}
+	return links
+}
+
+// Validate checks every field and names the first bad one.
+func (c *Config) Validate() error {
+	if len(c.Servers) == 0 {
+		return errors.New("config: servers: at least one server is required")
+	}
+	names := map[string]int{}
+	addrs := map[string]string{}
+	for i, s := range c.Servers {
+		field := fmt.Sprintf("servers[%d]", i)
+		if s.Name == "" {
+			return fmt.Errorf("config: %s.name: missing", field)
+		}
+		if strings.ContainsFunc(s.Name, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+			return fmt.Errorf("config: %s.name: %q holds white space or control characters", field, s.Name)
+		}
+		if j, dup := names[s.Name]; dup {
+			return fmt.Errorf("config: %s.name: %q is also servers[%d]", field, s.Name, j)
+		}
+		names[s.Name] = i
+		if err := checkAddr(s.Addr); err != nil {
+			return fmt.Errorf("config: %s.addr: %w", field, err)
+		}
+		if other, dup := addrs[s.Addr]; dup {
+			return fmt.Errorf("config: %s.addr: %s is also %s's address", field, s.Addr, other)
+		}
+		addrs[s.Addr] = s.Name
+		if s.Admin != "" {
+			if err := checkAddr(s.Admin); err != nil {
+				return fmt.Errorf("config: %s.admin: %w", field, err)
+			}
+		}
+		if (s.TLSCert == "") != (s.TLSKey == "") {
+			return fmt.Errorf("config: %s.tls_cert, tls_key: give both or neither", field)
+		}
+		if s.TLSCert != "" && c.Peers.TLSCA == "" {
+			return fmt.Errorf("config: peers.tls_ca: required when %s.tls_cert is set", field)
+		}
+		if c.Peers.TLSCA != "" && s.TLSCert == "" {
+			return fmt.Errorf("config: %s.tls_cert: required when peers.tls_ca is set", field)
+		}
+	}
+	for i, s := range c.Servers {
+		for j, n := range s.Neighbors {
+			field := fmt.Sprintf("servers[%d].neighbors[%d]", i, j)
+			if _, ok := names[n]; !ok {
+				return fmt.Errorf("config: %s: no server is named %q", field, n)
+			}
+			if n == s.Name {
+				return fmt.Errorf("config: %s: %s cannot be its own neighbor", field, n)
+			}
+		}
+	}
+	if lonely := c.unreachable(); lonely != "" {
+		return fmt.Errorf("config: servers: %s is not connected to %s through neighbors; every server must reach every other", lonely, c.Servers[0].Name)
+	}
+	switch c.Fsync {
+	case FsyncAlways, FsyncEverySec, FsyncNo:
+	default:
+		return fmt.Errorf("config: fsync: %q is not one of always, everysec, no", c.Fsync)
+	}
+	return c.Places.validate()
+}
+
+func (p *Places) validate() error {
+	switch p.Provider {
+	case ProviderOffline, ProviderGoogle, ProviderGoogleNew:
+	default:
+		return fmt.Errorf("config: places.provider: %q is not one of offline, google, google-new", p.Provider)
+	}
+	for field, raw := range map[string]string{"places.google.url": p.Google.URL, "places.google_new.url": p.GoogleNew.URL} {
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("config: %s: %q is not an http or https URL", field, raw)
+		}
+	}
+	switch {
+	case p.Timeout < 0:
+		return errors.New("config: places.timeout: must be positive")
+	case p.CacheTTL < 0:
+		return errors.New("config: places.cache_ttl: must not be negative")
+	case p.RateLimit < 0:
+		return errors.New("config: places.rate_limit: must not be negative")
+	case p.RateBurst < 0:
+		return errors.New("config: places.rate_burst: must not be negative")
+	}
+	for i, f := range p.Offline.OSM {
+		if !strings.HasSuffix(f, ".osm.pbf") && !strings.HasSuffix(f, ".osm") && !strings.HasSuffix(f, ".osm.bz2") {
+			return fmt.Errorf("config: places.offline.osm[%d]: %q is not a .osm.pbf, .osm or .osm.bz2 file", i, f)
+		}
+	}
+	return nil
+}
+
+func checkAddr(addr string) error {
+	if addr == "" {
+		return errors.New("missing; want host:port")
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port", addr)
+	}
+	if host == "" {
+		return fmt.Errorf("%q has no host", addr)
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil || port == "0" {
+		return fmt.Errorf("%q has no valid port", addr)
+	}
+	return nil
+}
+
+// unreachable returns a server that cannot be reached from the first one, or "".
+func (c *Config) unreachable() string {
+	links := c.Links()
+	seen := map[string]bool{c.Servers[0].Name: true}
+	queue := []string{c.Servers[0].Name}
+	for len(queue) > 0 {
+		s := queue[0]
+		queue = queue[1:]
+		for _, n := range links[s] {
+			if !seen[n] {
+				seen[n] = true
+				queue = append(queue, n)
+			}
+		}
+	}
+	for _, s := range c.Servers {
+		if !seen[s.Name] {
+			return s.Name
+		}
+	}
+	return ""
+}
