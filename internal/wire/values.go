@@ -1,0 +1,196 @@
+package wire
+
+// Time is a POSIX time with nanosecond precision, as a client sends it.
+// It is kept as seconds and nanoseconds so that any int64 second count
+// compares and subtracts exactly.
+type Time struct {
+	Sec  int64
+	Nsec int32 // [0, 1e9)
+}
+
+// Compare returns -1, 0 or +1 as t is before, equal to or after u.
+func (t Time) Compare(u Time) int {
+	switch {
+	case t.Sec < u.Sec:
+		return -1
+	case t.Sec > u.Sec:
+		return 1
+	case t.Nsec < u.Nsec:
+		return -1
+	case t.Nsec > u.Nsec:
+		return 1
+	}
+	return 0
+}
+
+// UnixTime converts nanoseconds since the epoch to a Time.
+func UnixTime(nanos int64) Time {
+	sec, nsec := nanos/1e9, nanos%1e9
+	if nsec < 0 {
+		sec, nsec = sec-1, nsec+1e9
+	}
+	return Time{Sec: sec, Nsec: int32(nsec)}
+}
+
+// ParseTime reads POSIX seconds: digits, optionally followed by a point and
+// one to nine fractional digits.
+func ParseTime(b []byte) (Time, bool) {
+	var t Time
+	i := 0
+	for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+		d := int64(b[i] - '0')
+		if t.Sec > (1<<63-1-d)/10 {
+			return Time{}, false
+		}
+		t.Sec = t.Sec*10 + d
+	}
+	if i == 0 {
+		return Time{}, false
+	}
+	if i == len(b) {
+		return t, true
+	}
+	if b[i] != '.' {
+		return Time{}, false
+	}
+	frac := b[i+1:]
+	if len(frac) == 0 || len(frac) > 9 {
+		return Time{}, false
+	}
+	scale := int32(1e9)
+	for _, c := range frac {
+		if c < '0' || c > '9' {
+			return Time{}, false
+		}
+		scale /= 10
+		t.Nsec += int32(c-'0') * scale
+	}
+	return t, true
+}
+
+// AppendSkew appends received minus sent with an explicit sign and exactly
+// nine fractional digits, computed in integer nanoseconds.
+func AppendSkew(dst []byte, received, sent Time) []byte {
+	hi, lo, sign := received, sent, byte('+')
+	if received.Compare(sent) < 0 {
+		hi, lo, sign = sent, received, '-'
+	}
+	sec, nsec := hi.Sec-lo.Sec, hi.Nsec-lo.Nsec
+	if nsec < 0 {
+		sec, nsec = sec-1, nsec+1e9
+	}
+	dst = append(dst, sign)
+	dst = appendUint(dst, uint64(sec))
+	dst = append(dst, '.')
+	var frac [9]byte
+	for i := 8; i >= 0; i-- {
+		frac[i] = byte('0' + nsec%10)
+		nsec /= 10
+	}
+	return append(dst, frac[:]...)
+}
+
+func appendUint(dst []byte, v uint64) []byte {
+	var b [20]byte
+	i := len(b)
+	for {
+		i--
+		b[i] = byte('0' + v%10)
+		v /= 10
+		if v == 0 {
+			break
+		}
+	}
+	return append(dst, b[i:]...)
+}
+
+// Location is a point in decimal degrees.
+type Location struct {
+	Lat, Lng float64
+}
+
+// ParseLocation reads ISO 6709 decimal degrees: a sign and a latitude, then a
+// sign and a longitude, as in +34.068930-118.445127. Latitude must lie in
+// [-90, 90] and longitude in [-180, 180].
+func ParseLocation(b []byte) (Location, bool) {
+	if len(b) < 4 || (b[0] != '+' && b[0] != '-') {
+		return Location{}, false
+	}
+	split := -1
+	for i := 1; i < len(b); i++ {
+		if b[i] == '+' || b[i] == '-' {
+			split = i
+			break
+		}
+	}
+	if split < 0 {
+		return Location{}, false
+	}
+	lat, ok1 := parseDegrees(b[:split], 90)
+	lng, ok2 := parseDegrees(b[split:], 180)
+	return Location{Lat: lat, Lng: lng}, ok1 && ok2
+}
+
+// parseDegrees reads a signed decimal whose magnitude is at most limit.
+func parseDegrees(b []byte, limit float64) (float64, bool) {
+	d, ok := parseDecimal(b[1:])
+	if !ok || d.value > limit || (d.value == limit && d.beyond) {
+		return 0, false
+	}
+	if b[0] == '-' {
+		return -d.value, true
+	}
+	return d.value, true
+}
+
+// decimal is an unsigned decimal number. Digits past the 18th significant
+// one are not added to value; beyond records that one of them was not zero,
+// so that 90.0000000000000000001 still compares above 90.
+type decimal struct {
+	value  float64
+	beyond bool
+}
+
+var pow10 = [...]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
+	1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18}
+
+// parseDecimal reads digits with an optional fractional part: 12, 12.5, .5
+// and 12. are accepted; signs, exponents and anything else are not.
+func parseDecimal(b []byte) (decimal, bool) {
+	var mant uint64
+	var d decimal
+	digits, fracDigits, intDigits := 0, 0, 0
+	seenPoint := false
+	for _, c := range b {
+		switch {
+		case c == '.' && !seenPoint:
+			seenPoint = true
+		case c >= '0' && c <= '9':
+			if seenPoint {
+				fracDigits++
+			} else {
+				intDigits++
+			}
+			if mant == 0 && c == '0' && !seenPoint {
+				continue // leading zero
+			}
+			if digits == 18 {
+				if !seenPoint {
+					return decimal{}, false // integer part too large for any field
+				}
+				d.beyond = d.beyond || c != '0'
+				fracDigits--
+				continue
+			}
+			mant = mant*10 + uint64(c-'0')
+			digits++
+		default:
+			return decimal{}, false
+		}
+	}
+	if intDigits+fracDigits == 0 {
+		return decimal{}, false
+	}
+	d.value = float64(mant) / pow10[fracDigits]
+	return d, true
+}

@@ -1,0 +1,170 @@
+package wire
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+)
+
+func TestParse_Valid(t *testing.T) {
+	tests := []struct {
+		line string
+		want Msg
+	}{
+		{"IAMAT kiwi.cs.ucla.edu +34.068930-118.445127 1479413884.392014450", Msg{
+			Kind: KindIAMAT, Client: []byte("kiwi.cs.ucla.edu"), Location: []byte("+34.068930-118.445127"),
+			Time: []byte("1479413884.392014450"), Loc: Location{34.06893, -118.445127}, T: Time{1479413884, 392014450}}},
+		{" \t IAMAT\vk\x00\xff\f-90+180 0.5\r\n", Msg{
+			Kind: KindIAMAT, Client: []byte("k\x00\xff"), Location: []byte("-90+180"), Time: []byte("0.5"),
+			Loc: Location{-90, 180}, T: Time{0, 500000000}}},
+		{"IAMAT c +0-0 1479413884", Msg{
+			Kind: KindIAMAT, Client: []byte("c"), Location: []byte("+0-0"), Time: []byte("1479413884"),
+			T: Time{1479413884, 0}}},
+		{"WHATSAT kiwi.cs.ucla.edu 10 5", Msg{Kind: KindWHATSAT, Client: []byte("kiwi.cs.ucla.edu"), RadiusKm: 10, Limit: 5}},
+		{"WHATSAT k 50 20", Msg{Kind: KindWHATSAT, Client: []byte("k"), RadiusKm: 50, Limit: 20}},
+		{"WHATSAT k 0.001 01", Msg{Kind: KindWHATSAT, Client: []byte("k"), RadiusKm: 0.001, Limit: 1}},
+		{"AT Alford +0.263873386 kiwi +34.068930-118.445127 1479413884.392014450", Msg{
+			Kind: KindAT, Server: []byte("Alford"), Skew: []byte("+0.263873386"), Client: []byte("kiwi"),
+			Location: []byte("+34.068930-118.445127"), Time: []byte("1479413884.392014450"),
+			Loc: Location{34.06893, -118.445127}, T: Time{1479413884, 392014450}}},
+	}
+	for _, tt := range tests {
+		got, err := Parse([]byte(tt.line))
+		if err != nil || !equalMsg(got, tt.want) {
+			t.Errorf("Parse(%q) = %+v, %v; want %+v", tt.line, got, err, tt.want)
+		}
+	}
+}
+
+func TestParse_Invalid(t *testing.T) {
+	tests := []struct {
+		line string
+		want error
+	}{
+		{"", ErrEmpty},
+		{" \t\r", ErrEmpty},
+		{"HELLO", ErrUnknown},
+		{"iamat k +1+1 1", ErrUnknown},
+		{"IAMAT kiwi.cs.ucla.edu", ErrFields},
+		{"IAMAT k +1+1 1 extra", ErrFields},
+		{"IAMAT a b c d e f g h i j", ErrFields},
+		{"IAMAT k 34.0-118.0 1", ErrLocation},
+		{"IAMAT k +34.0 1", ErrLocation},
+		{"IAMAT k +90.0000001+0 1", ErrLocation},
+		{"IAMAT k +90.00000000000000000000001+0 1", ErrLocation},
+		{"IAMAT k -91+0 1", ErrLocation},
+		{"IAMAT k +0+180.5 1", ErrLocation},
+		{"IAMAT k +1e1+0 1", ErrLocation},
+		{"IAMAT k ++1+0 1", ErrLocation},
+		{"IAMAT k +1+2+3 1", ErrLocation},
+		{"IAMAT k +1.2.3+0 1", ErrLocation},
+		{"IAMAT k +.+0 1", ErrLocation},
+		{"IAMAT k +1+1 1.1234567890", ErrTime},
+		{"IAMAT k +1+1 1.", ErrTime},
+		{"IAMAT k +1+1 -1.5", ErrTime},
+		{"IAMAT k +1+1 .5", ErrTime},
+		{"IAMAT k +1+1 99999999999999999999.5", ErrTime},
+		{"IAMAT k +1+1 1e9", ErrTime},
+		{"WHATSAT kiwi.cs.ucla.edu 51 5", ErrRadius},
+		{"WHATSAT k 0 5", ErrRadius},
+		{"WHATSAT k -1 5", ErrRadius},
+		{"WHATSAT k 50.0000000000000000000001 5", ErrRadius},
+		{"WHATSAT k 1e1 5", ErrRadius},
+		{"WHATSAT k NaN 5", ErrRadius},
+		{"WHATSAT k 10 21", ErrLimit},
+		{"WHATSAT k 10 0", ErrLimit},
+		{"WHATSAT k 10 5.0", ErrLimit},
+		{"WHATSAT k 10 +5", ErrLimit},
+		{"WHATSAT k 10", ErrFields},
+		{"AT Alford 0.263873386 k +1+1 1", ErrSkew},
+		{"AT Alford +0.26387338 k +1+1 1", ErrSkew},
+		{"AT Alford +0.263873386 k +1+1", ErrFields},
+	}
+	for _, tt := range tests {
+		if got, err := Parse([]byte(tt.line)); !errors.Is(err, tt.want) {
+			t.Errorf("Parse(%q) = %+v, %v; want error %v", tt.line, got, err, tt.want)
+		}
+	}
+}
+
+func TestAppendSkew(t *testing.T) {
+	tests := []struct {
+		received, sent Time
+		want           string
+	}{
+		{Time{1479413884, 656887836}, Time{1479413884, 392014450}, "+0.264873386"},
+		{Time{1479413884, 392014450}, Time{1479413884, 656887836}, "-0.264873386"},
+		{Time{5, 0}, Time{5, 0}, "+0.000000000"},
+		{Time{10, 1}, Time{5, 999999999}, "+4.000000002"},
+		{Time{1700000000, 0}, Time{1<<63 - 1, 999999999}, "-9223372035154775807.999999999"},
+	}
+	for _, tt := range tests {
+		if got := string(AppendSkew(nil, tt.received, tt.sent)); got != tt.want {
+			t.Errorf("AppendSkew(%v, %v) = %s; want %s", tt.received, tt.sent, got, tt.want)
+		}
+	}
+}
+
+func TestAppendAT(t *testing.T) {
+	m, err := Parse([]byte("IAMAT  kiwi.cs.ucla.edu\t+34.068930-118.445127   1479413884.392014450"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := string(AppendAT(nil, "Alford", Time{1479413884, 656887836}, &m))
+	want := "AT Alford +0.264873386 kiwi.cs.ucla.edu +34.068930-118.445127 1479413884.392014450"
+	if got != want {
+		t.Errorf("AppendAT = %q; want %q", got, want)
+	}
+}
+
+func TestUnixTime(t *testing.T) {
+	for _, tt := range []struct {
+		nanos int64
+		want  Time
+	}{{1_500_000_000_123, Time{1500, 123}}, {-1, Time{-1, 999999999}}, {0, Time{}}} {
+		if got := UnixTime(tt.nanos); got != tt.want {
+			t.Errorf("UnixTime(%d) = %v; want %v", tt.nanos, got, tt.want)
+		}
+	}
+}
+
+func TestParse_NoAllocs(t *testing.T) {
+	line := []byte("IAMAT kiwi.cs.ucla.edu +34.068930-118.445127 1479413884.392014450")
+	if n := testing.AllocsPerRun(100, func() { _, _ = Parse(line) }); n != 0 {
+		t.Errorf("Parse allocates %v times per IAMAT; want 0", n)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{
+		"IAMAT kiwi.cs.ucla.edu +34.068930-118.445127 1479413884.392014450",
+		"WHATSAT kiwi.cs.ucla.edu 10 5",
+		"AT Alford +0.263873386 kiwi.cs.ucla.edu +34.068930-118.445127 1479413884.392014450",
+		"WHATSAT k 0.5 20", "IAMAT k -90-180 0", "  IAMAT \x00 +1+1 1.123456789 ",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		m, err := Parse(line)
+		if err != nil {
+			return
+		}
+		formatted := m.AppendFormat(nil)
+		again, err := Parse(formatted)
+		if err != nil {
+			t.Fatalf("Parse(Format(Parse(%q))) = %v", line, err)
+		}
+		if !equalMsg(m, again) {
+			t.Fatalf("round trip of %q: %+v became %+v", line, m, again)
+		}
+		if !bytes.Equal(again.AppendFormat(nil), formatted) {
+			t.Fatalf("Format is not stable for %q", line)
+		}
+	})
+}
+
+func equalMsg(a, b Msg) bool {
+	return a.Kind == b.Kind && bytes.Equal(a.Server, b.Server) && bytes.Equal(a.Skew, b.Skew) &&
+		bytes.Equal(a.Client, b.Client) && bytes.Equal(a.Location, b.Location) && bytes.Equal(a.Time, b.Time) &&
+		a.Loc == b.Loc && a.T == b.T && a.RadiusKm == b.RadiusKm && a.Limit == b.Limit
+}
