@@ -1,0 +1,313 @@
+// Package herd is the core of a herd server: its client table, the
+// newest-wins rule that makes flooding stop, and the change feed that peer
+// links read from. It does no I/O, reads no clock and starts no goroutines;
+// the server package carries its results to sockets and disk.
+//
+// # Flooding as a change feed
+//
+// Every record a node stores gets the next number of the node's own change
+// sequence. A link to a neighbor is nothing but a cursor into that sequence:
+// it sends every record after the cursor, in order, and advances. Live
+// flooding and catch-up after a partition are the same loop; a neighbor that
+// was away for an hour resumes from its cursor and receives each changed
+// client once, with its newest location, however often it moved meanwhile.
+// Nothing is queued per link, so a slow or dead neighbor costs no memory and
+// cannot make the node drop an update.
+//
+// A receiver keeps, per neighbor, the neighbor's epoch (which identifies its
+// data directory) and the last sequence number it applied. It hands that
+// cursor back when the link re-opens, so only the difference crosses the wire.
+//
+// # Newest wins
+//
+// A record replaces the stored one for its client only if its client time is
+// strictly later. Older and equal records are neither stored nor forwarded,
+// so every update crosses each link at most once per direction and floods
+// end.
+package herd
+
+import (
+	"sort"
+	"sync"
+
+	"github.com/herd-dev/herd/internal/wire"
+)
+
+// Record is what the herd knows of one client: the AT line of its latest
+// IAMAT, as the server that took it produced it. A Record is immutable once
+// stored.
+type Record struct {
+	// Line is the AT line without line ending.
+	Line string
+	// Client aliases the client-id field of Line.
+	Client string
+	// Time is the client's own time for this location.
+	Time wire.Time
+	// Seq is this node's change sequence number for the record.
+	Seq uint64
+	// From is the neighbor the record came from, or "" if this node took
+	// the IAMAT (or the record was injected by a client without peer auth).
+	From string
+}
+
+// Location parses the record's location field.
+func (r *Record) Location() wire.Location {
+	m, err := wire.Parse([]byte(r.Line))
+	if err != nil {
+		panic("herd: stored record is not an AT line: " + r.Line) // stored records are validated
+	}
+	return m.Loc
+}
+
+// NewRecord builds a record from a parsed AT line.
+func NewRecord(at *wire.Msg) *Record {
+	line := string(at.AppendFormat(make([]byte, 0, 96)))
+	start := len("AT ") + len(at.Server) + 1 + len(at.Skew) + 1
+	return &Record{Line: line, Client: line[start : start+len(at.Client)], Time: at.T}
+}
+
+// Cursor is how far a node has read a neighbor's change sequence.
+type Cursor struct {
+	Epoch uint64 // the neighbor's data-directory identity
+	Seq   uint64 // last sequence number applied
+}
+
+// Journal receives an entry for every change, in order, while the node's lock
+// is held. It must only buffer (see store.Log.Append).
+type Journal interface {
+	Append(entry []byte)
+}
+
+// Node is one server's view of the herd. It is safe for concurrent use.
+type Node struct {
+	name    string
+	journal Journal
+
+	mu      sync.RWMutex
+	clients map[string]*Record
+	// changes holds records in Seq order. Superseded records stay until
+	// compaction; a record is live while clients[r.Client] == r.
+	changes []*Record
+	stale   int
+	seq     uint64
+	cursors map[string]Cursor
+	saved   map[string]Cursor // cursors as last journaled
+	waiters map[chan struct{}]struct{}
+}
+
+// NewNode returns an empty node called name. A nil journal keeps nothing.
+func NewNode(name string, journal Journal) *Node {
+	if journal == nil {
+		journal = discard{}
+	}
+	return &Node{
+		name:    name,
+		journal: journal,
+		clients: make(map[string]*Record),
+		cursors: make(map[string]Cursor),
+		saved:   make(map[string]Cursor),
+		waiters: make(map[chan struct{}]struct{}),
+	}
+}
+
+type discard struct{}
+
+func (discard) Append([]byte) {}
+
+// Name returns the node's server name.
+func (n *Node) Name() string { return n.name }
+
+// IAMAT takes a client's IAMAT received at the given time. It returns the AT
+// reply, which is stored and flooded only if it is newer than what the node
+// knows of the client.
+func (n *Node) IAMAT(received wire.Time, m *wire.Msg) (reply []byte, stored bool) {
+	reply = wire.AppendAT(make([]byte, 0, 96), n.name, received, m)
+	line := string(reply)
+	start := len(line) - len(m.Time) - 1 - len(m.Location) - 1 - len(m.Client)
+	rec := &Record{Line: line, Client: line[start : start+len(m.Client)], Time: m.T}
+	return reply, n.Offer(rec)
+}
+
+// Offer stores rec if it is newer than the node's record for the client, and
+// reports whether it did. rec.Seq is assigned here; rec.From says where it
+// came from.
+func (n *Node) Offer(rec *Record) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.offerLocked(rec)
+}
+
+// OfferFrom applies a batch of records read from neighbor peer's change
+// sequence and advances the node's cursor for peer to cur. It returns how
+// many records were new.
+func (n *Node) OfferFrom(peer string, cur Cursor, recs []*Record) (stored int) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, r := range recs {
+		r.From = peer
+		if n.offerLocked(r) {
+			stored++
+		}
+	}
+	n.cursors[peer] = cur
+	return stored
+}
+
+func (n *Node) offerLocked(rec *Record) bool {
+	old, ok := n.clients[rec.Client]
+	if ok && rec.Time.Compare(old.Time) <= 0 {
+		return false
+	}
+	n.seq++
+	rec.Seq = n.seq
+	n.clients[rec.Client] = rec
+	n.changes = append(n.changes, rec)
+	if ok {
+		n.stale++
+		n.compactLocked()
+	}
+	n.journal.Append(appendRecordEntry(nil, rec))
+	for w := range n.waiters {
+		select {
+		case w <- struct{}{}:
+		default:
+		}
+	}
+	return true
+}
+
+// compactLocked drops superseded records from the change feed once they are
+// the majority, keeping memory proportional to the number of clients.
+func (n *Node) compactLocked() {
+	if n.stale < 1024 || n.stale < len(n.changes)/2 {
+		return
+	}
+	live := make([]*Record, 0, len(n.clients)+len(n.clients)/4)
+	for _, r := range n.changes {
+		if n.clients[r.Client] == r {
+			live = append(live, r)
+		}
+	}
+	n.changes, n.stale = live, 0
+}
+
+// Lookup returns the node's record for client.
+func (n *Node) Lookup(client []byte) (*Record, bool) {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	r, ok := n.clients[string(client)]
+	return r, ok
+}
+
+// Len returns the number of clients the node knows.
+func (n *Node) Len() int {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return len(n.clients)
+}
+
+// Head returns the node's latest change sequence number.
+func (n *Node) Head() uint64 {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.seq
+}
+
+// Cursor returns how far the node has read neighbor peer's change sequence.
+func (n *Node) Cursor(peer string) Cursor {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.cursors[peer]
+}
+
+// Changes appends to dst the live records with sequence numbers after
+// `after`, in order, at most max of them, leaving out records that came from
+// skip (the neighbor being sent to, which has them already). It returns the
+// sequence number to resume from: past every record it looked at, sent or
+// skipped.
+func (n *Node) Changes(dst []*Record, after uint64, max int, skip string) ([]*Record, uint64) {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	i := sort.Search(len(n.changes), func(i int) bool { return n.changes[i].Seq > after })
+	next := after
+	for ; i < len(n.changes) && len(dst) < max; i++ {
+		r := n.changes[i]
+		next = r.Seq
+		if n.clients[r.Client] != r || (skip != "" && r.From == skip) {
+			continue
+		}
+		dst = append(dst, r)
+	}
+	if i == len(n.changes) {
+		next = n.seq
+	}
+	return dst, next
+}
+
+// Watch returns a channel that receives a value (coalesced) after each
+// change, and a function that stops the watch.
+func (n *Node) Watch() (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	n.mu.Lock()
+	n.waiters[ch] = struct{}{}
+	n.mu.Unlock()
+	return ch, func() {
+		n.mu.Lock()
+		delete(n.waiters, ch)
+		n.mu.Unlock()
+	}
+}
+
+// State is a consistent copy of a node's contents.
+type State struct {
+	Seq     uint64
+	Records []*Record // live records in change order
+	Cursors map[string]Cursor
+}
+
+// Freeze copies the node's state under its lock, calling during (if not nil)
+// while the lock is still held: a journal marks its snapshot point there, so
+// that the state and the journal agree on what came before it. Records are
+// immutable, so the copy is only pointers.
+func (n *Node) Freeze(during func()) State {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	st := State{Seq: n.seq, Records: make([]*Record, 0, len(n.clients)), Cursors: make(map[string]Cursor, len(n.cursors))}
+	for _, r := range n.changes {
+		if n.clients[r.Client] == r {
+			st.Records = append(st.Records, r)
+		}
+	}
+	for peer, c := range n.cursors {
+		st.Cursors[peer] = c
+	}
+	if during != nil {
+		during()
+	}
+	return st
+}
+
+// SaveCursors journals the cursors that moved since they were last saved, so
+// a restart resumes each link close to where it stopped.
+func (n *Node) SaveCursors() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for peer, c := range n.cursors {
+		if n.saved[peer] != c {
+			n.journal.Append(appendCursorEntry(nil, peer, c))
+			n.saved[peer] = c
+		}
+	}
+}
+
+// Records calls fn for every live record in change order until fn returns
+// false.
+func (n *Node) Records(fn func(*Record) bool) {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	for _, r := range n.changes {
+		if n.clients[r.Client] == r && !fn(r) {
+			return
+		}
+	}
+}

@@ -1,0 +1,333 @@
+package herd
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/herd-dev/herd/internal/wire"
+)
+
+// network is five nodes wired as the seed's herd, exchanging records through
+// per-link cursors exactly as the server's peer links do, but synchronously.
+type network struct {
+	nodes   map[string]*Node
+	links   map[[2]string]uint64 // directed link -> sender's sequence the receiver has read
+	down    map[[2]string]bool   // undirected link cut, keyed both ways
+	epochs  map[string]uint64
+	journal map[string]*memJournal
+}
+
+var seedTopology = map[string][]string{
+	"Alford":   {"Hamilton", "Welsh"},
+	"Ball":     {"Holiday", "Welsh"},
+	"Hamilton": {"Alford", "Holiday"},
+	"Holiday":  {"Ball", "Hamilton"},
+	"Welsh":    {"Alford", "Ball"},
+}
+
+type memJournal struct{ entries [][]byte }
+
+func (j *memJournal) Append(e []byte) { j.entries = append(j.entries, append([]byte(nil), e...)) }
+
+func newNetwork() *network {
+	nw := &network{nodes: map[string]*Node{}, links: map[[2]string]uint64{}, down: map[[2]string]bool{},
+		epochs: map[string]uint64{}, journal: map[string]*memJournal{}}
+	for name, nbrs := range seedTopology {
+		nw.journal[name] = &memJournal{}
+		nw.nodes[name] = NewNode(name, nw.journal[name])
+		nw.epochs[name] = uint64(len(nw.epochs) + 1)
+		for _, nb := range nbrs {
+			nw.links[[2]string{name, nb}] = 0
+		}
+	}
+	return nw
+}
+
+func (nw *network) cut(a, b string)     { nw.down[[2]string{a, b}], nw.down[[2]string{b, a}] = true, true }
+func (nw *network) restore(a, b string) { delete(nw.down, [2]string{a, b}); delete(nw.down, [2]string{b, a}) }
+
+// step moves at most max records over the directed link, as a peer link
+// would in one batch, and reports whether anything moved.
+func (nw *network) step(link [2]string, max int) bool {
+	if nw.down[link] {
+		return false
+	}
+	from, to := nw.nodes[link[0]], nw.nodes[link[1]]
+	after := nw.links[link]
+	recs, next := from.Changes(nil, after, max, link[1])
+	if next == after {
+		return false
+	}
+	copies := make([]*Record, len(recs))
+	for i, r := range recs {
+		c := *r
+		copies[i] = &c
+	}
+	to.OfferFrom(link[0], Cursor{Epoch: nw.epochs[link[0]], Seq: next}, copies)
+	nw.links[link] = next
+	return true
+}
+
+// settle delivers until no link has anything left to send.
+func (nw *network) settle() {
+	for moved := true; moved; {
+		moved = false
+		for link := range nw.links {
+			if nw.step(link, 1<<30) {
+				moved = true
+			}
+		}
+	}
+}
+
+func iamat(t testing.TB, n *Node, client string, sec int64, loc string) string {
+	t.Helper()
+	m, err := wire.Parse(fmt.Appendf(nil, "IAMAT %s %s %d.000000001", client, loc, sec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reply, _ := n.IAMAT(wire.Time{Sec: sec + 1}, &m)
+	return string(reply)
+}
+
+func (nw *network) requireEverywhere(t *testing.T, client, line string) {
+	t.Helper()
+	for name, n := range nw.nodes {
+		r, ok := n.Lookup([]byte(client))
+		if !ok || r.Line != line {
+			t.Errorf("%s has %v for %s; want %q", name, r, client, line)
+		}
+	}
+}
+
+func TestNode_FloodReachesEveryServer(t *testing.T) {
+	nw := newNetwork()
+	line := iamat(t, nw.nodes["Alford"], "kiwi", 100, "+34.068930-118.445127")
+	if want := "AT Alford +0.999999999 kiwi +34.068930-118.445127 100.000000001"; line != want {
+		t.Fatalf("IAMAT reply = %q; want %q", line, want)
+	}
+	nw.settle()
+	nw.requireEverywhere(t, "kiwi", line)
+}
+
+func TestNode_NewestWins(t *testing.T) {
+	nw := newNetwork()
+	newer := iamat(t, nw.nodes["Ball"], "kiwi", 200, "+1+1")
+	iamat(t, nw.nodes["Alford"], "kiwi", 100, "+2+2")
+	nw.settle()
+	nw.requireEverywhere(t, "kiwi", newer)
+
+	// An equal time is not newer: the first stays.
+	iamat(t, nw.nodes["Holiday"], "kiwi", 200, "+3+3")
+	nw.settle()
+	nw.requireEverywhere(t, "kiwi", newer)
+}
+
+func TestNode_StaleUpdateIsNotForwarded(t *testing.T) {
+	nw := newNetwork()
+	iamat(t, nw.nodes["Alford"], "kiwi", 200, "+1+1")
+	nw.settle()
+	heads := map[string]uint64{}
+	for name, n := range nw.nodes {
+		heads[name] = n.Head()
+	}
+	if _, stored := nw.nodes["Welsh"].IAMAT(wire.Time{Sec: 300}, mustParse(t, "IAMAT kiwi +5+5 150")); stored {
+		t.Fatal("an older IAMAT was stored")
+	}
+	nw.settle()
+	for name, n := range nw.nodes {
+		if n.Head() != heads[name] {
+			t.Errorf("%s changed (head %d -> %d) after a stale update", name, heads[name], n.Head())
+		}
+	}
+}
+
+func TestNode_EachUpdateCrossesEachLinkOnce(t *testing.T) {
+	nw := newNetwork()
+	iamat(t, nw.nodes["Alford"], "kiwi", 100, "+1+1")
+	nw.settle()
+	for name, j := range nw.journal {
+		if len(j.entries) != 1 {
+			t.Errorf("%s journaled %d changes for one update; want 1", name, len(j.entries))
+		}
+	}
+}
+
+func TestNode_CutLinksCatchUpWhenRestored(t *testing.T) {
+	nw := newNetwork()
+	// Cut Hamilton off completely, as if it were down.
+	nw.cut("Hamilton", "Alford")
+	nw.cut("Hamilton", "Holiday")
+	var lines []string
+	for i := range 50 {
+		lines = append(lines, iamat(t, nw.nodes["Welsh"], fmt.Sprintf("c%d", i), 100+int64(i), "+1+1"))
+	}
+	moved := iamat(t, nw.nodes["Welsh"], "c0", 1000, "+2+2")
+	nw.settle()
+	if _, ok := nw.nodes["Hamilton"].Lookup([]byte("c1")); ok {
+		t.Fatal("a cut-off node learned an update")
+	}
+	local := iamat(t, nw.nodes["Hamilton"], "h", 100, "+3+3")
+	nw.restore("Hamilton", "Holiday")
+	nw.settle()
+	nw.restore("Hamilton", "Alford")
+	nw.settle()
+	nw.requireEverywhere(t, "c0", moved)
+	nw.requireEverywhere(t, "c49", lines[49])
+	nw.requireEverywhere(t, "h", local)
+}
+
+func TestNode_CatchUpSendsOnlyTheDifference(t *testing.T) {
+	nw := newNetwork()
+	for i := range 1000 {
+		iamat(t, nw.nodes["Alford"], fmt.Sprintf("c%d", i), 100, "+1+1")
+	}
+	nw.settle()
+	nw.cut("Alford", "Hamilton")
+	iamat(t, nw.nodes["Alford"], "c7", 200, "+1+1")
+	nw.nodes["Hamilton"].IAMAT(wire.Time{Sec: 1}, mustParse(t, "IAMAT c7 +1+1 150")) // older, loses
+	for i := range 10 {
+		iamat(t, nw.nodes["Alford"], "late", 300+int64(i), "+1+1") // one client moving: one record
+	}
+	link := [2]string{"Alford", "Hamilton"}
+	recs, _ := nw.nodes["Alford"].Changes(nil, nw.links[link], 1<<30, "Hamilton")
+	if len(recs) != 2 {
+		t.Errorf("catch-up after 11 updates of 2 clients sends %d records; want 2", len(recs))
+	}
+}
+
+// TestNode_RandomDeliveryConverges checks the flooding property: whatever the
+// order and batching of deliveries, and whichever links flap, every node ends
+// with the newest update of every client.
+func TestNode_RandomDeliveryConverges(t *testing.T) {
+	for seed := range uint64(30) {
+		rng := rand.New(rand.NewPCG(seed, 1))
+		nw := newNetwork()
+		names := []string{"Alford", "Ball", "Hamilton", "Holiday", "Welsh"}
+		links := make([][2]string, 0, len(nw.links))
+		for l := range nw.links {
+			links = append(links, l)
+		}
+		newest := map[string]int64{}
+		for range 400 {
+			switch rng.IntN(4) {
+			case 0:
+				client := fmt.Sprintf("c%d", rng.IntN(20))
+				sec := rng.Int64N(1000)
+				iamat(t, nw.nodes[names[rng.IntN(5)]], client, sec, "+1+1")
+				newest[client] = max(newest[client], sec)
+			case 1:
+				l := links[rng.IntN(len(links))]
+				if rng.IntN(2) == 0 {
+					nw.cut(l[0], l[1])
+				} else {
+					nw.restore(l[0], l[1])
+				}
+			default:
+				nw.step(links[rng.IntN(len(links))], 1+rng.IntN(3))
+			}
+		}
+		nw.down = map[[2]string]bool{}
+		nw.settle()
+		for client, sec := range newest {
+			for name, n := range nw.nodes {
+				r, ok := n.Lookup([]byte(client))
+				if !ok || r.Time.Sec != sec {
+					t.Fatalf("seed %d: %s has %v for %s; want time %d", seed, name, r, client, sec)
+				}
+			}
+		}
+	}
+}
+
+func TestNode_JournalRestoresState(t *testing.T) {
+	j := &memJournal{}
+	a := NewNode("Alford", j)
+	iamat(t, a, "kiwi", 100, "+1+1")
+	newest := iamat(t, a, "kiwi", 200, "+2+2")
+	other := iamat(t, a, "pear", 100, "+3+3")
+	a.OfferFrom("Welsh", Cursor{Epoch: 9, Seq: 41}, nil)
+	a.SaveCursors()
+
+	b := NewNode("Alford", nil)
+	for _, e := range j.entries {
+		if err := b.Restore(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.FinishRestore()
+	for client, want := range map[string]string{"kiwi": newest, "pear": other} {
+		if r, ok := b.Lookup([]byte(client)); !ok || r.Line != want {
+			t.Errorf("restored %s = %v; want %q", client, r, want)
+		}
+	}
+	if c := b.Cursor("Welsh"); c != (Cursor{Epoch: 9, Seq: 41}) {
+		t.Errorf("restored cursor = %+v; want {9 41}", c)
+	}
+	if b.Head() <= a.Head() {
+		t.Errorf("sequence after restart %d does not pass %d", b.Head(), a.Head())
+	}
+	recs, _ := b.Changes(nil, 0, 10, "")
+	if len(recs) != 2 {
+		t.Errorf("restored change feed has %d records; want 2 live ones", len(recs))
+	}
+}
+
+func TestNode_FreezeEntriesRoundTrip(t *testing.T) {
+	a := NewNode("Alford", nil)
+	for i := range 100 {
+		iamat(t, a, fmt.Sprintf("c%d", i%10), int64(i), "+1+1")
+	}
+	a.OfferFrom("Ball", Cursor{Epoch: 3, Seq: 7}, nil)
+	st := a.Freeze(nil)
+	b := NewNode("Alford", nil)
+	for e := range st.Entries {
+		if err := b.Restore(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.FinishRestore()
+	if b.Len() != 10 || b.Cursor("Ball") != (Cursor{3, 7}) {
+		t.Errorf("restored %d clients, cursor %+v; want 10, {3 7}", b.Len(), b.Cursor("Ball"))
+	}
+}
+
+func TestNode_RestoreRejectsGarbage(t *testing.T) {
+	for _, e := range []string{"", "X 1", "R x - AT a +0.000000000 c +1+1 1", "R 1 - IAMAT c +1+1 1", "C p 1", "S x"} {
+		if err := NewNode("A", nil).Restore([]byte(e)); err == nil {
+			t.Errorf("Restore(%q) = nil; want an error", e)
+		}
+	}
+}
+
+func TestNode_ChangeFeedStaysCompact(t *testing.T) {
+	a := NewNode("Alford", nil)
+	for i := range 100_000 {
+		iamat(t, a, fmt.Sprintf("c%d", i%100), int64(i), "+1+1")
+	}
+	if len(a.changes) > 4096 {
+		t.Errorf("change feed holds %d records for 100 clients", len(a.changes))
+	}
+}
+
+func TestNode_WatchSignalsChanges(t *testing.T) {
+	a := NewNode("Alford", nil)
+	ch, stop := a.Watch()
+	defer stop()
+	iamat(t, a, "kiwi", 1, "+1+1")
+	select {
+	case <-ch:
+	default:
+		t.Fatal("no signal after a change")
+	}
+}
+
+func mustParse(t testing.TB, line string) *wire.Msg {
+	t.Helper()
+	m, err := wire.Parse([]byte(line))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &m
+}
