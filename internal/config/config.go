@@ -57,6 +57,10 @@ type Config struct {
 	Places     Places   `yaml:"places"`
 	Limits     Limits   `yaml:"limits"`
 	Peers      Peers    `yaml:"peers"`
+
+	// Source is the absolute path of the file this came from; "" for the
+	// built-in herd.
+	Source string `yaml:"-"`
 }
 
 // Server is one member of the herd.
@@ -226,6 +230,10 @@ func ReadFile(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	c.Source = path
 	c.resolvePaths(filepath.Dir(path))
 	return c, nil
 }

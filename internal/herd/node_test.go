@@ -44,8 +44,11 @@ func newNetwork() *network {
 	return nw
 }
 
-func (nw *network) cut(a, b string)     { nw.down[[2]string{a, b}], nw.down[[2]string{b, a}] = true, true }
-func (nw *network) restore(a, b string) { delete(nw.down, [2]string{a, b}); delete(nw.down, [2]string{b, a}) }
+func (nw *network) cut(a, b string) { nw.down[[2]string{a, b}], nw.down[[2]string{b, a}] = true, true }
+func (nw *network) restore(a, b string) {
+	delete(nw.down, [2]string{a, b})
+	delete(nw.down, [2]string{b, a})
+}
 
 // step moves at most max records over the directed link, as a peer link
 // would in one batch, and reports whether anything moved.

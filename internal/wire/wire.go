@@ -250,3 +250,21 @@ func allDigits(b []byte) bool {
 	}
 	return len(b) > 0
 }
+
+// AppendPlacesReply appends a WHATSAT reply: the stored AT line, then the
+// places JSON with every run of newlines folded into one and trailing
+// newlines removed, then the blank line that ends the reply.
+func AppendPlacesReply(dst []byte, atLine string, body []byte) []byte {
+	dst = append(dst, atLine...)
+	dst = append(dst, '\n')
+	for len(body) > 0 && body[len(body)-1] == '\n' {
+		body = body[:len(body)-1]
+	}
+	for i := 0; i < len(body); i++ {
+		if body[i] == '\n' && i > 0 && body[i-1] == '\n' {
+			continue
+		}
+		dst = append(dst, body[i])
+	}
+	return append(dst, '\n', '\n')
+}

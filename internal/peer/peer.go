@@ -1,0 +1,300 @@
+// Package peer is the line protocol between neighbor servers: a handshake
+// that proves both sides hold the herd's secret, and the authenticated
+// messages of a link. It is pure: it builds and checks lines, and the server
+// package moves them.
+//
+// Each server dials each neighbor and sends it its own changes over that
+// connection; the neighbor answers with acknowledgements only. Two links per
+// pair, one per direction, so there is no double-dial race to settle.
+//
+//	dialer                                   acceptor
+//	HERD-HELLO 1 <from> <to> <epoch> <nonceA>  ->
+//	                                        <- HERD-WELCOME <to> <cursor> <nonceB> <proof>
+//	HERD-AUTH <proof>                          ->
+//	HERD-AT <mac> <seq> <AT line>              ->   (one per changed client)
+//	HERD-PING <mac>                            ->   (when idle)
+//	                                        <- HERD-ACK <mac> <seq>   (every heartbeat)
+//
+// The cursor in WELCOME is the last of the dialer's sequence numbers that the
+// acceptor applied, for the dialer's epoch; the dialer resumes after it.
+//
+// With a secret, each proof is an HMAC-SHA256 keyed by the secret over both
+// nonces, both names, the epoch and the cursor, with a different label per
+// direction, so neither proof can be replayed as the other, and the secret
+// never crosses the wire. Every later message carries a MAC keyed by a
+// per-session, per-direction key derived from the same values, over a message
+// counter and the message, so a replayed, reordered, forged or tampered line
+// fails. Without a secret every proof and MAC is "-".
+package peer
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"strconv"
+)
+
+// Version is the protocol version sent in HELLO.
+const Version = "1"
+
+// Keywords that start peer lines. Every one starts with Prefix, which no
+// client command does.
+const (
+	Prefix     = "HERD-"
+	KeyHello   = "HERD-HELLO"
+	KeyWelcome = "HERD-WELCOME"
+	KeyAuth    = "HERD-AUTH"
+	KeyAT      = "HERD-AT"
+	KeyPing    = "HERD-PING"
+	KeyAck     = "HERD-ACK"
+)
+
+// Errors of the peer protocol.
+var (
+	ErrMalformed = errors.New("peer: malformed line")
+	ErrAuth      = errors.New("peer: authentication failed")
+)
+
+// IsPeerLine reports whether a line (already trimmed) looks like peer traffic.
+func IsPeerLine(line []byte) bool { return bytes.HasPrefix(line, []byte(Prefix)) }
+
+// Hello opens a link.
+type Hello struct {
+	From, To string
+	Epoch    uint64
+	Nonce    string
+}
+
+// Welcome answers a Hello.
+type Welcome struct {
+	From   string // the acceptor
+	Cursor uint64
+	Nonce  string
+	Proof  string
+}
+
+// NewNonce returns a fresh random nonce.
+func NewNonce() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return hex.EncodeToString(b[:])
+}
+
+// Format renders h as a line.
+func (h *Hello) Format() []byte {
+	return fmtLine(KeyHello, Version, h.From, h.To, strconv.FormatUint(h.Epoch, 10), h.Nonce)
+}
+
+// ParseHello reads a HELLO line.
+func ParseHello(line []byte) (Hello, error) {
+	f := bytes.Fields(line)
+	if len(f) != 6 || string(f[0]) != KeyHello || string(f[1]) != Version {
+		return Hello{}, ErrMalformed
+	}
+	epoch, err := strconv.ParseUint(string(f[4]), 10, 64)
+	if err != nil || !validNonce(f[5]) {
+		return Hello{}, ErrMalformed
+	}
+	return Hello{From: string(f[2]), To: string(f[3]), Epoch: epoch, Nonce: string(f[5])}, nil
+}
+
+// Format renders w as a line.
+func (w *Welcome) Format() []byte {
+	return fmtLine(KeyWelcome, w.From, strconv.FormatUint(w.Cursor, 10), w.Nonce, w.Proof)
+}
+
+// ParseWelcome reads a WELCOME line.
+func ParseWelcome(line []byte) (Welcome, error) {
+	f := bytes.Fields(line)
+	if len(f) != 5 || string(f[0]) != KeyWelcome {
+		return Welcome{}, ErrMalformed
+	}
+	cursor, err := strconv.ParseUint(string(f[2]), 10, 64)
+	if err != nil || !validNonce(f[3]) {
+		return Welcome{}, ErrMalformed
+	}
+	return Welcome{From: string(f[1]), Cursor: cursor, Nonce: string(f[3]), Proof: string(f[4])}, nil
+}
+
+// ParseAuth reads an AUTH line and returns its proof.
+func ParseAuth(line []byte) (string, error) {
+	f := bytes.Fields(line)
+	if len(f) != 2 || string(f[0]) != KeyAuth {
+		return "", ErrMalformed
+	}
+	return string(f[1]), nil
+}
+
+func validNonce(b []byte) bool {
+	if len(b) != 32 {
+		return false
+	}
+	_, err := hex.Decode(make([]byte, 16), b)
+	return err == nil
+}
+
+func fmtLine(fields ...string) []byte {
+	var b []byte
+	for i, f := range fields {
+		if i > 0 {
+			b = append(b, ' ')
+		}
+		b = append(b, f...)
+	}
+	return b
+}
+
+// Session holds what both ends of one link agree on after HELLO and WELCOME.
+// Its methods compute the handshake proofs and seal and open the messages.
+type Session struct {
+	secret []byte
+	hello  Hello
+	cursor uint64
+	nonceB string
+
+	sendKey, recvKey []byte
+	sent, received   uint64 // message counters, per direction
+}
+
+// NewSession prepares a session for the link described by h, answered with
+// the acceptor's nonce and cursor. dialer says which end this is. A nil or
+// empty secret makes every proof and MAC "-".
+func NewSession(secret []byte, h Hello, acceptorNonce string, cursor uint64, dialer bool) *Session {
+	s := &Session{secret: secret, hello: h, cursor: cursor, nonceB: acceptorNonce}
+	if len(secret) > 0 {
+		forward, backward := s.derive("herd-forward"), s.derive("herd-backward")
+		s.sendKey, s.recvKey = forward, backward
+		if !dialer {
+			s.sendKey, s.recvKey = backward, forward
+		}
+	}
+	return s
+}
+
+func (s *Session) derive(label string) []byte {
+	m := hmac.New(sha256.New, s.secret)
+	for _, part := range []string{label, s.hello.From, s.hello.To, strconv.FormatUint(s.hello.Epoch, 10),
+		s.hello.Nonce, s.nonceB, strconv.FormatUint(s.cursor, 10)} {
+		m.Write([]byte(part))
+		m.Write([]byte{0})
+	}
+	return m.Sum(nil)
+}
+
+// WelcomeProof is the acceptor's proof, sent in WELCOME.
+func (s *Session) WelcomeProof() string { return s.proof("herd-welcome") }
+
+// AuthProof is the dialer's proof, sent in AUTH.
+func (s *Session) AuthProof() string { return s.proof("herd-auth") }
+
+func (s *Session) proof(label string) string {
+	if len(s.secret) == 0 {
+		return "-"
+	}
+	return hex.EncodeToString(s.derive(label))
+}
+
+// CheckProof compares a received proof with the expected one in constant time.
+func CheckProof(got, want string) error {
+	if !hmac.Equal([]byte(got), []byte(want)) {
+		return ErrAuth
+	}
+	return nil
+}
+
+// macLen is the length of a message MAC in hex digits (128 bits).
+const macLen = 32
+
+// Seal appends a message line: keyword, MAC, then body (which may be empty).
+func (s *Session) Seal(dst []byte, keyword string, body []byte) []byte {
+	dst = append(dst, keyword...)
+	dst = append(dst, ' ')
+	if s.sendKey == nil {
+		dst = append(dst, '-')
+	} else {
+		dst = hex.AppendEncode(dst, s.mac(s.sendKey, s.sent, keyword, body))
+	}
+	s.sent++
+	if len(body) > 0 {
+		dst = append(dst, ' ')
+		dst = append(dst, body...)
+	}
+	return dst
+}
+
+// Open checks a message line and returns its keyword and body. Any failure
+// is fatal to the link: the counter has moved on.
+func (s *Session) Open(line []byte) (keyword string, body []byte, err error) {
+	kw, rest, _ := bytes.Cut(line, []byte{' '})
+	mac, body, _ := bytes.Cut(rest, []byte{' '})
+	if !bytes.HasPrefix(kw, []byte(Prefix)) || len(mac) == 0 {
+		return "", nil, ErrMalformed
+	}
+	keyword = string(kw)
+	n := s.received
+	s.received++
+	if s.recvKey == nil {
+		if string(mac) != "-" {
+			return "", nil, ErrAuth
+		}
+		return keyword, body, nil
+	}
+	var got [macLen / 2]byte
+	if len(mac) != macLen {
+		return "", nil, ErrAuth
+	}
+	if _, err := hex.Decode(got[:], mac); err != nil {
+		return "", nil, ErrAuth
+	}
+	if !hmac.Equal(got[:], s.mac(s.recvKey, n, keyword, body)) {
+		return "", nil, ErrAuth
+	}
+	return keyword, body, nil
+}
+
+func (s *Session) mac(key []byte, counter uint64, keyword string, body []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	var c [8]byte
+	binary.BigEndian.PutUint64(c[:], counter)
+	m.Write(c[:])
+	m.Write([]byte(keyword))
+	m.Write([]byte{0})
+	m.Write(body)
+	return m.Sum(nil)[:macLen/2]
+}
+
+// AppendUpdate appends the body of an AT message: sequence number and AT line.
+func AppendUpdate(dst []byte, seq uint64, atLine string) []byte {
+	dst = strconv.AppendUint(dst, seq, 10)
+	dst = append(dst, ' ')
+	return append(dst, atLine...)
+}
+
+// ParseUpdate splits the body of an AT message.
+func ParseUpdate(body []byte) (seq uint64, atLine []byte, err error) {
+	seqField, line, ok := bytes.Cut(body, []byte{' '})
+	seq, perr := strconv.ParseUint(string(seqField), 10, 64)
+	if !ok || perr != nil {
+		return 0, nil, ErrMalformed
+	}
+	return seq, line, nil
+}
+
+// ParseSeq reads the body of an ACK message.
+func ParseSeq(body []byte) (uint64, error) {
+	seq, err := strconv.ParseUint(string(body), 10, 64)
+	if err != nil {
+		return 0, ErrMalformed
+	}
+	return seq, nil
+}
+
+// AcceptorNonce returns the acceptor's nonce.
+func (s *Session) AcceptorNonce() string { return s.nonceB }
+
+// Cursor returns where the dialer's feed resumes.
+func (s *Session) Cursor() uint64 { return s.cursor }
