@@ -6,6 +6,15 @@
 // legacy shape, and the built-in offline data) implements Provider. A Provider
 // returns the whole JSON body with results already cut to Query.Limit; the
 // server only folds its newlines and frames it.
+//
+// The remote providers, Google and GoogleNew, share pooled connections and run
+// behind a Guard that joins identical lookups, caches, rate-limits and times
+// out upstream requests; NewRemote builds them from the configuration. The API
+// key never appears in an error or a log line. Google passes the legacy body
+// through byte for byte. GoogleNew asks for GoogleNewFieldMask, which Google
+// bills as "Nearby Search Enterprise" (rating, userRatingCount, priceLevel and
+// currentOpeningHours are Enterprise fields; the rest, photos included, are
+// "Nearby Search Pro").
 package places
 
 import (
