@@ -53,8 +53,8 @@ func (g *GoogleNew) Nearby(ctx context.Context, q Query) ([]byte, error) {
 		}},
 		MaxResultCount: q.Limit,
 	})
-	if err != nil {
-		return nil, fmt.Errorf("places: encode searchNearby request: %w", err)
+	if err != nil { // only a NaN or infinite coordinate or radius gets here
+		return nil, fail(StatusInvalidRequest, "query is not a finite location and radius", err)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, g.url, bytes.NewReader(reqBody))
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -218,4 +219,14 @@ func assertPlacesError(t *testing.T, err error, status, message string) {
 	if !strings.HasPrefix(err.Error(), "places: ") {
 		t.Errorf("error text %q lacks the places: prefix", err)
 	}
+}
+
+func TestGoogleNewRejectsNaN(t *testing.T) {
+	srv := stubServer(t, func(w http.ResponseWriter, r *http.Request) {
+		t.Error("a query that cannot be encoded reached the upstream")
+	})
+	q := uclaQuery
+	q.Lat = math.NaN()
+	_, err := NewGoogleNew(srv.URL, "k", nil).Nearby(context.Background(), q)
+	assertPlacesError(t, err, StatusInvalidRequest, "query is not a finite location and radius")
 }
