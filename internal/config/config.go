@@ -107,7 +107,8 @@ type Limits struct {
 	MaxLineBytes   int      `yaml:"max_line_bytes"`
 	IdleTimeout    Duration `yaml:"idle_timeout"`
 	MaxConnections int      `yaml:"max_connections"`
-	MaxOutputBytes int      `yaml:"max_output_bytes"`
+	// WriteTimeout drops a client that has not read its replies for this long.
+	WriteTimeout Duration `yaml:"write_timeout"`
 }
 
 // Peers tunes the links between servers.
@@ -155,11 +156,12 @@ func Default() *Config {
 			{Name: "Welsh", Addr: "127.0.0.1:11554", Neighbors: []string{"Alford", "Ball"}},
 		},
 	}
-	c.applyDefaults()
+	c.ApplyDefaults()
 	return c
 }
 
-func (c *Config) applyDefaults() {
+// ApplyDefaults fills in every field left empty with its default.
+func (c *Config) ApplyDefaults() {
 	setDefault(&c.LogDir, "logs")
 	setDefault(&c.DataDir, "data")
 	setDefault(&c.Fsync, FsyncEverySec)
@@ -181,8 +183,8 @@ func (c *Config) applyDefaults() {
 	if c.Limits.MaxConnections == 0 {
 		c.Limits.MaxConnections = 10000
 	}
-	if c.Limits.MaxOutputBytes == 0 {
-		c.Limits.MaxOutputBytes = 4 << 20
+	if c.Limits.WriteTimeout == 0 {
+		c.Limits.WriteTimeout = Duration(30 * time.Second)
 	}
 	if c.Peers.Heartbeat == 0 {
 		c.Peers.Heartbeat = Duration(time.Second)
@@ -210,7 +212,7 @@ func Parse(r io.Reader) (*Config, error) {
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("config: %s", explainYAMLError(err))
 	}
-	c.applyDefaults()
+	c.ApplyDefaults()
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
