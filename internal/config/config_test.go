@@ -1,0 +1,143 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const seedYAML = `
+log_dir: logs
+data_dir: data
+servers:
+  - name: Alford
+    addr: 127.0.0.1:11550
+    neighbors: [Hamilton, Welsh]
+    admin: 127.0.0.1:12550
+  - name: Ball
+    addr: 127.0.0.1:11551
+    neighbors: [Holiday, Welsh]
+  - name: Hamilton
+    addr: 127.0.0.1:11552
+    neighbors: [Alford, Holiday]
+  - name: Holiday
+    addr: 127.0.0.1:11553
+    neighbors: [Ball, Hamilton]
+  - name: Welsh
+    addr: 127.0.0.1:11554
+    neighbors: [Alford, Ball]
+places:
+  provider: offline
+  google:
+    url: https://maps.googleapis.com/maps/api/place/nearbysearch/json
+  google_new:
+    url: https://places.googleapis.com/v1/places:searchNearby
+  offline:
+    osm: []
+`
+
+func TestParse_SpecExample(t *testing.T) {
+	c, err := Parse(strings.NewReader(seedYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Servers) != 5 || c.Servers[0].Admin != "127.0.0.1:12550" || c.Places.Provider != ProviderOffline {
+		t.Errorf("parsed %+v", c)
+	}
+	if c.Fsync != FsyncEverySec || c.Places.Timeout.D().Seconds() != 10 || c.Limits.MaxLineBytes != 64<<10 {
+		t.Errorf("defaults not applied: fsync %q, timeout %v, max line %d", c.Fsync, c.Places.Timeout.D(), c.Limits.MaxLineBytes)
+	}
+	if got := c.Links()["Alford"]; len(got) != 2 {
+		t.Errorf("Alford's links = %v", got)
+	}
+}
+
+func TestDefault_IsValidAndMatchesTheRepositoryFile(t *testing.T) {
+	d := Default()
+	if err := d.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := ReadFile(filepath.Join("..", "..", "herd.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range d.Servers {
+		got := f.Servers[i]
+		if got.Name != s.Name || got.Addr != s.Addr || strings.Join(got.Neighbors, ",") != strings.Join(s.Neighbors, ",") {
+			t.Errorf("herd.yaml server %d = %+v; built-in default %+v", i, got, s)
+		}
+	}
+}
+
+func TestLinks_AreUndirected(t *testing.T) {
+	c, err := Parse(strings.NewReader(`
+servers:
+  - {name: A, addr: "127.0.0.1:1", neighbors: [B]}
+  - {name: B, addr: "127.0.0.1:2"}
+  - {name: C, addr: "127.0.0.1:3", neighbors: [B]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	links := c.Links()
+	if strings.Join(links["B"], ",") != "A,C" || strings.Join(links["A"], ",") != "B" {
+		t.Errorf("links = %v", links)
+	}
+}
+
+func TestParse_Errors(t *testing.T) {
+	two := func(extra string) string {
+		return "servers:\n  - {name: A, addr: \"127.0.0.1:1\", neighbors: [B]}\n  - {name: B, addr: \"127.0.0.1:2\"}\n" + extra
+	}
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"unknown top-level key", two("colour: blue\n"), `unknown key "colour" in the top level`},
+		{"unknown server key", "servers:\n  - {name: A, addr: \"127.0.0.1:1\", port: 3}\n", `unknown key "port" in servers[]`},
+		{"unknown places key", two("places: {provider: offline, key: x}\n"), `unknown key "key" in places`},
+		{"no servers", "log_dir: x\n", "servers: at least one server"},
+		{"missing name", "servers:\n  - {addr: \"127.0.0.1:1\"}\n", "servers[0].name: missing"},
+		{"duplicate name", "servers:\n  - {name: A, addr: \"127.0.0.1:1\"}\n  - {name: A, addr: \"127.0.0.1:2\"}\n", `servers[1].name: "A" is also servers[0]`},
+		{"space in name", "servers:\n  - {name: \"A B\", addr: \"127.0.0.1:1\"}\n", "servers[0].name"},
+		{"bad addr", "servers:\n  - {name: A, addr: nowhere}\n", "servers[0].addr"},
+		{"bad port", "servers:\n  - {name: A, addr: \"127.0.0.1:99999\"}\n", "servers[0].addr"},
+		{"duplicate addr", "servers:\n  - {name: A, addr: \"127.0.0.1:1\", neighbors: [B]}\n  - {name: B, addr: \"127.0.0.1:1\"}\n", "servers[1].addr"},
+		{"unknown neighbor", "servers:\n  - {name: A, addr: \"127.0.0.1:1\", neighbors: [Z]}\n", `servers[0].neighbors[0]: no server is named "Z"`},
+		{"self neighbor", "servers:\n  - {name: A, addr: \"127.0.0.1:1\", neighbors: [A]}\n", "servers[0].neighbors[0]"},
+		{"disconnected", "servers:\n  - {name: A, addr: \"127.0.0.1:1\"}\n  - {name: B, addr: \"127.0.0.1:2\"}\n", "B is not connected"},
+		{"bad provider", two("places: {provider: bing}\n"), "places.provider"},
+		{"bad url", two("places: {google: {url: \"ftp://x\"}}\n"), "places.google.url"},
+		{"bad fsync", two("fsync: sometimes\n"), "fsync"},
+		{"bad duration", two("places: {timeout: soon}\n"), "not a duration"},
+		{"bad osm file", two("places: {offline: {osm: [x.txt]}}\n"), "places.offline.osm[0]"},
+		{"tls without ca", "servers:\n  - {name: A, addr: \"127.0.0.1:1\", tls_cert: a.pem, tls_key: a.key}\n", "peers.tls_ca"},
+		{"not yaml", "servers: [", "config:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse(strings.NewReader(tt.yaml))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Parse error = %v; want one containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestReadFile_ResolvesPathsAgainstTheFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "herd.yaml")
+	if err := os.WriteFile(path, []byte(seedYAML), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.LogDir != filepath.Join(dir, "logs") || c.DataDir != filepath.Join(dir, "data") || c.Source != path {
+		t.Errorf("log_dir %q, data_dir %q, source %q", c.LogDir, c.DataDir, c.Source)
+	}
+	if _, err := ReadFile(filepath.Join(dir, "missing.yaml")); err == nil {
+		t.Error("ReadFile of a missing file succeeded")
+	}
+}
