@@ -311,3 +311,16 @@ func (n *Node) Records(fn func(*Record) bool) {
 		}
 	}
 }
+
+// Recent appends to dst up to max of the most recently changed live
+// records, newest first.
+func (n *Node) Recent(dst []*Record, max int) []*Record {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	for i := len(n.changes) - 1; i >= 0 && len(dst) < max; i-- {
+		if r := n.changes[i]; n.clients[r.Client] == r {
+			dst = append(dst, r)
+		}
+	}
+	return dst
+}

@@ -1,0 +1,273 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"syscall"
+	"time"
+
+	"github.com/herd-dev/herd/internal/herd"
+	"github.com/herd-dev/herd/internal/peer"
+	"github.com/herd-dev/herd/internal/places"
+	"github.com/herd-dev/herd/internal/wire"
+)
+
+var errTooManyFiles = syscall.EMFILE
+
+// readBufferSize is the per-connection read buffer. Longer lines, up to
+// MaxLineBytes, are gathered in a separate buffer.
+const readBufferSize = 4 << 10
+
+// clientConn is one accepted connection, speaking the client protocol until
+// its first line turns it into an inbound peer link.
+type clientConn struct {
+	s      *Server
+	conn   net.Conn
+	remote string
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	long   []byte // gathers lines longer than the read buffer
+	dirty  bool   // the node changed since the journal was last committed
+	out    []byte // scratch for building replies
+}
+
+func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
+	c := &clientConn{s: s, conn: conn, remote: conn.RemoteAddr().String()}
+	c.br = bufio.NewReaderSize(conn, readBufferSize)
+	c.bw = bufio.NewWriterSize(conn, readBufferSize)
+	if s.opt.TLS != nil && !c.maybeTLS() {
+		return
+	}
+	c.run(ctx)
+}
+
+// maybeTLS switches the connection to TLS if its first byte opens a TLS
+// handshake: neighbors connect that way when peer TLS is on, clients never.
+func (c *clientConn) maybeTLS() bool {
+	c.conn.SetReadDeadline(time.Now().Add(c.s.opt.IdleTimeout))
+	first, err := c.br.Peek(1)
+	if err != nil || first[0] != 0x16 { // 0x16: TLS handshake record
+		return err == nil
+	}
+	tc := tls.Server(&bufferedConn{Conn: c.conn, r: c.br}, c.s.opt.TLS)
+	c.conn = tc
+	c.br = bufio.NewReaderSize(tc, readBufferSize)
+	c.bw = bufio.NewWriterSize(tc, readBufferSize)
+	return true
+}
+
+// bufferedConn reads through a bufio.Reader that already holds some of the
+// connection's bytes.
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (b *bufferedConn) Read(p []byte) (int, error) { return b.r.Read(p) }
+
+func (c *clientConn) run(ctx context.Context) {
+	s := c.s
+	s.log.Info("client connected", "remote", c.remote)
+	first := true
+	for {
+		c.conn.SetReadDeadline(time.Now().Add(s.opt.IdleTimeout))
+		if s.stopped.Load() {
+			c.finish("server shutting down")
+			return
+		}
+		line, tooLong, err := c.readLine()
+		if len(line) > 0 || err == nil {
+			if first && isTLSPeer(c.conn) || first && bytes.HasPrefix(line, []byte(peer.KeyHello)) {
+				if c.servePeer(ctx, line) {
+					return
+				}
+			} else {
+				c.handle(ctx, line, tooLong)
+			}
+			first = false
+		}
+		if err != nil {
+			c.finish(closeReason(err, s.stopped.Load()))
+			return
+		}
+		if c.br.Buffered() == 0 && !c.flush() {
+			return
+		}
+	}
+}
+
+func isTLSPeer(conn net.Conn) bool {
+	_, ok := conn.(*tls.Conn)
+	return ok
+}
+
+func closeReason(err error, stopping bool) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, io.EOF):
+		return "client closed"
+	case stopping:
+		return "server shutting down"
+	case errors.As(err, &ne) && ne.Timeout():
+		return "idle timeout"
+	}
+	return err.Error()
+}
+
+// finish answers what was read, then closes.
+func (c *clientConn) finish(reason string) {
+	c.flush()
+	c.s.log.Info("client disconnected", "remote", c.remote, "reason", reason)
+}
+
+// readLine returns the next line without its line ending (\n or \r\n). At
+// end of input it returns a last unterminated line with io.EOF. A line over
+// MaxLineBytes comes back cut to that length with tooLong set; the rest of
+// it is read and dropped, so memory stays bounded.
+func (c *clientConn) readLine() (line []byte, tooLong bool, err error) {
+	limit := c.s.opt.MaxLineBytes
+	line, err = c.br.ReadSlice('\n')
+	if errors.Is(err, bufio.ErrBufferFull) {
+		c.long = append(c.long[:0], line...)
+		for errors.Is(err, bufio.ErrBufferFull) {
+			line, err = c.br.ReadSlice('\n')
+			if room := limit + len("\r\n") - len(c.long); room < len(line) {
+				tooLong = true
+				line = line[:max(room, 0)]
+			}
+			c.long = append(c.long, line...)
+		}
+		line = c.long
+	}
+	if n := len(line); n > 0 && line[n-1] == '\n' {
+		line = line[:n-1]
+		if n := len(line); n > 0 && line[n-1] == '\r' {
+			line = line[:n-1]
+		}
+	}
+	if tooLong || len(line) > limit {
+		return line[:min(len(line), limit)], true, err
+	}
+	return line, false, err
+}
+
+func (c *clientConn) handle(ctx context.Context, line []byte, tooLong bool) {
+	s := c.s
+	s.log.Info("in", "remote", c.remote, "line", line)
+	if tooLong {
+		s.log.Warn("line too long; answered with its first bytes", "remote", c.remote, "max", s.opt.MaxLineBytes)
+		c.invalid(line)
+		return
+	}
+	start := time.Now()
+	m, err := wire.Parse(line)
+	switch {
+	case err != nil:
+		c.invalid(line)
+		s.opt.Metrics.Command("invalid", "rejected", time.Since(start))
+	case m.Kind == wire.KindIAMAT:
+		s.stats.IAMAT.Add(1)
+		reply, stored := s.node.IAMAT(wire.UnixTime(s.opt.Now().UnixNano()), &m)
+		c.dirty = c.dirty || stored
+		c.reply(reply, nil)
+		s.opt.Metrics.Command("iamat", outcome(stored), time.Since(start))
+	case m.Kind == wire.KindWHATSAT:
+		s.opt.Metrics.Command("whatsat", c.whatsat(ctx, line, &m), time.Since(start))
+	case m.Kind == wire.KindAT:
+		s.opt.Metrics.Command("at", c.injected(line, &m), time.Since(start))
+	}
+}
+
+func outcome(stored bool) string {
+	if stored {
+		return "ok"
+	}
+	return "stale"
+}
+
+// invalid answers "? " and the line as received.
+func (c *clientConn) invalid(line []byte) {
+	c.s.stats.Invalid.Add(1)
+	c.out = append(append(c.out[:0], "? "...), line...)
+	c.reply(c.out, nil)
+}
+
+// reply writes one reply line, and a body after it if there is one.
+func (c *clientConn) reply(line, body []byte) {
+	c.bw.Write(line)
+	c.bw.WriteByte('\n')
+	c.bw.Write(body)
+	c.s.log.Info("out", "remote", c.remote, "line", line, "body", body)
+}
+
+// whatsat answers a WHATSAT and returns its outcome for metrics.
+func (c *clientConn) whatsat(ctx context.Context, line []byte, m *wire.Msg) string {
+	s := c.s
+	rec, ok := s.node.Lookup(m.Client)
+	if !ok {
+		c.invalid(line)
+		return "unknown_client"
+	}
+	s.stats.WHATSAT.Add(1)
+	// The lookup may be slow: let earlier replies go first.
+	if !c.flush() {
+		return "ok"
+	}
+	loc := rec.Location()
+	qctx, cancel := context.WithTimeout(ctx, s.opt.PlacesTimeout)
+	start := time.Now()
+	body, err := s.opt.Places.Nearby(qctx, places.Query{Lat: loc.Lat, Lng: loc.Lng, RadiusMeters: m.RadiusKm * 1000, Limit: m.Limit})
+	cancel()
+	result := "ok"
+	if err != nil {
+		s.stats.PlacesErrors.Add(1)
+		s.log.Warn("places lookup failed", "remote", c.remote, "err", err, "latency", time.Since(start))
+		body = places.ErrorBody(err)
+		result = "places_error"
+	}
+	c.out = wire.AppendPlacesReply(c.out[:0], rec.Line, body)
+	first := bytes.IndexByte(c.out, '\n')
+	c.reply(c.out[:first], c.out[first+1:])
+	return result
+}
+
+// injected takes an AT line from a connection that is not an authenticated
+// peer: the seed's flooding format. Without a peer secret anyone may flood,
+// as in the seed; with one, it is an invalid command and changes nothing.
+func (c *clientConn) injected(line []byte, m *wire.Msg) string {
+	s := c.s
+	if len(s.opt.Secret) > 0 {
+		s.log.Warn("rejected AT line from an unauthenticated connection", "remote", c.remote)
+		c.invalid(line)
+		return "rejected"
+	}
+	stored := s.node.Offer(herd.NewRecord(m))
+	s.stats.Injected.Add(1)
+	c.dirty = c.dirty || stored
+	s.log.Info("took AT line from a client connection", "remote", c.remote, "stored", stored)
+	return outcome(stored)
+}
+
+// flush commits the journal if this connection changed the node, then sends
+// buffered replies: a client never sees an acknowledgement that a crash
+// could take back. It reports whether the connection is still usable.
+func (c *clientConn) flush() bool {
+	if c.bw.Buffered() == 0 {
+		return true
+	}
+	if c.dirty {
+		c.s.commit()
+		c.dirty = false
+	}
+	c.conn.SetWriteDeadline(time.Now().Add(c.s.opt.WriteTimeout))
+	if err := c.bw.Flush(); err != nil {
+		c.s.log.Info("client dropped: cannot write", "remote", c.remote, "err", err)
+		return false
+	}
+	return true
+}

@@ -1,0 +1,401 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/herd-dev/herd/internal/herd"
+	"github.com/herd-dev/herd/internal/peer"
+	"github.com/herd-dev/herd/internal/wire"
+)
+
+// Reconnect backoff for outbound links: doubled after each failure, capped,
+// and jittered so that servers restarted together do not dial in lockstep.
+const (
+	minBackoff = 100 * time.Millisecond
+	maxBackoff = 2 * time.Second
+)
+
+// Batching of the change feed onto a link.
+const (
+	feedBatch  = 256
+	writeChunk = 32 << 10
+)
+
+// runLink keeps this server's outbound link to one neighbor up until ctx is
+// cancelled, redialing after every failure.
+func (s *Server) runLink(ctx context.Context, peerName, addr string) {
+	backoff := minBackoff
+	for ctx.Err() == nil {
+		start := time.Now()
+		err := s.linkOnce(ctx, peerName, addr)
+		if ctx.Err() != nil {
+			return
+		}
+		s.updateLink(peerName, func(l *LinkStatus) {
+			if l.OutUp {
+				l.Since = time.Now()
+			}
+			l.OutUp = false
+			l.LastError = err.Error()
+		})
+		if time.Since(start) > 10*maxBackoff {
+			backoff = minBackoff
+		}
+		wait := backoff/2 + rand.N(backoff/2+1)
+		s.log.Debug("link retry", "peer", peerName, "err", err, "in", wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+// linkOnce dials the neighbor, shakes hands, and streams the change feed
+// from the neighbor's cursor until the link fails or ctx is cancelled.
+func (s *Server) linkOnce(ctx context.Context, peerName, addr string) error {
+	conn, err := s.opt.Dial(ctx, addr)
+	if err != nil {
+		return fmt.Errorf("dial %s: %w", addr, err)
+	}
+	defer conn.Close()
+	if s.opt.TLS != nil {
+		cfg := s.opt.TLS.Clone()
+		cfg.ServerName = peerName
+		tc := tls.Client(conn, cfg)
+		tc.SetDeadline(time.Now().Add(s.opt.DeadAfter))
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return fmt.Errorf("tls with %s: %w", peerName, err)
+		}
+		conn = tc
+	}
+	br := bufio.NewReaderSize(conn, readBufferSize)
+	sess, cursor, err := s.dialHandshake(conn, br, peerName)
+	if err != nil {
+		return err
+	}
+	catchUpEnd := s.node.Head()
+	s.log.Info("peer link up", "peer", peerName, "direction", "out", "addr", addr, "resume_after", cursor, "head", catchUpEnd)
+	s.updateLink(peerName, func(l *LinkStatus) {
+		l.OutUp, l.Since, l.LastError = true, time.Now(), ""
+		l.Reconnects++
+		l.Sent, l.Acked = cursor, cursor
+	})
+	defer s.log.Info("peer link down", "peer", peerName, "direction", "out")
+
+	linkCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	readErr := make(chan error, 1)
+	if !s.goSafe(func() {
+		readErr <- s.readAcks(conn, br, sess, peerName)
+		cancel()
+	}) {
+		return errors.New("server shutting down")
+	}
+	defer func() { conn.Close() }() // unblocks readAcks before the deferred cancel returns
+
+	watch, unwatch := s.node.Watch()
+	defer unwatch()
+	heartbeat := time.NewTicker(s.opt.Heartbeat)
+	defer heartbeat.Stop()
+	var (
+		recs   = make([]*herd.Record, 0, feedBatch)
+		out    = make([]byte, 0, writeChunk+4096)
+		body   = make([]byte, 0, 128)
+		active bool // sent something since the last heartbeat
+	)
+	write := func() error {
+		if len(out) == 0 {
+			return nil
+		}
+		conn.SetWriteDeadline(time.Now().Add(s.opt.DeadAfter))
+		_, err := conn.Write(out)
+		out, active = out[:0], true
+		return err
+	}
+	for {
+		skip := peerName
+		if cursor < catchUpEnd {
+			skip = "" // catching up: the neighbor may have lost what it sent us
+		}
+		var next uint64
+		recs, next = s.node.Changes(recs[:0], cursor, feedBatch, skip)
+		if next != cursor {
+			for _, r := range recs {
+				body = peer.AppendUpdate(body[:0], r.Seq, r.Line)
+				out = append(sess.Seal(out, peer.KeyAT, body), '\n')
+			}
+			s.stats.FloodOut.Add(uint64(len(recs)))
+			if cursor < catchUpEnd {
+				s.stats.CatchUpSent.Add(uint64(len(recs)))
+			}
+			cursor = next
+			s.updateLink(peerName, func(l *LinkStatus) { l.Sent = cursor })
+			if len(out) < writeChunk {
+				continue
+			}
+		}
+		if err := write(); err != nil {
+			return fmt.Errorf("write to %s: %w", peerName, err)
+		}
+		if next != cursor {
+			continue
+		}
+		select {
+		case <-linkCtx.Done():
+			conn.Close()
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return <-readErr
+		case <-watch:
+		case <-heartbeat.C:
+			if !active {
+				out = append(sess.Seal(out, peer.KeyPing, nil), '\n')
+				if err := write(); err != nil {
+					return fmt.Errorf("write to %s: %w", peerName, err)
+				}
+			}
+			active = false
+		}
+	}
+}
+
+// dialHandshake sends HELLO, checks WELCOME and answers AUTH. It returns the
+// session and the neighbor's cursor into this server's change feed.
+func (s *Server) dialHandshake(conn net.Conn, br *bufio.Reader, peerName string) (*peer.Session, uint64, error) {
+	conn.SetDeadline(time.Now().Add(s.opt.DeadAfter))
+	defer conn.SetDeadline(time.Time{})
+	h := peer.Hello{From: s.opt.Name, To: peerName, Epoch: s.opt.Epoch, Nonce: peer.NewNonce()}
+	if _, err := conn.Write(append(h.Format(), '\n')); err != nil {
+		return nil, 0, fmt.Errorf("hello to %s: %w", peerName, err)
+	}
+	line, err := readPeerLine(br)
+	if err != nil {
+		return nil, 0, fmt.Errorf("welcome from %s: %w", peerName, err)
+	}
+	w, err := peer.ParseWelcome(line)
+	if err != nil || w.From != peerName {
+		return nil, 0, fmt.Errorf("%s refused the link: %q", peerName, line)
+	}
+	sess := peer.NewSession(s.opt.Secret, h, w.Nonce, w.Cursor, true)
+	if err := peer.CheckProof(w.Proof, sess.WelcomeProof()); err != nil {
+		s.log.Error("neighbor failed authentication: check HERD_PEER_SECRET", "peer", peerName)
+		return nil, 0, fmt.Errorf("%s: %w", peerName, err)
+	}
+	if _, err := conn.Write([]byte(peer.KeyAuth + " " + sess.AuthProof() + "\n")); err != nil {
+		return nil, 0, fmt.Errorf("auth to %s: %w", peerName, err)
+	}
+	return sess, w.Cursor, nil
+}
+
+// readAcks reads the neighbor's acknowledgements until the link fails. A
+// neighbor that stays silent past DeadAfter is dead, even if TCP says
+// nothing (a black hole).
+func (s *Server) readAcks(conn net.Conn, br *bufio.Reader, sess *peer.Session, peerName string) error {
+	for {
+		conn.SetReadDeadline(time.Now().Add(s.opt.DeadAfter))
+		line, err := readPeerLine(br)
+		if err != nil {
+			return fmt.Errorf("read from %s: %w", peerName, err)
+		}
+		kw, body, err := sess.Open(line)
+		if err != nil || kw != peer.KeyAck {
+			return fmt.Errorf("%s sent %q: %w", peerName, line, peer.ErrMalformed)
+		}
+		seq, err := peer.ParseSeq(body)
+		if err != nil {
+			return fmt.Errorf("%s sent %q: %w", peerName, line, err)
+		}
+		s.updateLink(peerName, func(l *LinkStatus) { l.Acked = seq })
+	}
+}
+
+// maxPeerLine bounds a peer line: an AT line of a long client id, its
+// sequence number and MAC.
+const maxPeerLine = 1 << 20
+
+func readPeerLine(br *bufio.Reader) ([]byte, error) {
+	var long []byte
+	for {
+		line, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			long = append(long, line...)
+			if len(long) > maxPeerLine {
+				return nil, errors.New("peer line too long")
+			}
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if long != nil {
+			line = append(long, line...)
+		}
+		return wire.TrimSpace(line), nil
+	}
+}
+
+// servePeer runs an inbound link from a neighbor whose first line was
+// HELLO. It returns false if the neighbor could not prove itself: then the
+// connection goes on as a client's, and the failed line was answered as one.
+func (c *clientConn) servePeer(ctx context.Context, line []byte) bool {
+	s := c.s
+	s.log.Info("in", "remote", c.remote, "line", line)
+	h, err := peer.ParseHello(line)
+	_, known := s.opt.Neighbors[h.From]
+	if err != nil || !known || h.To != s.opt.Name || (s.opt.TLS != nil && !c.tlsPeerIs(h.From)) {
+		s.log.Warn("rejected peer hello", "remote", c.remote, "from", h.From, "to", h.To, "err", err)
+		c.invalid(line)
+		return false
+	}
+	cursor := uint64(0)
+	if cur := s.node.Cursor(h.From); cur.Epoch == h.Epoch {
+		cursor = cur.Seq
+	}
+	sess := peer.NewSession(s.opt.Secret, h, peer.NewNonce(), cursor, false)
+	w := peer.Welcome{From: s.opt.Name, Cursor: cursor, Nonce: sess.AcceptorNonce(), Proof: sess.WelcomeProof()}
+	c.bw.Write(append(w.Format(), '\n'))
+	if !c.flush() {
+		return true
+	}
+	c.conn.SetReadDeadline(time.Now().Add(s.opt.DeadAfter))
+	auth, tooLong, err := c.readLine()
+	if len(auth) == 0 && err != nil {
+		return true
+	}
+	if proof, perr := peer.ParseAuth(auth); perr != nil || peer.CheckProof(proof, sess.AuthProof()) != nil {
+		s.log.Warn("peer failed authentication", "remote", c.remote, "claims", h.From)
+		c.handle(ctx, auth, tooLong)
+		return err != nil
+	}
+	c.receiveFeed(ctx, h, sess)
+	return true
+}
+
+func (c *clientConn) tlsPeerIs(name string) bool {
+	tc, ok := c.conn.(*tls.Conn)
+	if !ok {
+		return false
+	}
+	certs := tc.ConnectionState().PeerCertificates
+	return len(certs) > 0 && certs[0].VerifyHostname(name) == nil
+}
+
+// receiveFeed applies a neighbor's change feed until the link fails, and
+// acknowledges it every heartbeat.
+func (c *clientConn) receiveFeed(ctx context.Context, h peer.Hello, sess *peer.Session) {
+	s := c.s
+	from := h.From
+	s.log.Info("peer link up", "peer", from, "direction", "in", "remote", c.remote)
+	s.setInbound(from, c.conn)
+	defer s.clearInbound(from, c.conn)
+
+	var applied atomic.Uint64
+	applied.Store(sess.Cursor())
+	stopAcks := make(chan struct{})
+	defer close(stopAcks)
+	s.goSafe(func() { s.sendAcks(c.conn, sess, &applied, stopAcks) })
+
+	batch := make([]*herd.Record, 0, feedBatch)
+	var last uint64
+	apply := func() {
+		if len(batch) == 0 {
+			return
+		}
+		stored := s.node.OfferFrom(from, herd.Cursor{Epoch: h.Epoch, Seq: last}, batch)
+		s.stats.FloodIn.Add(uint64(len(batch)))
+		s.stats.FloodDup.Add(uint64(len(batch) - stored))
+		applied.Store(last)
+		batch = batch[:0]
+	}
+	defer apply()
+	for {
+		c.conn.SetReadDeadline(time.Now().Add(s.opt.DeadAfter))
+		line, err := readPeerLine(c.br)
+		if err != nil {
+			s.log.Info("peer link down", "peer", from, "direction", "in", "reason", closeReason(err, s.stopped.Load()))
+			return
+		}
+		kw, body, err := sess.Open(line)
+		if err != nil {
+			s.log.Error("peer message failed authentication; dropping link", "peer", from, "remote", c.remote)
+			return
+		}
+		switch kw {
+		case peer.KeyAT:
+			seq, at, err := peer.ParseUpdate(body)
+			m, perr := wire.Parse(at)
+			if err != nil || perr != nil || m.Kind != wire.KindAT {
+				s.log.Error("malformed update from peer; dropping link", "peer", from, "line", line)
+				return
+			}
+			batch = append(batch, herd.NewRecord(&m))
+			last = seq
+		case peer.KeyPing:
+		default:
+			s.log.Error("unexpected message from peer; dropping link", "peer", from, "line", line)
+			return
+		}
+		if len(batch) == feedBatch || c.br.Buffered() == 0 {
+			apply()
+		}
+	}
+}
+
+// sendAcks tells the neighbor, every heartbeat, how far its feed has been
+// applied. It also proves to the neighbor that this end is alive.
+func (s *Server) sendAcks(conn net.Conn, sess *peer.Session, applied *atomic.Uint64, stop <-chan struct{}) {
+	t := time.NewTicker(s.opt.Heartbeat)
+	defer t.Stop()
+	var line, body []byte
+	for {
+		body = fmt.Appendf(body[:0], "%d", applied.Load())
+		line = append(sess.Seal(line[:0], peer.KeyAck, body), '\n')
+		conn.SetWriteDeadline(time.Now().Add(s.opt.DeadAfter))
+		if _, err := conn.Write(line); err != nil {
+			conn.Close()
+			return
+		}
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// setInbound records conn as the neighbor's inbound link, closing the one it
+// replaces (a neighbor that restarted leaves a half-dead connection behind).
+func (s *Server) setInbound(peerName string, conn net.Conn) {
+	s.mu.Lock()
+	old := s.inbound[peerName]
+	s.inbound[peerName] = conn
+	if l, ok := s.links[peerName]; ok {
+		l.InUp = true
+	}
+	s.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
+}
+
+func (s *Server) clearInbound(peerName string, conn net.Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inbound[peerName] == conn {
+		delete(s.inbound, peerName)
+		if l, ok := s.links[peerName]; ok {
+			l.InUp = false
+		}
+	}
+}

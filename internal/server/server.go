@@ -1,0 +1,399 @@
+// Package server is the network edge of a herd server: it accepts client and
+// peer connections on one TCP address, runs the client protocol against a
+// herd.Node, asks the places provider for WHATSAT, and keeps one outbound
+// link to every neighbor that streams the node's change feed.
+//
+// Goroutines, and how each one ends:
+//   - Serve's accept loop: ends when ctx is cancelled (the listener is closed).
+//   - one per connection: ends when the peer closes, on an I/O error or
+//     deadline, or when shutdown closes the connection.
+//   - one per neighbor (outbound link): ends when ctx is cancelled.
+//   - one heartbeat writer per inbound peer connection: ends with it.
+//   - one journal saver: ends when ctx is cancelled.
+//
+// All of them start through Server.goSafe, which refuses once shutdown has
+// begun, and Serve waits for all of them before it returns.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/herd-dev/herd/internal/herd"
+	"github.com/herd-dev/herd/internal/places"
+)
+
+// Journal is the durable log behind the node (see store.Log).
+type Journal interface {
+	// Commit returns once every entry the node journaled so far is written
+	// to the operating system (and fsynced, if so configured).
+	Commit() error
+}
+
+// Options configures a Server. Name, Node and Places are required.
+type Options struct {
+	Name string
+	Node *herd.Node
+	// Neighbors maps each neighbor's name to its address. Links are dialed
+	// to these addresses and inbound peers must be among them.
+	Neighbors map[string]string
+	Places    places.Provider
+	// Journal is committed before a client sees the reply to an IAMAT that
+	// changed the node. Nil means no durability.
+	Journal Journal
+	// Epoch identifies this server's data directory to its neighbors.
+	Epoch uint64
+	// Secret, when not empty, is the herd's shared peer secret.
+	Secret []byte
+	// TLS, when not nil, secures peer links: the server presents its
+	// certificate and verifies its neighbors' against the CA.
+	TLS *tls.Config
+
+	PlacesTimeout  time.Duration // default 10s
+	MaxLineBytes   int           // default 64 KiB
+	IdleTimeout    time.Duration // default 10 min
+	MaxConnections int           // default 10000
+	WriteTimeout   time.Duration // a client that reads nothing this long is dropped; default 30s
+	Heartbeat      time.Duration // default 1s
+	DeadAfter      time.Duration // default 5s
+
+	Logger *slog.Logger
+	// Metrics, if not nil, receives per-command measurements.
+	Metrics Metrics
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Dial opens peer connections; nil means a net.Dialer.
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
+}
+
+func (o *Options) setDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&o.PlacesTimeout, 10*time.Second)
+	def(&o.IdleTimeout, 10*time.Minute)
+	def(&o.WriteTimeout, 30*time.Second)
+	def(&o.Heartbeat, time.Second)
+	def(&o.DeadAfter, 5*time.Second)
+	if o.MaxLineBytes <= 0 {
+		o.MaxLineBytes = 64 << 10
+	}
+	if o.MaxConnections <= 0 {
+		o.MaxConnections = 10000
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Metrics == nil {
+		o.Metrics = noMetrics{}
+	}
+	if o.Dial == nil {
+		d := &net.Dialer{Timeout: 3 * time.Second, KeepAlive: 15 * time.Second}
+		o.Dial = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
+	}
+}
+
+// Metrics receives measurements from the server's hot path. It must be
+// cheap and safe for concurrent use.
+type Metrics interface {
+	// Command records one client command: kind is iamat, whatsat, at or
+	// invalid; outcome is ok, stale, unknown_client, places_error or
+	// rejected.
+	Command(kind, outcome string, d time.Duration)
+}
+
+type noMetrics struct{}
+
+func (noMetrics) Command(string, string, time.Duration) {}
+
+// Server serves one herd member.
+type Server struct {
+	opt  Options
+	node *herd.Node
+	log  *slog.Logger
+
+	mu       sync.Mutex
+	stopping bool        // guarded by mu, so goSafe cannot race shutdown
+	stopped  atomic.Bool // the same, for the connection loops to poll
+	conns    map[net.Conn]struct{}
+	inbound  map[string]net.Conn // neighbor -> its current inbound link
+	links    map[string]*LinkStatus
+	wg       sync.WaitGroup
+
+	connSlots chan struct{}
+	stats     Counters
+	serving   atomic.Bool
+}
+
+// Counters are the server's running totals.
+type Counters struct {
+	IAMAT, WHATSAT, Invalid, Injected atomic.Uint64
+	ConnsOpen, ConnsRefused           atomic.Int64
+	FloodIn, FloodOut, FloodDup       atomic.Uint64
+	CatchUpSent                       atomic.Uint64
+	PlacesErrors                      atomic.Uint64
+}
+
+// LinkStatus is what a server knows of its link to one neighbor.
+type LinkStatus struct {
+	Peer       string    `json:"peer"`
+	Addr       string    `json:"addr"`
+	OutUp      bool      `json:"out_up"` // our link to them is authenticated and streaming
+	InUp       bool      `json:"in_up"`  // their link to us is
+	Since      time.Time `json:"since"`
+	Reconnects uint64    `json:"reconnects"`
+	Sent       uint64    `json:"sent_seq"`  // our sequence number last sent
+	Acked      uint64    `json:"acked_seq"` // and acknowledged
+	Behind     uint64    `json:"behind"`    // our head minus Acked
+	LastError  string    `json:"last_error,omitempty"`
+}
+
+// New returns a server; Serve runs it.
+func New(opt Options) (*Server, error) {
+	if opt.Name == "" || opt.Node == nil || opt.Places == nil {
+		return nil, errors.New("server: Name, Node and Places are required")
+	}
+	opt.setDefaults()
+	s := &Server{
+		opt:       opt,
+		node:      opt.Node,
+		log:       opt.Logger.With("server", opt.Name),
+		conns:     make(map[net.Conn]struct{}),
+		inbound:   make(map[string]net.Conn),
+		links:     make(map[string]*LinkStatus),
+		connSlots: make(chan struct{}, opt.MaxConnections),
+	}
+	for peer, addr := range opt.Neighbors {
+		s.links[peer] = &LinkStatus{Peer: peer, Addr: addr}
+	}
+	return s, nil
+}
+
+// Ready reports whether the server is accepting connections and has at
+// least one live peer link, or no neighbors at all.
+func (s *Server) Ready() bool {
+	if !s.serving.Load() {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range s.links {
+		if l.OutUp || l.InUp {
+			return true
+		}
+	}
+	return len(s.links) == 0
+}
+
+// Name returns the server's name.
+func (s *Server) Name() string { return s.opt.Name }
+
+// Stats returns the server's counters.
+func (s *Server) Stats() *Counters { return &s.stats }
+
+// Links returns a copy of every link's status, sorted by neighbor.
+func (s *Server) Links() []LinkStatus {
+	head := s.node.Head()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]LinkStatus, 0, len(s.links))
+	for _, l := range s.links {
+		c := *l
+		if head > c.Acked && c.Acked > 0 {
+			c.Behind = head - c.Acked
+		}
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Peer < out[j].Peer })
+	return out
+}
+
+func (s *Server) updateLink(peer string, fn func(*LinkStatus)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l, ok := s.links[peer]; ok {
+		fn(l)
+	}
+}
+
+// goSafe starts fn on a new goroutine tracked by the server's WaitGroup,
+// unless shutdown has begun.
+func (s *Server) goSafe(fn func()) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopping {
+		return false
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		fn()
+	}()
+	return true
+}
+
+// Serve accepts connections on ln and dials the neighbors until ctx is
+// cancelled. Then it stops accepting, lets each connection finish the
+// command it is on, closes every connection and link, commits the journal,
+// and returns once every goroutine it started has ended (or after a 5 s
+// grace period).
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	s.log.Info("serving", "addr", ln.Addr().String(), "neighbors", len(s.opt.Neighbors),
+		"peer_auth", len(s.opt.Secret) > 0, "peer_tls", s.opt.TLS != nil)
+	if len(s.opt.Secret) == 0 {
+		s.log.Warn("HERD_PEER_SECRET is not set: anyone who can connect can inject locations")
+	}
+	s.serving.Store(true)
+	defer s.serving.Store(false)
+	for peer, addr := range s.opt.Neighbors {
+		s.goSafe(func() { s.runLink(ctx, peer, addr) })
+	}
+	s.goSafe(func() { s.saveCursorsLoop(ctx) })
+
+	acceptDone := make(chan error, 1)
+	go func() { acceptDone <- s.acceptLoop(ctx, ln) }()
+	var err error
+	select {
+	case <-ctx.Done():
+		ln.Close()
+		<-acceptDone
+	case err = <-acceptDone:
+		ln.Close()
+	}
+	s.shutdown()
+	return err
+}
+
+func (s *Server) acceptLoop(ctx context.Context, ln net.Listener) error {
+	var backoff time.Duration
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTooManyFiles) {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed; retrying", "err", err, "in", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return fmt.Errorf("server: accept: %w", err)
+		}
+		backoff = 0
+		select {
+		case s.connSlots <- struct{}{}:
+		default:
+			s.stats.ConnsRefused.Add(1)
+			s.log.Warn("connection refused: too many connections", "remote", conn.RemoteAddr().String(), "max", s.opt.MaxConnections)
+			conn.Close()
+			continue
+		}
+		if !s.track(conn) || !s.goSafe(func() {
+			defer func() { <-s.connSlots }()
+			defer s.untrack(conn)
+			s.serveConn(ctx, conn)
+		}) {
+			<-s.connSlots
+			s.untrack(conn)
+			return nil
+		}
+	}
+}
+
+func (s *Server) track(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopping {
+		c.Close()
+		return false
+	}
+	s.conns[c] = struct{}{}
+	s.stats.ConnsOpen.Add(1)
+	return true
+}
+
+func (s *Server) untrack(c net.Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.conns[c]; ok {
+		delete(s.conns, c)
+		s.stats.ConnsOpen.Add(-1)
+	}
+	c.Close()
+}
+
+// shutdownGrace bounds how long shutdown waits for connections to finish.
+const shutdownGrace = 5 * time.Second
+
+func (s *Server) shutdown() {
+	s.mu.Lock()
+	s.stopping = true
+	s.stopped.Store(true)
+	// Wake connections blocked in a read so they see shutdown; one in the
+	// middle of a command finishes it and its reply is flushed.
+	for c := range s.conns {
+		c.SetReadDeadline(time.Now())
+	}
+	s.mu.Unlock()
+
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(shutdownGrace):
+		s.log.Warn("shutdown: connections did not finish in time; closing them")
+		s.mu.Lock()
+		for c := range s.conns {
+			c.Close()
+		}
+		s.mu.Unlock()
+		<-done
+	}
+	s.node.SaveCursors()
+	if s.opt.Journal != nil {
+		if err := s.opt.Journal.Commit(); err != nil {
+			s.log.Error("shutdown: journal commit failed", "err", err)
+		}
+	}
+	s.log.Info("stopped")
+}
+
+// saveCursorsLoop journals link cursors now and then, so that a restart
+// after a crash re-reads little from each neighbor.
+func (s *Server) saveCursorsLoop(ctx context.Context) {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.node.SaveCursors()
+		}
+	}
+}
+
+func (s *Server) commit() {
+	if s.opt.Journal == nil {
+		return
+	}
+	if err := s.opt.Journal.Commit(); err != nil {
+		// The update is in memory and flooding, but not durable here.
+		s.log.Error("journal commit failed", "err", err)
+	}
+}
