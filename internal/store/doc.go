@@ -1,0 +1,88 @@
+// Package store keeps a server's data durable in its data directory: a
+// checksummed, append-only log of opaque entries, compacted by snapshots.
+//
+// The caller owns the record format and keeps its whole table in memory; the
+// store only makes the entries durable and gives them back on restart. A
+// typical life:
+//
+//	l, err := store.Open(dir, store.Options{Fsync: cfg.Fsync, Logger: logger})
+//	err = l.Replay(func(e []byte) error { return table.apply(e) })
+//	l.Append(record) // under the table's lock, so log order matches table order
+//	err = l.Commit() // before acknowledging the update to the client
+//	...
+//	if l.BytesSinceSnapshot() > 2*liveBytes+8<<20 {
+//		snap := l.BeginSnapshot() // under the table's lock, while copying the table
+//		err = snap.Write(copyOfTable.Records)
+//	}
+//	err = l.Close()
+//
+// # Files
+//
+// A data directory holds:
+//
+//	LOCK                 flock(2)ed by the Log that has the directory open
+//	META                 "herd-store 1" and the epoch, replaced atomically
+//	snap-<N>.log         the latest snapshot: the state before segment N
+//	seg-<N>.log          segments, from N on; the newest one is appended to
+//	*.tmp                leftovers of an interrupted write, removed by Open
+//
+// Snapshots and segments are sequences of frames:
+//
+//	[u32 length, little-endian][u32 CRC-32C of the length field and payload][payload]
+//
+// with a payload of at most MaxEntrySize bytes. There is no file header: the
+// format version is in META.
+//
+// # Writing
+//
+// Append copies a frame into an in-memory buffer. Commit hands the whole
+// buffer to the OS with one write(2) (group commit: callers that arrive
+// while a write is in progress share the next one) and, with fsync=always,
+// fsyncs it. If nobody commits, a background flusher writes the buffer within
+// a few milliseconds.
+//
+// BeginSnapshot cuts the log: later entries go to the next segment N.
+// Snapshot.Write writes the caller's state at the cut to snap-N.log.tmp,
+// fsyncs it, renames it to snap-N.log and fsyncs the directory; only then are
+// the segments before N and the previous snapshot deleted. A segment is
+// fsynced when it stops being the newest, in every mode, so only the newest
+// segment can lose a tail in a crash.
+//
+// # Recovery
+//
+// Open removes *.tmp files (an interrupted snapshot is simply ignored) and
+// every snapshot and segment numbered below the latest snapshot (left by a
+// crash between a snapshot's rename and the deletions). Replay then reads the
+// latest snapshot and the segments after it. At the first frame that is not
+// valid (length over MaxEntrySize, past the end of the file, or a checksum
+// mismatch) it truncates the file and goes on with the next file:
+//   - a torn tail of the newest segment, as a crash mid-write leaves, is
+//     logged at Warn level;
+//   - a bad frame followed by valid ones, or one in an older segment or in a
+//     snapshot, means the disk damaged data: it is logged at Error level.
+//
+// Both log lines name the file, the offset and the bytes dropped. Entries
+// before the bad frame are never lost.
+//
+// # Fsync modes
+//
+// Every mode writes an entry to the OS before Commit returns, so a committed
+// entry survives the crash of the process (including SIGKILL) in every mode.
+// The modes differ on power loss or a kernel crash, as Redis's appendfsync:
+//
+//   - always: Commit also fsyncs; a committed entry survives power loss.
+//     Concurrent commits share one fsync, so throughput grows with the number
+//     of concurrent writers, but each Commit waits for the disk.
+//   - everysec (default): a background goroutine fsyncs once a second;
+//     power loss may lose the last second or so of committed entries.
+//   - no: the store never fsyncs on its own (the kernel writes dirty pages
+//     back within about 30 s by default); power loss may lose that much.
+//
+// Entries appended but not committed may be lost by a process crash for a few
+// milliseconds (until the background flush). Close fsyncs in every mode.
+// Snapshots and segment switches are always fsynced, so a crash never loses
+// data that had been made durable before.
+//
+// After a write or fsync error the Log refuses further commits (the page
+// cache may have dropped the data), and the server should restart.
+package store

@@ -1,0 +1,193 @@
+package store
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// Names of the files in a data directory.
+const (
+	lockName   = "LOCK"
+	metaName   = "META"
+	tmpSuffix  = ".tmp"
+	segPrefix  = "seg-"
+	snapPrefix = "snap-"
+	fileSuffix = ".log"
+
+	// formatVersion is written to META; Open refuses a directory of another version.
+	formatVersion = 1
+	metaMagic     = "herd-store"
+)
+
+func segName(n uint64) string  { return fmt.Sprintf("%s%010d%s", segPrefix, n, fileSuffix) }
+func snapName(n uint64) string { return fmt.Sprintf("%s%010d%s", snapPrefix, n, fileSuffix) }
+
+// parseName returns the number in a segment or snapshot file name.
+func parseName(name, prefix string) (uint64, bool) {
+	digits, ok := strings.CutPrefix(name, prefix)
+	if !ok {
+		return 0, false
+	}
+	digits, ok = strings.CutSuffix(digits, fileSuffix)
+	if !ok || digits == "" {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(digits, 10, 64)
+	return n, err == nil && n > 0
+}
+
+// dirState is what a data directory holds, by file number.
+type dirState struct {
+	snaps []uint64 // snapshot numbers, ascending
+	segs  []uint64 // segment numbers, ascending
+	temps []string // names of leftover temporary files
+}
+
+func readDirState(dir string) (dirState, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return dirState{}, fmt.Errorf("store: read data dir: %w", err)
+	}
+	var st dirState
+	for _, e := range ents {
+		name := e.Name()
+		if n, ok := parseName(name, segPrefix); ok {
+			st.segs = append(st.segs, n)
+		} else if n, ok := parseName(name, snapPrefix); ok {
+			st.snaps = append(st.snaps, n)
+		} else if strings.HasSuffix(name, tmpSuffix) {
+			st.temps = append(st.temps, name)
+		}
+	}
+	slices.Sort(st.snaps)
+	slices.Sort(st.segs)
+	return st, nil
+}
+
+// lockDir takes an exclusive, non-blocking flock on dir's LOCK file. The lock
+// lives as long as the returned file stays open.
+func lockDir(dir string) (*os.File, error) {
+	path := filepath.Join(dir, lockName)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("store: open lock file: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("store: data dir %s is in use by another server (flock on %s): %w", dir, path, ErrLocked)
+		}
+		return nil, fmt.Errorf("store: lock %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// loadOrCreateEpoch reads the epoch from META, or makes a new one and writes
+// META atomically when the directory has none.
+func loadOrCreateEpoch(dir string) (epoch uint64, created bool, err error) {
+	path := filepath.Join(dir, metaName)
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		epoch, err = newEpoch()
+		if err != nil {
+			return 0, false, err
+		}
+		content := fmt.Sprintf("%s %d\nepoch %016x\n", metaMagic, formatVersion, epoch)
+		if err := writeFileAtomic(dir, metaName, []byte(content)); err != nil {
+			return 0, false, err
+		}
+		return epoch, true, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("store: open meta: %w", err)
+	}
+	defer f.Close()
+	var version int
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		key, value, _ := strings.Cut(sc.Text(), " ")
+		switch key {
+		case metaMagic:
+			version, err = strconv.Atoi(value)
+		case "epoch":
+			epoch, err = strconv.ParseUint(value, 16, 64)
+		}
+		if err != nil {
+			return 0, false, fmt.Errorf("store: %s: bad %q line: %w", path, key, err)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, false, fmt.Errorf("store: read meta: %w", err)
+	}
+	if version != formatVersion {
+		return 0, false, fmt.Errorf("store: %s: format version %d, want %d", path, version, formatVersion)
+	}
+	if epoch == 0 {
+		return 0, false, fmt.Errorf("store: %s: no epoch", path)
+	}
+	return epoch, false, nil
+}
+
+func newEpoch() (uint64, error) {
+	var b [8]byte
+	for {
+		if _, err := rand.Read(b[:]); err != nil {
+			return 0, fmt.Errorf("store: new epoch: %w", err)
+		}
+		if e := binary.LittleEndian.Uint64(b[:]); e != 0 {
+			return e, nil
+		}
+	}
+}
+
+// writeFileAtomic replaces dir/name with data: temporary file, fsync, rename,
+// directory fsync.
+func writeFileAtomic(dir, name string, data []byte) error {
+	tmp := filepath.Join(dir, name+tmpSuffix)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("store: create %s: %w", tmp, err)
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, filepath.Join(dir, name))
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("store: write %s: %w", name, err)
+	}
+	return syncDir(dir)
+}
+
+// syncDir fsyncs a directory so that file creations, renames and removals in
+// it survive power loss.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("store: open dir for fsync: %w", err)
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("store: fsync dir %s: %w", dir, err)
+	}
+	return nil
+}

@@ -1,0 +1,546 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/herd-dev/herd/internal/config"
+)
+
+// Errors reported by the store; test for them with errors.Is.
+var (
+	// ErrClosed is returned by Commit and Snapshot.Write once Close has begun.
+	ErrClosed = errors.New("store: log is closed")
+	// ErrLocked is returned by Open when another Log holds the data directory.
+	ErrLocked = errors.New("store: data dir is locked")
+)
+
+// backgroundFlushDelay is how long appended data may sit in memory when nobody
+// calls Commit before the flusher writes it to the OS.
+const backgroundFlushDelay = 2 * time.Millisecond
+
+// syncInterval is the period of the background fsync in everysec mode (and of
+// the fsync of background-flushed data in always mode).
+const syncInterval = time.Second
+
+// maxSpareBuffer caps the write buffer kept for reuse after a large burst.
+const maxSpareBuffer = 4 << 20
+
+// Options configures a Log.
+type Options struct {
+	// Fsync is config.FsyncAlways, config.FsyncEverySec or config.FsyncNo;
+	// empty means config.FsyncEverySec.
+	Fsync string
+	// Logger receives recovery and I/O error reports; nil discards them.
+	Logger *slog.Logger
+}
+
+// Log is a durable, append-only log of opaque entries with snapshot
+// compaction. See the package documentation for the file format and the
+// durability each fsync mode gives.
+//
+// A Log is used in this order: Open, Replay, then any mix of Append, Commit,
+// BeginSnapshot and Stats from any goroutines, then Close.
+type Log struct {
+	dir          string
+	log          *slog.Logger
+	syncOnCommit bool // fsync=always
+	lockFile     *os.File
+	epoch        uint64
+
+	// Found by Open, used by Replay.
+	snapNum uint64   // latest snapshot, 0 if none
+	segNums []uint64 // segments at or after snapNum, ascending
+
+	// mu guards the in-memory tail of the log. It is held only for memory
+	// operations, never across a syscall.
+	mu            sync.Mutex
+	buf           []byte    // frames appended but not yet handed to the writer
+	curSeg        uint64    // segment that buf belongs to
+	rotation      *rotation // pending switch to segment curSeg, if any
+	replayStarted bool      // Replay has been called
+	ready         bool      // Replay has finished
+	closed        bool      // Close has begun; Appends are dropped
+	snapshotting  bool      // a Snapshot is between BeginSnapshot and Write/Abort
+
+	// wmu serialises the writer: whoever holds it writes and fsyncs segment
+	// files. Lock order: snapMu, then wmu, then mu.
+	wmu   sync.Mutex
+	f     *os.File // open segment, nil before Replay and after Close
+	spare []byte   // buffer to swap with buf on the next flush
+	err   error    // sticky write or fsync error; the Log is unusable after one
+
+	// snapMu is held by Snapshot.Write for its whole run, so that Close can
+	// wait for it.
+	snapMu sync.Mutex
+
+	appended atomic.Uint64 // bytes of frames appended since Open (a log position)
+	written  atomic.Uint64 // position handed to the OS with write(2)
+	synced   atomic.Uint64 // position made durable with fsync(2)
+	isClosed atomic.Bool   // mirrors closed for lock-free checks
+
+	kick     chan struct{} // wakes the flusher when buf becomes non-empty
+	stop     chan struct{} // closed by Close to stop the background goroutines
+	wg       sync.WaitGroup
+	closeErr error
+	once     sync.Once
+
+	stats counters
+}
+
+// rotation is a pending switch from one segment file to the next, made by
+// BeginSnapshot and carried out by the writer.
+type rotation struct {
+	tail []byte // frames that still belong to the old segment
+	next uint64 // number of the new segment
+}
+
+// counters back Stats.
+type counters struct {
+	diskBytes      atomic.Int64
+	sinceSnapshot  atomic.Int64
+	entries        atomic.Uint64
+	commits        atomic.Uint64
+	writes         atomic.Uint64
+	fsyncs         atomic.Uint64
+	lastFsync      atomic.Int64
+	totalFsync     atomic.Int64
+	snapshots      atomic.Uint64
+	lastSnapshotNs atomic.Int64
+}
+
+// Stats is a point-in-time view of a Log's counters, ready for metrics.
+type Stats struct {
+	DiskBytes          int64         // size of the snapshot and segment files
+	BytesSinceSnapshot int64         // as BytesSinceSnapshot
+	Entries            uint64        // entries appended since Open
+	Commits            uint64        // Commit calls since Open
+	Writes             uint64        // write(2) calls to segment files since Open
+	Fsyncs             uint64        // fsync(2) calls on segment files since Open
+	LastFsync          time.Duration // latency of the latest segment fsync
+	TotalFsync         time.Duration // total time spent in segment fsyncs
+	Snapshots          uint64        // snapshots written since Open
+	LastSnapshot       time.Duration // how long the latest Snapshot.Write took
+}
+
+// Open opens the log in dir, creating the directory and its META file if
+// needed, and takes an exclusive lock on it: a second Open of the same
+// directory, from this process or another, fails with ErrLocked until Close.
+// Leftover temporary files and files made obsolete by the latest snapshot are
+// removed. The caller must call Replay next, even on a new directory.
+func Open(dir string, opts Options) (*Log, error) {
+	var syncOnCommit, background bool
+	switch opts.Fsync {
+	case config.FsyncAlways:
+		syncOnCommit, background = true, true
+	case config.FsyncEverySec, "":
+		background = true
+	case config.FsyncNo:
+	default:
+		return nil, fmt.Errorf("store: fsync mode %q is not one of %s, %s, %s",
+			opts.Fsync, config.FsyncAlways, config.FsyncEverySec, config.FsyncNo)
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("store: create data dir: %w", err)
+	}
+	lockFile, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	l := &Log{
+		dir:          dir,
+		log:          logger.With("component", "store", "dir", dir),
+		syncOnCommit: syncOnCommit,
+		lockFile:     lockFile,
+		kick:         make(chan struct{}, 1),
+		stop:         make(chan struct{}),
+	}
+	if err := l.prepare(); err != nil {
+		lockFile.Close()
+		return nil, err
+	}
+	l.wg.Add(1)
+	go l.flushLoop()
+	if background {
+		l.wg.Add(1)
+		go l.syncLoop()
+	}
+	return l, nil
+}
+
+// prepare reads the epoch and finds the files Replay will read, removing
+// those that the latest snapshot made obsolete.
+func (l *Log) prepare() error {
+	epoch, created, err := loadOrCreateEpoch(l.dir)
+	if err != nil {
+		return err
+	}
+	l.epoch = epoch
+	st, err := readDirState(l.dir)
+	if err != nil {
+		return err
+	}
+	if created && (len(st.segs) > 0 || len(st.snaps) > 0) {
+		l.log.Warn("store: data dir had log files but no META; made a new epoch", "epoch", fmt.Sprintf("%016x", epoch))
+	}
+	for _, name := range st.temps {
+		l.remove(name, "leftover temporary file")
+	}
+	if len(st.snaps) > 0 {
+		l.snapNum = st.snaps[len(st.snaps)-1]
+	}
+	for _, n := range st.snaps[:max(len(st.snaps)-1, 0)] {
+		l.remove(snapName(n), "superseded snapshot")
+	}
+	for _, n := range st.segs {
+		if n < l.snapNum {
+			l.remove(segName(n), "segment covered by snapshot")
+		} else {
+			l.segNums = append(l.segNums, n)
+		}
+	}
+	return nil
+}
+
+// remove deletes a file of the data directory, logging why. A failure is only
+// logged: the file is removed again on the next Open.
+func (l *Log) remove(name, why string) {
+	path := filepath.Join(l.dir, name)
+	if fi, err := os.Stat(path); err == nil && !fi.IsDir() {
+		l.stats.diskBytes.Add(-fi.Size())
+	}
+	if err := os.Remove(path); err != nil {
+		l.log.Error("store: cannot remove file", "file", path, "err", err)
+		return
+	}
+	l.log.Info("store: removed file", "file", path, "reason", why)
+}
+
+// Epoch returns the random non-zero id made when the data directory was first
+// initialised. It survives restarts; a wiped directory gets a new one.
+func (l *Log) Epoch() uint64 { return l.epoch }
+
+// Append adds entry to the log. It copies entry into memory and makes no
+// syscall; Commit, or the background flusher within a few milliseconds,
+// writes it to the OS. Entries are logged in the order of Append calls. Append
+// is safe for concurrent use.
+//
+// Append panics if entry is longer than MaxEntrySize or if Replay has not
+// completed: both are programming errors. Appends after Close are dropped.
+func (l *Log) Append(entry []byte) {
+	if len(entry) > MaxEntrySize {
+		panic(fmt.Sprintf("store: Append of %d bytes exceeds MaxEntrySize", len(entry)))
+	}
+	h := frameHeader(entry)
+	size := int64(len(h) + len(entry))
+
+	l.mu.Lock()
+	if !l.ready {
+		l.mu.Unlock()
+		panic("store: Append before Replay")
+	}
+	if l.closed {
+		l.mu.Unlock()
+		return
+	}
+	wasEmpty := len(l.buf) == 0
+	l.buf = append(l.buf, h[:]...)
+	l.buf = append(l.buf, entry...)
+	l.appended.Add(uint64(size))
+	l.stats.sinceSnapshot.Add(size)
+	l.stats.entries.Add(1)
+	l.mu.Unlock()
+
+	if wasEmpty {
+		select {
+		case l.kick <- struct{}{}:
+		default: // a kick is already pending
+		}
+	}
+}
+
+// Commit returns once every entry Appended before the call has been written
+// to the OS with write(2) and, with fsync=always, made durable with fsync(2).
+// Concurrent callers share one write(2) and fsync(2) (group commit); a caller
+// whose entries another caller already wrote returns without a syscall.
+//
+// After a write or fsync error every later Commit returns that error: the
+// data dir's state is then unknown, and the server should stop and recover
+// with Open and Replay. Once Close has begun Commit returns ErrClosed (even
+// though Close writes the entries appended before it).
+func (l *Log) Commit() error {
+	l.stats.commits.Add(1)
+	if l.isClosed.Load() {
+		return ErrClosed
+	}
+	target := l.appended.Load()
+	if l.committed(target) {
+		return nil
+	}
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	if l.committed(target) {
+		return nil // written (and synced) by the caller that held wmu before us
+	}
+	if l.f == nil { // Close began and finished while we waited
+		return ErrClosed
+	}
+	return l.flushLocked(l.syncOnCommit)
+}
+
+// committed reports whether the log is written (and synced, if Commit must
+// sync) up to position pos.
+func (l *Log) committed(pos uint64) bool {
+	return l.written.Load() >= pos && (!l.syncOnCommit || l.synced.Load() >= pos)
+}
+
+// flushLocked writes everything appended so far to the OS, carrying out a
+// pending segment rotation first, and fsyncs it if sync is set. It makes one
+// write(2) for the whole group (two across a rotation). The caller holds wmu.
+func (l *Log) flushLocked(sync bool) error {
+	if l.err != nil {
+		return l.err
+	}
+	l.mu.Lock()
+	buf, rot := l.buf, l.rotation
+	l.buf, l.rotation = l.spare[:0], nil
+	end := l.appended.Load()
+	l.mu.Unlock()
+
+	if rot != nil {
+		if err := l.rotateLocked(rot); err != nil {
+			return l.fail(err)
+		}
+	}
+	if len(buf) > 0 {
+		if err := l.write(buf); err != nil {
+			return l.fail(err)
+		}
+	}
+	if cap(buf) <= maxSpareBuffer {
+		l.spare = buf[:0]
+	} else {
+		l.spare = nil
+	}
+	l.written.Store(end)
+	if sync && l.synced.Load() < end {
+		if err := l.fsync(l.f); err != nil {
+			return l.fail(err)
+		}
+		l.synced.Store(end)
+	}
+	return nil
+}
+
+// rotateLocked finishes the current segment with rot.tail, fsyncs and closes
+// it, and opens segment rot.next. The old segment is fsynced in every mode so
+// that only the newest segment can ever have a torn tail. The caller holds wmu.
+func (l *Log) rotateLocked(rot *rotation) error {
+	if len(rot.tail) > 0 {
+		if err := l.write(rot.tail); err != nil {
+			return err
+		}
+	}
+	if err := l.fsync(l.f); err != nil {
+		return err
+	}
+	if err := l.f.Close(); err != nil {
+		return fmt.Errorf("store: close segment: %w", err)
+	}
+	f, err := l.createSegment(rot.next)
+	if err != nil {
+		return err
+	}
+	l.f = f
+	return nil
+}
+
+// createSegment creates (or opens, if it exists) segment n for appending and
+// makes its directory entry durable.
+func (l *Log) createSegment(n uint64) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(l.dir, segName(n)), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("store: create segment: %w", err)
+	}
+	if err := syncDir(l.dir); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// write appends b to the open segment. The caller holds wmu.
+func (l *Log) write(b []byte) error {
+	l.stats.writes.Add(1)
+	n, err := l.f.Write(b)
+	l.stats.diskBytes.Add(int64(n))
+	if err != nil {
+		return fmt.Errorf("store: write %s: %w", l.f.Name(), err)
+	}
+	return nil
+}
+
+// fsync fsyncs f, timing it for Stats.
+func (l *Log) fsync(f *os.File) error {
+	start := time.Now()
+	err := f.Sync()
+	d := int64(time.Since(start))
+	l.stats.fsyncs.Add(1)
+	l.stats.lastFsync.Store(d)
+	l.stats.totalFsync.Add(d)
+	if err != nil {
+		return fmt.Errorf("store: fsync %s: %w", f.Name(), err)
+	}
+	return nil
+}
+
+// fail records err as the Log's sticky error and returns it. After a failed
+// write or fsync the file's contents (and, on Linux, the page cache's view of
+// them) are unknown, so no later Commit may report success. The caller holds wmu.
+func (l *Log) fail(err error) error {
+	if l.err == nil {
+		l.err = err
+		l.log.Error("store: log write failed; later commits will fail", "err", err)
+	}
+	return l.err
+}
+
+// flushLoop writes appended data to the OS when nobody has called Commit for
+// backgroundFlushDelay, so that entries that are never committed (such as
+// those received from peers) still reach the OS soon. It exits when Close
+// closes l.stop.
+func (l *Log) flushLoop() {
+	defer l.wg.Done()
+	timer := time.NewTimer(backgroundFlushDelay)
+	timer.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-l.kick:
+		}
+		timer.Reset(backgroundFlushDelay)
+		select {
+		case <-l.stop:
+			timer.Stop()
+			return
+		case <-timer.C:
+		}
+		l.wmu.Lock()
+		if l.f != nil && l.written.Load() < l.appended.Load() {
+			// An error is sticky and reported by the next Commit.
+			_ = l.flushLocked(false)
+		}
+		l.wmu.Unlock()
+	}
+}
+
+// syncLoop fsyncs the open segment once a second when it has written but
+// unsynced data. It runs in everysec mode, and in always mode for data the
+// flusher wrote that nobody committed. It exits when Close closes l.stop.
+func (l *Log) syncLoop() {
+	defer l.wg.Done()
+	ticker := time.NewTicker(syncInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-ticker.C:
+			l.backgroundSync()
+		}
+	}
+}
+
+// backgroundSync fsyncs the open segment without holding wmu during the
+// fsync, so that writers are not stalled by a slow disk.
+func (l *Log) backgroundSync() {
+	if l.synced.Load() >= l.written.Load() {
+		return
+	}
+	l.wmu.Lock()
+	f, pos, failed := l.f, l.written.Load(), l.err != nil
+	l.wmu.Unlock()
+	if f == nil || failed {
+		return
+	}
+	err := l.fsync(f)
+
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	switch {
+	case err == nil, f != l.f && errors.Is(err, os.ErrClosed):
+		// A rotation closed f meanwhile, after fsyncing it itself.
+		if l.synced.Load() < pos {
+			l.synced.Store(pos)
+		}
+	default:
+		l.fail(err)
+	}
+}
+
+// BytesSinceSnapshot returns the bytes appended since the cut point of the
+// latest snapshot (after Replay: the size of the segments that follow it).
+// The caller uses it to decide when to compact.
+func (l *Log) BytesSinceSnapshot() int64 { return l.stats.sinceSnapshot.Load() }
+
+// Stats returns the Log's counters.
+func (l *Log) Stats() Stats {
+	c := &l.stats
+	return Stats{
+		DiskBytes:          c.diskBytes.Load(),
+		BytesSinceSnapshot: c.sinceSnapshot.Load(),
+		Entries:            c.entries.Load(),
+		Commits:            c.commits.Load(),
+		Writes:             c.writes.Load(),
+		Fsyncs:             c.fsyncs.Load(),
+		LastFsync:          time.Duration(c.lastFsync.Load()),
+		TotalFsync:         time.Duration(c.totalFsync.Load()),
+		Snapshots:          c.snapshots.Load(),
+		LastSnapshot:       time.Duration(c.lastSnapshotNs.Load()),
+	}
+}
+
+// Close writes and fsyncs everything appended (in every fsync mode), stops
+// the background goroutines, waits for a Snapshot.Write in progress to stop
+// (it returns ErrClosed), and releases the directory lock. Close is
+// idempotent; later calls return the first call's result.
+func (l *Log) Close() error {
+	l.once.Do(func() {
+		l.mu.Lock()
+		l.closed = true
+		l.isClosed.Store(true)
+		l.mu.Unlock()
+
+		close(l.stop)
+		l.wg.Wait()
+		l.snapMu.Lock()
+		defer l.snapMu.Unlock()
+
+		l.wmu.Lock()
+		var err error
+		if l.f != nil {
+			err = l.flushLocked(true)
+			if cerr := l.f.Close(); err == nil && cerr != nil {
+				err = fmt.Errorf("store: close segment: %w", cerr)
+			}
+			l.f = nil
+		}
+		l.wmu.Unlock()
+		if cerr := l.lockFile.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("store: release lock: %w", cerr)
+		}
+		l.closeErr = err
+	})
+	return l.closeErr
+}

@@ -1,0 +1,179 @@
+package store
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// Replay calls fn with every entry of the latest snapshot, then of every
+// segment after it, in append order. The slice passed to fn is only valid
+// during the call. If fn returns an error Replay stops and returns it.
+//
+// A file whose frames stop being valid (bad length, bad checksum, partial
+// frame) is truncated at the first bad frame, so that appends continue after
+// the last good entry: a torn tail of the newest segment is logged at Warn
+// level, anything else (a bad frame followed by valid ones, or in an older
+// segment or a snapshot) at Error level. Both name the file, the offset and
+// the number of bytes dropped. Entries before the bad frame, and in later
+// files, are still replayed.
+//
+// Replay must be called exactly once, before any Append. If it fails the Log
+// cannot be appended to and should be closed.
+func (l *Log) Replay(fn func(entry []byte) error) error {
+	l.mu.Lock()
+	if l.replayStarted || l.closed {
+		l.mu.Unlock()
+		return errors.New("store: Replay called twice or after Close")
+	}
+	l.replayStarted = true
+	l.mu.Unlock()
+
+	var files []string
+	if l.snapNum > 0 {
+		files = append(files, snapName(l.snapNum))
+	}
+	for _, n := range l.segNums {
+		files = append(files, segName(n))
+	}
+	var disk, sinceSnap int64
+	for i, name := range files {
+		newest := len(l.segNums) > 0 && i == len(files)-1
+		size, err := l.replayFile(filepath.Join(l.dir, name), newest, fn)
+		if err != nil {
+			return err
+		}
+		disk += size
+		if name != snapName(l.snapNum) {
+			sinceSnap += size
+		}
+	}
+
+	tail := max(l.snapNum, 1)
+	if len(l.segNums) > 0 {
+		tail = l.segNums[len(l.segNums)-1]
+	}
+	f, err := l.createSegment(tail)
+	if err != nil {
+		return err
+	}
+	l.stats.diskBytes.Add(disk)
+	l.stats.sinceSnapshot.Add(sinceSnap)
+
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		f.Close()
+		return ErrClosed
+	}
+	l.f = f
+	l.curSeg = tail
+	l.ready = true
+	return nil
+}
+
+// replayFile calls fn for each valid frame of the file at path, truncates the
+// file after the last one, and returns the file's resulting size. newest says
+// whether the file is the newest segment, the only one whose tail may be torn
+// by a crash.
+func (l *Log) replayFile(path string, newest bool, fn func([]byte) error) (int64, error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return 0, fmt.Errorf("store: replay: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, fmt.Errorf("store: replay: %w", err)
+	}
+	size := fi.Size()
+
+	r := bufio.NewReaderSize(f, 256<<10)
+	var (
+		hdr     [frameHeaderSize]byte
+		payload []byte
+		off     int64
+		reason  string
+	)
+	for off < size {
+		if size-off < frameHeaderSize {
+			reason = "partial frame header"
+			break
+		}
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			return 0, fmt.Errorf("store: replay %s: %w", path, err)
+		}
+		n := int64(binary.LittleEndian.Uint32(hdr[0:4]))
+		if n > MaxEntrySize {
+			reason = "bad frame length"
+			break
+		}
+		if size-off-frameHeaderSize < n {
+			reason = "partial frame"
+			break
+		}
+		if int64(cap(payload)) < n {
+			payload = make([]byte, n)
+		}
+		payload = payload[:n]
+		if _, err := io.ReadFull(r, payload); err != nil {
+			return 0, fmt.Errorf("store: replay %s: %w", path, err)
+		}
+		if frameChecksum(hdr[0:4], payload) != binary.LittleEndian.Uint32(hdr[4:8]) {
+			reason = "checksum mismatch"
+			break
+		}
+		if err := fn(payload); err != nil {
+			return 0, err
+		}
+		off += frameHeaderSize + n
+	}
+	if off == size {
+		return size, nil
+	}
+
+	validAfter, err := validFrameAfter(f, off+1, size)
+	if err != nil {
+		return 0, err
+	}
+	attrs := []any{"file", path, "offset", off, "bytes_dropped", size - off, "reason", reason}
+	if newest && !validAfter {
+		l.log.Warn("store: truncated torn tail of log", attrs...)
+	} else {
+		l.log.Error("store: log corrupt; truncated it at the first bad frame, dropping the bytes after it",
+			append(attrs, "valid_frames_after", validAfter)...)
+	}
+	if err := f.Truncate(off); err != nil {
+		return 0, fmt.Errorf("store: truncate %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		return 0, fmt.Errorf("store: fsync %s: %w", path, err)
+	}
+	return off, nil
+}
+
+// validFrameAfter reports whether a valid frame starts at any offset in
+// [from, size) of f. It tells a torn tail (garbage to the end) from damage in
+// the middle of a file (valid records follow). It reads the rest of the file
+// into memory, which is acceptable for this rare path.
+func validFrameAfter(f *os.File, from, size int64) (bool, error) {
+	if from >= size {
+		return false, nil
+	}
+	rest := make([]byte, size-from)
+	if _, err := f.ReadAt(rest, from); err != nil {
+		return false, fmt.Errorf("store: replay %s: %w", f.Name(), err)
+	}
+	for i := range rest {
+		if _, ok := parseFrame(rest[i:]); ok {
+			return true, nil
+		}
+	}
+	return false, nil
+}

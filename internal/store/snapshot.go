@@ -1,0 +1,174 @@
+package store
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"iter"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Snapshot is a compaction in progress, made by BeginSnapshot and finished by
+// Write or Abort.
+type Snapshot struct {
+	l        *Log
+	num      uint64 // the snapshot replaces every segment numbered below num
+	cutBytes int64  // BytesSinceSnapshot at the cut, restored if the snapshot fails
+	done     bool
+}
+
+// BeginSnapshot marks the cut point of a snapshot: entries Appended before
+// the call are covered by the snapshot, later ones go to a new segment that
+// survives it. Call it while holding the lock that guards the state the
+// snapshot will hold, and copy (or otherwise freeze) that state before
+// releasing it. BeginSnapshot makes no syscall.
+//
+// Only one snapshot runs at a time: BeginSnapshot returns nil while another
+// one is between BeginSnapshot and Write or Abort, before Replay, and after
+// Close.
+func (l *Log) BeginSnapshot() *Snapshot {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.ready || l.closed || l.snapshotting {
+		return nil
+	}
+	l.snapshotting = true
+	if l.rotation != nil {
+		// The switch to segment curSeg has not happened yet (an earlier
+		// snapshot was aborted before the writer got to it): move the cut
+		// forward by keeping everything so far in the old segment.
+		l.rotation.tail = append(l.rotation.tail, l.buf...)
+		l.buf = l.buf[:0]
+	} else {
+		l.rotation = &rotation{tail: l.buf, next: l.curSeg + 1}
+		l.buf = nil
+		l.curSeg++
+	}
+	return &Snapshot{l: l, num: l.curSeg, cutBytes: l.stats.sinceSnapshot.Swap(0)}
+}
+
+// Write writes the caller's state as of the cut point, given as the entries
+// that Replay should yield, to a new snapshot file (temporary file, fsync,
+// rename, directory fsync), then deletes the segments and the snapshot that it
+// replaces. It may run concurrently with Append and Commit. If it fails, or
+// Close begins meanwhile (ErrClosed), nothing is deleted and the log stays as
+// it was. An entry longer than MaxEntrySize is an error.
+//
+// Write or Abort must be called exactly once per Snapshot.
+func (s *Snapshot) Write(entries iter.Seq[[]byte]) error {
+	if s.done {
+		return errors.New("store: snapshot already written or aborted")
+	}
+	s.done = true
+	l := s.l
+	l.snapMu.Lock()
+	defer l.snapMu.Unlock()
+
+	start := time.Now()
+	size, err := s.write(entries)
+	if err != nil {
+		l.endSnapshot(s.cutBytes)
+		return err
+	}
+	l.stats.diskBytes.Add(size)
+
+	// Make sure the writer has switched to segment s.num, so that nothing is
+	// written to the segments about to be deleted.
+	l.wmu.Lock()
+	err = l.flushLocked(false)
+	l.wmu.Unlock()
+	if err != nil {
+		// The snapshot is durable; the old segments stay until the next Open.
+		l.endSnapshot(0)
+		return err
+	}
+	st, err := readDirState(l.dir)
+	if err == nil {
+		for _, n := range st.segs {
+			if n < s.num {
+				l.remove(segName(n), "segment covered by snapshot")
+			}
+		}
+		for _, n := range st.snaps {
+			if n < s.num {
+				l.remove(snapName(n), "superseded snapshot")
+			}
+		}
+	}
+	l.stats.snapshots.Add(1)
+	l.stats.lastSnapshotNs.Store(int64(time.Since(start)))
+	l.endSnapshot(0)
+	return err
+}
+
+// write writes the snapshot file and returns its size.
+func (s *Snapshot) write(entries iter.Seq[[]byte]) (size int64, err error) {
+	l := s.l
+	final := filepath.Join(l.dir, snapName(s.num))
+	tmp := final + tmpSuffix
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return 0, fmt.Errorf("store: create snapshot: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+
+	w := bufio.NewWriterSize(f, 1<<20)
+	for entry := range entries {
+		if l.isClosed.Load() {
+			return 0, ErrClosed
+		}
+		if len(entry) > MaxEntrySize {
+			return 0, fmt.Errorf("store: snapshot entry of %d bytes exceeds MaxEntrySize", len(entry))
+		}
+		h := frameHeader(entry)
+		w.Write(h[:])
+		if _, err := w.Write(entry); err != nil { // bufio.Writer errors are sticky
+			return 0, fmt.Errorf("store: write snapshot: %w", err)
+		}
+		size += int64(len(h) + len(entry))
+	}
+	if err := w.Flush(); err != nil {
+		return 0, fmt.Errorf("store: write snapshot: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		return 0, fmt.Errorf("store: fsync snapshot: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return 0, fmt.Errorf("store: close snapshot: %w", err)
+	}
+	if l.isClosed.Load() {
+		return 0, ErrClosed
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		return 0, fmt.Errorf("store: rename snapshot: %w", err)
+	}
+	// From here on the snapshot is in place: a failure to make the rename
+	// durable must not delete it, and the segments it covers are still there.
+	return size, syncDir(l.dir)
+}
+
+// Abort abandons a snapshot before Write. The cut point stays: entries
+// appended after it are already in a new segment, which is harmless.
+func (s *Snapshot) Abort() {
+	if s.done {
+		return
+	}
+	s.done = true
+	s.l.endSnapshot(s.cutBytes)
+}
+
+// endSnapshot lets the next BeginSnapshot go ahead. restore is the
+// BytesSinceSnapshot of the segments that a failed snapshot did not replace.
+func (l *Log) endSnapshot(restore int64) {
+	l.stats.sinceSnapshot.Add(restore)
+	l.mu.Lock()
+	l.snapshotting = false
+	l.mu.Unlock()
+}
