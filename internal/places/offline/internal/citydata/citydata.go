@@ -285,3 +285,30 @@ func (d *decoder) index(n int) uint64 {
 	}
 	return v
 }
+
+// Hilbert returns the position of a point, in 1e-5 degree units, on a
+// Hilbert curve over a 2^16 x 2^16 grid of the world. Points close on the
+// curve are close on the map: sorting by it keeps neighbours together.
+func Hilbert(lat, lng int32) uint64 {
+	const n = 1 << 16
+	x := uint64((int64(lng) + 180e5) * (n - 1) / 360e5)
+	y := uint64((int64(lat) + 90e5) * (n - 1) / 180e5)
+	var d uint64
+	for s := uint64(n / 2); s > 0; s /= 2 {
+		var rx, ry uint64
+		if x&s != 0 {
+			rx = 1
+		}
+		if y&s != 0 {
+			ry = 1
+		}
+		d += s * s * ((3 * rx) ^ ry)
+		if ry == 0 {
+			if rx == 1 {
+				x, y = n-1-x, n-1-y
+			}
+			x, y = y, x
+		}
+	}
+	return d
+}

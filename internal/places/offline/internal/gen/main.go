@@ -275,32 +275,7 @@ func buildTable(raw []rawCity, countryNames map[string]string) (*citydata.Table,
 		return nil, errors.New("too many distinct codes for the table's indexes")
 	}
 	slices.SortFunc(t.Cities, func(a, b citydata.City) int {
-		return cmp.Or(cmp.Compare(hilbert(a), hilbert(b)), cmp.Compare(a.ID, b.ID))
+		return cmp.Or(cmp.Compare(citydata.Hilbert(a.Lat, a.Lng), citydata.Hilbert(b.Lat, b.Lng)), cmp.Compare(a.ID, b.ID))
 	})
 	return t, nil
-}
-
-// hilbert returns the position of c on a Hilbert curve over a 2^16 x 2^16 grid.
-func hilbert(c citydata.City) uint64 {
-	const n = 1 << 16
-	x := uint64((int64(c.Lng) + 180e5) * (n - 1) / 360e5)
-	y := uint64((int64(c.Lat) + 90e5) * (n - 1) / 180e5)
-	var d uint64
-	for s := uint64(n / 2); s > 0; s /= 2 {
-		var rx, ry uint64
-		if x&s != 0 {
-			rx = 1
-		}
-		if y&s != 0 {
-			ry = 1
-		}
-		d += s * s * ((3 * rx) ^ ry)
-		if ry == 0 {
-			if rx == 1 {
-				x, y = n-1-x, n-1-y
-			}
-			x, y = y, x
-		}
-	}
-	return d
 }
