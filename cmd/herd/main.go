@@ -1,0 +1,125 @@
+// Command herd runs an application server herd: servers that take client
+// locations (IAMAT), flood them to each other, and answer what is near a
+// client (WHATSAT). See README.md and SPEC.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/herd-dev/herd/internal/config"
+)
+
+// version is set with -ldflags "-X main.version=..."; otherwise it comes from
+// the build info.
+var version = ""
+
+// command is one subcommand.
+type command struct {
+	name, summary string
+	run           func(ctx context.Context, env *Env, args []string) error
+}
+
+// Env is what a subcommand may touch, so tests can run it in-process.
+type Env struct {
+	Stdout, Stderr io.Writer
+	Getenv         func(string) string
+}
+
+var commands = []command{
+	{"serve", "run one server in the foreground", runServe},
+	{"up", "start every server of the herd in the background", runUp},
+	{"down", "stop the servers that up started", runDown},
+	{"status", "show which servers are up and which links are connected", runStatus},
+	{"client", "send commands to a server, interactively or from a script", runClient},
+	{"version", "print the version", runVersion},
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() { // a second signal forces exit
+		<-ctx.Done()
+		stop()
+		again := make(chan os.Signal, 1)
+		signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+		<-again
+		fmt.Fprintln(os.Stderr, "herd: forced exit")
+		os.Exit(130)
+	}()
+	env := &Env{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
+	if err := Run(ctx, env, os.Args[1:]); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "herd:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+// Run dispatches args to a subcommand.
+func Run(ctx context.Context, env *Env, args []string) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help" {
+		usage(env.Stderr)
+		if len(args) == 0 {
+			return errors.New("no command given")
+		}
+		return flag.ErrHelp
+	}
+	for _, c := range commands {
+		if c.name == args[0] {
+			return c.run(ctx, env, args[1:])
+		}
+	}
+	usage(env.Stderr)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: herd <command> [flags] [args]\n\ncommands:")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun 'herd <command> -h' for a command's flags.")
+}
+
+// newFlagSet returns a flag set for a subcommand with the -config flag every
+// subcommand shares.
+func newFlagSet(env *Env, name, args, summary string) (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	cfg := fs.String("config", "herd.yaml", "configuration file (the built-in five-server herd if the default file is absent)")
+	fs.Usage = func() {
+		fmt.Fprintf(env.Stderr, "usage: herd %s [flags] %s\n\n%s\n\nflags:\n", name, args, summary)
+		fs.PrintDefaults()
+	}
+	return fs, cfg
+}
+
+// loadConfig reads the configuration file. When the file is the default one
+// and does not exist, the built-in seed herd is used instead.
+func loadConfig(fs *flag.FlagSet, path string) (*config.Config, error) {
+	explicit := false
+	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
+	if _, err := os.Stat(path); !explicit && errors.Is(err, os.ErrNotExist) {
+		return config.Default(), nil
+	}
+	return config.ReadFile(path)
+}
+
+func runVersion(_ context.Context, env *Env, _ []string) error {
+	v := version
+	if v == "" {
+		v = "(devel)"
+		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+			v = bi.Main.Version
+		}
+	}
+	fmt.Fprintln(env.Stdout, "herd", v)
+	return nil
+}

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/herd-dev/herd/internal/config"
+	"github.com/herd-dev/herd/internal/member"
+	"github.com/herd-dev/herd/internal/server"
+)
+
+func runServe(ctx context.Context, env *Env, args []string) error {
+	fs, cfgPath := newFlagSet(env, "serve", "NAME", "Run the server NAME in the foreground until SIGINT or SIGTERM.")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return errors.New("serve: give exactly one server name")
+	}
+	cfg, err := loadConfig(fs, *cfgPath)
+	if err != nil {
+		return err
+	}
+	name := fs.Arg(0)
+	m, err := member.Open(ctx, cfg, name, member.Overrides{Env: env.Getenv})
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	ln, err := net.Listen("tcp", m.Addr)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	fmt.Fprintf(env.Stderr, "herd: %s listening on %s, logging to %s\n", name, ln.Addr(), m.LogPath)
+
+	statusDone := make(chan struct{})
+	sctx, stopStatus := context.WithCancel(ctx)
+	go func() { // ends when serving does
+		defer close(statusDone)
+		writeStatusLoop(sctx, runDir(cfg), m)
+	}()
+	err = m.Serve(ctx, ln)
+	stopStatus()
+	<-statusDone
+	return err
+}
+
+// serverStatus is what a running server writes to RUN/NAME.json for
+// 'herd status'.
+type serverStatus struct {
+	Name    string              `json:"name"`
+	PID     int                 `json:"pid"`
+	Addr    string              `json:"addr"`
+	Clients int                 `json:"clients"`
+	Updated time.Time           `json:"updated"`
+	Links   []server.LinkStatus `json:"links"`
+}
+
+// runDir is where PID files and status files live: "run", next to log_dir.
+func runDir(cfg *config.Config) string {
+	return filepath.Join(filepath.Dir(filepath.Clean(cfg.LogDir)), "run")
+}
+
+func writeStatusLoop(ctx context.Context, dir string, m *member.Member) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		m.Logger.Warn("cannot write status files", "dir", dir, "err", err)
+		return
+	}
+	path := filepath.Join(dir, m.Name+".json")
+	defer os.Remove(path)
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		st := serverStatus{Name: m.Name, PID: os.Getpid(), Addr: m.Addr, Clients: m.Node.Len(),
+			Updated: time.Now().UTC(), Links: m.Server.Links()}
+		if data, err := json.MarshalIndent(st, "", "  "); err == nil {
+			tmp := path + ".tmp"
+			if os.WriteFile(tmp, data, 0o644) == nil {
+				os.Rename(tmp, path)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,246 @@
+// Package member assembles one herd server from its configuration: the log
+// file, the durable store and the node rebuilt from it, the places provider,
+// and the network server. The herd command runs a Member per process; tests
+// run several in one process.
+package member
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/herd-dev/herd/internal/config"
+	"github.com/herd-dev/herd/internal/herd"
+	"github.com/herd-dev/herd/internal/logsink"
+	"github.com/herd-dev/herd/internal/places"
+	"github.com/herd-dev/herd/internal/places/offline"
+	"github.com/herd-dev/herd/internal/server"
+	"github.com/herd-dev/herd/internal/store"
+)
+
+// Overrides replace parts a member would otherwise build from its
+// configuration and environment; tests use them.
+type Overrides struct {
+	// Places replaces the configured provider.
+	Places places.Provider
+	// LogOutput replaces the log file (LogPath is then empty).
+	LogOutput io.Writer
+	// Neighbors replaces the neighbors' addresses from the configuration.
+	Neighbors map[string]string
+	// Dial replaces how peer connections are opened.
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
+	// Env replaces os.Getenv for the secrets.
+	Env func(string) string
+}
+
+// Member is one running herd server.
+type Member struct {
+	Name    string
+	Addr    string // from the configuration
+	LogPath string
+	Node    *herd.Node
+	Server  *server.Server
+	Store   *store.Log
+	Places  places.Provider
+	Logger  *slog.Logger
+
+	closers []io.Closer
+}
+
+// Open builds the member called name. Close releases what it holds.
+func Open(ctx context.Context, cfg *config.Config, name string, o Overrides) (m *Member, err error) {
+	sc, ok := cfg.Server(name)
+	if !ok {
+		return nil, fmt.Errorf("member: no server named %q in the configuration (have %v)", name, cfg.Names())
+	}
+	getenv := o.Env
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	m = &Member{Name: name, Addr: sc.Addr}
+	defer func() {
+		if err != nil {
+			m.Close()
+		}
+	}()
+
+	out := o.LogOutput
+	if out == nil {
+		if err := os.MkdirAll(cfg.LogDir, 0o755); err != nil {
+			return nil, fmt.Errorf("member: log_dir: %w", err)
+		}
+		m.LogPath = filepath.Join(cfg.LogDir, name+".log")
+		sink, err := logsink.Open(m.LogPath)
+		if err != nil {
+			return nil, fmt.Errorf("member: log file: %w", err)
+		}
+		m.closers = append(m.closers, sink)
+		out = sink
+	}
+	m.Logger = slog.New(slog.NewTextHandler(out, nil)).With("server", name)
+
+	m.Store, err = store.Open(filepath.Join(cfg.DataDir, name), store.Options{Fsync: cfg.Fsync, Logger: m.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("member: data_dir: %w", err)
+	}
+	m.closers = append(m.closers, m.Store)
+	m.Node = herd.NewNode(name, m.Store)
+	start := time.Now()
+	if err := m.Store.Replay(m.Node.Restore); err != nil {
+		return nil, fmt.Errorf("member: recover %s: %w", name, err)
+	}
+	m.Node.FinishRestore()
+	m.Logger.Info("recovered client table", "clients", m.Node.Len(), "took", time.Since(start), "epoch", m.Store.Epoch())
+
+	m.Places = o.Places
+	if m.Places == nil {
+		if m.Places, err = openPlaces(ctx, cfg.Places, getenv(config.EnvPlacesAPIKey), m.Logger); err != nil {
+			return nil, err
+		}
+	}
+
+	neighbors := o.Neighbors
+	if neighbors == nil {
+		neighbors = map[string]string{}
+		for _, n := range cfg.Links()[name] {
+			peer, _ := cfg.Server(n)
+			neighbors[n] = peer.Addr
+		}
+	}
+	tlsConfig, err := peerTLS(cfg, sc)
+	if err != nil {
+		return nil, err
+	}
+	m.Server, err = server.New(server.Options{
+		Name:           name,
+		Node:           m.Node,
+		Neighbors:      neighbors,
+		Places:         m.Places,
+		Journal:        m.Store,
+		Epoch:          m.Store.Epoch(),
+		Secret:         []byte(getenv(config.EnvPeerSecret)),
+		TLS:            tlsConfig,
+		PlacesTimeout:  cfg.Places.Timeout.D(),
+		MaxLineBytes:   cfg.Limits.MaxLineBytes,
+		IdleTimeout:    cfg.Limits.IdleTimeout.D(),
+		MaxConnections: cfg.Limits.MaxConnections,
+		WriteTimeout:   cfg.Limits.WriteTimeout.D(),
+		Heartbeat:      cfg.Peers.Heartbeat.D(),
+		DeadAfter:      cfg.Peers.DeadAfter.D(),
+		Logger:         m.Logger,
+		Dial:           o.Dial,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func openPlaces(ctx context.Context, cfg config.Places, key string, logger *slog.Logger) (places.Provider, error) {
+	if cfg.Provider == config.ProviderOffline {
+		p, err := offline.New(ctx, cfg.Offline.OSM, logger)
+		if err != nil {
+			return nil, fmt.Errorf("member: places.offline: %w", err)
+		}
+		return p, nil
+	}
+	return places.NewRemote(cfg, key, logger)
+}
+
+func peerTLS(cfg *config.Config, sc config.Server) (*tls.Config, error) {
+	if cfg.Peers.TLSCA == "" {
+		return nil, nil
+	}
+	caPEM, err := os.ReadFile(cfg.Peers.TLSCA)
+	if err != nil {
+		return nil, fmt.Errorf("member: peers.tls_ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, fmt.Errorf("member: peers.tls_ca: %s holds no PEM certificate", cfg.Peers.TLSCA)
+	}
+	cert, err := tls.LoadX509KeyPair(sc.TLSCert, sc.TLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("member: servers[%s].tls_cert: %w", sc.Name, err)
+	}
+	return &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		RootCAs:      pool,
+		ClientCAs:    pool,
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		MinVersion:   tls.VersionTLS13,
+	}, nil
+}
+
+// Serve runs the member on ln until ctx is cancelled, compacting the store
+// as it grows.
+func (m *Member) Serve(ctx context.Context, ln net.Listener) error {
+	compactDone := make(chan struct{})
+	cctx, cancel := context.WithCancel(ctx)
+	go func() { // ends when Serve returns
+		defer close(compactDone)
+		m.compactLoop(cctx)
+	}()
+	err := m.Server.Serve(ctx, ln)
+	cancel()
+	<-compactDone
+	return err
+}
+
+// compactMinBytes is the least journal growth worth a snapshot.
+const compactMinBytes = 64 << 20
+
+// compactLoop snapshots the node into the store once the journal has grown
+// past twice the size of a snapshot, so disk use follows the number of
+// clients, not the number of updates.
+func (m *Member) compactLoop(ctx context.Context) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		grown := m.Store.BytesSinceSnapshot()
+		if grown < compactMinBytes || grown < 2*int64(m.Node.Len())*100 {
+			continue
+		}
+		if err := m.Compact(); err != nil {
+			m.Logger.Error("store compaction failed", "err", err)
+		}
+	}
+}
+
+// Compact writes a snapshot of the node and drops the journal before it.
+func (m *Member) Compact() error {
+	var snap *store.Snapshot
+	st := m.Node.Freeze(func() { snap = m.Store.BeginSnapshot() })
+	if snap == nil {
+		return errors.New("member: a snapshot is already being written")
+	}
+	start := time.Now()
+	if err := snap.Write(st.Entries); err != nil {
+		return err
+	}
+	m.Logger.Info("store compacted", "clients", len(st.Records), "took", time.Since(start))
+	return nil
+}
+
+// Close releases the store and flushes the log.
+func (m *Member) Close() error {
+	var errs []error
+	for i := len(m.closers) - 1; i >= 0; i-- {
+		errs = append(errs, m.closers[i].Close())
+	}
+	m.closers = nil
+	return errors.Join(errs...)
+}
