@@ -217,7 +217,7 @@ func TestHerd_PeerSecretRejectsStrangers(t *testing.T) {
 		t.Errorf("forged AT got %q; want it rejected", got)
 	}
 	stranger = h.Dial("Ball")
-	hello := "HERD-HELLO 1 Welsh Ball 1 0123456789abcdef0123456789abcdef"
+	hello := "HERD-HELLO 1 Welsh Ball 1 0 0123456789abcdef0123456789abcdef"
 	if got := stranger.Ask(hello); !strings.HasPrefix(got, "HERD-WELCOME Ball ") {
 		t.Fatalf("hello got %q", got)
 	}

@@ -8,7 +8,7 @@
 // pair, one per direction, so there is no double-dial race to settle.
 //
 //	dialer                                   acceptor
-//	HERD-HELLO 1 <from> <to> <epoch> <nonceA>  ->
+//	HERD-HELLO 1 <from> <to> <epoch> <head> <nonceA>  ->
 //	                                        <- HERD-WELCOME <to> <cursor> <nonceB> <proof>
 //	HERD-AUTH <proof>                          ->
 //	HERD-AT <mac> <seq> <AT line>              ->   (one per changed client)
@@ -17,6 +17,7 @@
 //
 // The cursor in WELCOME is the last of the dialer's sequence numbers that the
 // acceptor applied, for the dialer's epoch; the dialer resumes after it.
+// Records up to the head announced in HELLO are catch-up; later ones are live.
 //
 // With a secret, each proof is an HMAC-SHA256 keyed by the secret over both
 // nonces, both names, the epoch and the cursor, with a different label per
@@ -66,6 +67,7 @@ func IsPeerLine(line []byte) bool { return bytes.HasPrefix(line, []byte(Prefix))
 type Hello struct {
 	From, To string
 	Epoch    uint64
+	Head     uint64 // the dialer's latest sequence number when it dialed
 	Nonce    string
 }
 
@@ -86,20 +88,21 @@ func NewNonce() string {
 
 // Format renders h as a line.
 func (h *Hello) Format() []byte {
-	return fmtLine(KeyHello, Version, h.From, h.To, strconv.FormatUint(h.Epoch, 10), h.Nonce)
+	return fmtLine(KeyHello, Version, h.From, h.To, strconv.FormatUint(h.Epoch, 10), strconv.FormatUint(h.Head, 10), h.Nonce)
 }
 
 // ParseHello reads a HELLO line.
 func ParseHello(line []byte) (Hello, error) {
 	f := bytes.Fields(line)
-	if len(f) != 6 || string(f[0]) != KeyHello || string(f[1]) != Version {
+	if len(f) != 7 || string(f[0]) != KeyHello || string(f[1]) != Version {
 		return Hello{}, ErrMalformed
 	}
-	epoch, err := strconv.ParseUint(string(f[4]), 10, 64)
-	if err != nil || !validNonce(f[5]) {
+	epoch, err1 := strconv.ParseUint(string(f[4]), 10, 64)
+	head, err2 := strconv.ParseUint(string(f[5]), 10, 64)
+	if err1 != nil || err2 != nil || !validNonce(f[6]) {
 		return Hello{}, ErrMalformed
 	}
-	return Hello{From: string(f[2]), To: string(f[3]), Epoch: epoch, Nonce: string(f[5])}, nil
+	return Hello{From: string(f[2]), To: string(f[3]), Epoch: epoch, Head: head, Nonce: string(f[6])}, nil
 }
 
 // Format renders w as a line.
@@ -178,7 +181,7 @@ func NewSession(secret []byte, h Hello, acceptorNonce string, cursor uint64, dia
 func (s *Session) derive(label string) []byte {
 	m := hmac.New(sha256.New, s.secret)
 	for _, part := range []string{label, s.hello.From, s.hello.To, strconv.FormatUint(s.hello.Epoch, 10),
-		s.hello.Nonce, s.nonceB, strconv.FormatUint(s.cursor, 10)} {
+		strconv.FormatUint(s.hello.Head, 10), s.hello.Nonce, s.nonceB, strconv.FormatUint(s.cursor, 10)} {
 		m.Write([]byte(part))
 		m.Write([]byte{0})
 	}

@@ -8,7 +8,7 @@ import (
 
 func handshake(t *testing.T, dialerSecret, acceptorSecret string) (dialer, acceptor *Session, err error) {
 	t.Helper()
-	h := Hello{From: "Alford", To: "Hamilton", Epoch: 42, Nonce: NewNonce()}
+	h := Hello{From: "Alford", To: "Hamilton", Epoch: 42, Head: 99, Nonce: NewNonce()}
 	parsed, perr := ParseHello(h.Format())
 	if perr != nil || parsed != h {
 		t.Fatalf("ParseHello(Format(%+v)) = %+v, %v", h, parsed, perr)
@@ -135,7 +135,7 @@ func TestSession_RejectsTamperingReplayReorderingAndReflection(t *testing.T) {
 }
 
 func TestParse_RejectsMalformed(t *testing.T) {
-	for _, l := range []string{"", "HERD-HELLO", "HERD-HELLO 2 A B 1 0123456789abcdef0123456789abcdef", "HERD-HELLO 1 A B x 0123456789abcdef0123456789abcdef", "HERD-HELLO 1 A B 1 short"} {
+	for _, l := range []string{"", "HERD-HELLO", "HERD-HELLO 2 A B 1 5 0123456789abcdef0123456789abcdef", "HERD-HELLO 1 A B x 5 0123456789abcdef0123456789abcdef", "HERD-HELLO 1 A B 1 x 0123456789abcdef0123456789abcdef", "HERD-HELLO 1 A B 1 5 short"} {
 		if _, err := ParseHello([]byte(l)); err == nil {
 			t.Errorf("ParseHello(%q) succeeded", l)
 		}

@@ -79,11 +79,11 @@ func (s *Server) linkOnce(ctx context.Context, peerName, addr string) error {
 		conn = tc
 	}
 	br := bufio.NewReaderSize(conn, readBufferSize)
-	sess, cursor, err := s.dialHandshake(conn, br, peerName)
+	catchUpEnd := s.node.Head()
+	sess, cursor, err := s.dialHandshake(conn, br, peerName, catchUpEnd)
 	if err != nil {
 		return err
 	}
-	catchUpEnd := s.node.Head()
 	s.log.Info("peer link up", "peer", peerName, "direction", "out", "addr", addr, "resume_after", cursor, "head", catchUpEnd)
 	s.updateLink(peerName, func(l *LinkStatus) {
 		l.OutUp, l.Since, l.LastError = true, time.Now(), ""
@@ -172,10 +172,10 @@ func (s *Server) linkOnce(ctx context.Context, peerName, addr string) error {
 
 // dialHandshake sends HELLO, checks WELCOME and answers AUTH. It returns the
 // session and the neighbor's cursor into this server's change feed.
-func (s *Server) dialHandshake(conn net.Conn, br *bufio.Reader, peerName string) (*peer.Session, uint64, error) {
+func (s *Server) dialHandshake(conn net.Conn, br *bufio.Reader, peerName string, head uint64) (*peer.Session, uint64, error) {
 	conn.SetDeadline(time.Now().Add(s.opt.DeadAfter))
 	defer conn.SetDeadline(time.Time{})
-	h := peer.Hello{From: s.opt.Name, To: peerName, Epoch: s.opt.Epoch, Nonce: peer.NewNonce()}
+	h := peer.Hello{From: s.opt.Name, To: peerName, Epoch: s.opt.Epoch, Head: head, Nonce: peer.NewNonce()}
 	if _, err := conn.Write(append(h.Format(), '\n')); err != nil {
 		return nil, 0, fmt.Errorf("hello to %s: %w", peerName, err)
 	}
@@ -308,12 +308,15 @@ func (c *clientConn) receiveFeed(ctx context.Context, h peer.Hello, sess *peer.S
 
 	batch := make([]*herd.Record, 0, feedBatch)
 	var last uint64
+	catchUp := 0 // records in batch that the neighbor had before it dialed
 	apply := func() {
 		if len(batch) == 0 {
 			return
 		}
 		stored := s.node.OfferFrom(from, herd.Cursor{Epoch: h.Epoch, Seq: last}, batch)
 		s.stats.FloodIn.Add(uint64(len(batch)))
+		s.stats.CatchUpReceived.Add(uint64(catchUp))
+		catchUp = 0
 		s.stats.FloodDup.Add(uint64(len(batch) - stored))
 		applied.Store(last)
 		batch = batch[:0]
@@ -341,6 +344,9 @@ func (c *clientConn) receiveFeed(ctx context.Context, h peer.Hello, sess *peer.S
 			}
 			batch = append(batch, herd.NewRecord(&m))
 			last = seq
+			if seq <= h.Head {
+				catchUp++
+			}
 		case peer.KeyPing:
 		default:
 			s.log.Error("unexpected message from peer; dropping link", "peer", from, "line", line)

@@ -143,7 +143,7 @@ type Counters struct {
 	IAMAT, WHATSAT, Invalid, Injected atomic.Uint64
 	ConnsOpen, ConnsRefused           atomic.Int64
 	FloodIn, FloodOut, FloodDup       atomic.Uint64
-	CatchUpSent                       atomic.Uint64
+	CatchUpSent, CatchUpReceived      atomic.Uint64
 	PlacesErrors                      atomic.Uint64
 }
 
