@@ -255,3 +255,30 @@ func TestHerd_LongLineIsCutAndServerGoesOn(t *testing.T) {
 		t.Errorf("after a long line, IAMAT got %q", got)
 	}
 }
+
+func TestHerd_CatchUpOfManyUpdates(t *testing.T) {
+	h := Start(t, Options{})
+	h.Stop("Hamilton")
+	h.Stop("Holiday") // Hamilton's other way in: it must learn from Alford alone
+	c := h.Dial("Alford")
+	const n = 5000
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "IAMAT many%d +1+1 %d.5\n", i, 1000+i)
+	}
+	c.Send(b.String())
+	var last string
+	for range n {
+		last = c.Line()
+	}
+	h.Restart("Hamilton")
+	Eventually(t, 10*time.Second, func() error {
+		if got := h.Member("Hamilton").Node.Len(); got != n {
+			return fmt.Errorf("Hamilton knows %d clients; want %d", got, n)
+		}
+		return nil
+	})
+	if got, err := LookupAT(h.Addr("Hamilton"), fmt.Sprintf("many%d", n-1)); got != last {
+		t.Errorf("Hamilton has %q, %v; want %q", got, err, last)
+	}
+}

@@ -219,7 +219,9 @@ func (c *clientConn) whatsat(ctx context.Context, line []byte, m *wire.Msg) stri
 		return "ok"
 	}
 	loc := rec.Location()
-	qctx, cancel := context.WithTimeout(ctx, s.opt.PlacesTimeout)
+	// A lookup under way when shutdown begins still finishes (within the
+	// shutdown grace period), so the client gets its reply.
+	qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opt.PlacesTimeout)
 	start := time.Now()
 	body, err := s.opt.Places.Nearby(qctx, places.Query{Lat: loc.Lat, Lng: loc.Lng, RadiusMeters: m.RadiusKm * 1000, Limit: m.Limit})
 	cancel()

@@ -129,7 +129,8 @@ func (s *Server) linkOnce(ctx context.Context, peerName, addr string) error {
 		}
 		var next uint64
 		recs, next = s.node.Changes(recs[:0], cursor, feedBatch, skip)
-		if next != cursor {
+		progressed := next != cursor
+		if progressed {
 			for _, r := range recs {
 				body = peer.AppendUpdate(body[:0], r.Seq, r.Line)
 				out = append(sess.Seal(out, peer.KeyAT, body), '\n')
@@ -141,13 +142,13 @@ func (s *Server) linkOnce(ctx context.Context, peerName, addr string) error {
 			cursor = next
 			s.updateLink(peerName, func(l *LinkStatus) { l.Sent = cursor })
 			if len(out) < writeChunk {
-				continue
+				continue // gather more before writing
 			}
 		}
 		if err := write(); err != nil {
 			return fmt.Errorf("write to %s: %w", peerName, err)
 		}
-		if next != cursor {
+		if progressed {
 			continue
 		}
 		select {
@@ -324,6 +325,9 @@ func (c *clientConn) receiveFeed(ctx context.Context, h peer.Hello, sess *peer.S
 	defer apply()
 	for {
 		c.conn.SetReadDeadline(time.Now().Add(s.opt.DeadAfter))
+		if s.stopped.Load() {
+			return
+		}
 		line, err := readPeerLine(c.br)
 		if err != nil {
 			s.log.Info("peer link down", "peer", from, "direction", "in", "reason", closeReason(err, s.stopped.Load()))

@@ -170,7 +170,7 @@ func New(opt Options) (*Server, error) {
 	s := &Server{
 		opt:       opt,
 		node:      opt.Node,
-		log:       opt.Logger.With("server", opt.Name),
+		log:       opt.Logger,
 		conns:     make(map[net.Conn]struct{}),
 		inbound:   make(map[string]net.Conn),
 		links:     make(map[string]*LinkStatus),
