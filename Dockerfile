@@ -1,0 +1,28 @@
+# syntax=docker/dockerfile:1
+# The herd server as a static binary in a distroless image that runs as the
+# non-root user 65532. The orchestrator mounts the configuration at
+# /etc/herd/herd.yaml and a volume at /var/lib/herd (data_dir), and appends
+# the server's name to the command:
+#
+#   docker build -t herd:latest .
+#   docker run -v "$PWD/herd.yaml:/etc/herd/herd.yaml:ro" -v herd-alford:/var/lib/herd \
+#     -e HERD_PEER_SECRET herd:latest serve -config /etc/herd/herd.yaml Alford
+
+FROM golang:1.26 AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+ARG VERSION=""
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /herd ./cmd/herd
+# The runtime image has no shell to make folders with.
+RUN mkdir /data
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /herd /herd
+COPY --from=build --chown=65532:65532 /data /var/lib/herd
+USER 65532:65532
+VOLUME ["/etc/herd", "/var/lib/herd"]
+EXPOSE 11550 12550
+ENTRYPOINT ["/herd"]
+CMD ["serve", "-config", "/etc/herd/herd.yaml"]
