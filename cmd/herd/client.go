@@ -27,6 +27,7 @@ const (
 // errInterrupted is returned when a signal stops the client before it is done.
 var errInterrupted = errors.New("client: interrupted")
 
+// runClient is 'herd client [-raw] [ADDR | NAME]'.
 func runClient(ctx context.Context, env *Env, args []string) error {
 	fs, cfgPath := newFlagSet(env, "client", "[ADDR | NAME]",
 		"Talk to one herd server: ADDR (host:port), the server NAME in the configuration,\n"+
@@ -111,19 +112,23 @@ func runScript(ctx context.Context, addr string, in io.Reader, out io.Writer, ra
 	if ctx.Err() != nil {
 		return errInterrupted
 	}
+	var sendErr error
+	inputSent := false
 	select {
-	case err := <-sent:
-		if err != nil {
-			return err
-		}
-	default: // the sender still waits for input, which no one will answer
+	case sendErr = <-sent:
+		inputSent = true
+	default: // the sender still waits for input, which no one would answer
+	}
+	switch {
+	case sendErr != nil:
+		return sendErr
+	case s.err != nil:
+		return fmt.Errorf("client: %w", s.err)
+	case !inputSent:
 		return errors.New("client: the server closed the connection before the input ended")
 	}
-	if s.err != nil {
-		return fmt.Errorf("client: %w", s.err)
-	}
 	if n := s.unanswered(); n > 0 {
-		return fmt.Errorf("client: the server closed the connection with %d commands unanswered", n)
+		return fmt.Errorf("client: the server closed the connection; commands unanswered: %d", n)
 	}
 	return nil
 }

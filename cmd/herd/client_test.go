@@ -269,8 +269,36 @@ func TestClientReportsUnansweredCommands(t *testing.T) {
 	}()
 	var out strings.Builder
 	err = runScript(t.Context(), ln.Addr().String(), strings.NewReader("A\nB\nC\n"), &out, false)
-	if err == nil || !strings.Contains(err.Error(), "2 commands unanswered") {
+	if err == nil || !strings.Contains(err.Error(), "commands unanswered: 2") {
 		t.Errorf("runScript error %v, want 2 commands unanswered", err)
+	}
+	if out.String() != "? A\n" {
+		t.Errorf("output %q, want the one reply", out.String())
+	}
+}
+
+func TestClientStopsWhenTheServerHangsUp(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() { // answers one command, then closes while the client has more to send
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		line, _ := bufio.NewReader(conn).ReadString('\n')
+		io.WriteString(conn, "? "+line)
+		conn.Close()
+	}()
+	in, more := io.Pipe() // input that never ends
+	defer more.Close()
+	go io.WriteString(more, "A\n")
+	var out strings.Builder
+	err = runScript(t.Context(), ln.Addr().String(), in, &out, false)
+	if err == nil || !strings.Contains(err.Error(), "before the input ended") {
+		t.Errorf("runScript error %v, want the server closed before the input ended", err)
 	}
 	if out.String() != "? A\n" {
 		t.Errorf("output %q, want the one reply", out.String())
