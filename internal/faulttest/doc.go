@@ -1,0 +1,20 @@
+// Package faulttest checks that a herd never loses an acknowledged update
+// when things go wrong around it. It holds only tests:
+//
+//   - network faults between servers, injected by Toxiproxy (used as a
+//     library, in-process) on every directed peer link: latency and jitter,
+//     connections cut mid-stream, and a black hole that partitions one server
+//     from its neighbors (proxy_test.go);
+//   - crashes and restarts of real `herd serve` processes: SIGKILL of some and
+//     then all servers during a burst of IAMATs, and a graceful SIGTERM
+//     followed by a clean restart (process_test.go);
+//   - hostile and unlucky clients: huge lines, odd bytes in client ids,
+//     thousands of abrupt connects, clients that never read, too many
+//     connections, idle connections (hostile_test.go);
+//   - a cheap fuzz target that feeds arbitrary bytes to a server over TCP and
+//     checks that it keeps answering (fuzz_test.go).
+//
+// Every test talks to 127.0.0.1 only, waits by polling with deadlines rather
+// than sleeping, and cleans up the processes and proxies it starts. The
+// slowest process tests are skipped with -short.
+package faulttest
