@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/herd-dev/herd/internal/config"
 	"github.com/herd-dev/herd/internal/member"
 	"github.com/herd-dev/herd/internal/server"
 )
@@ -44,7 +43,7 @@ func runServe(ctx context.Context, env *Env, args []string) error {
 	sctx, stopStatus := context.WithCancel(ctx)
 	go func() { // ends when serving does
 		defer close(statusDone)
-		writeStatusLoop(sctx, runDir(cfg), m)
+		writeStatusLoop(sctx, cfg.RunDir, m)
 	}()
 	err = m.Serve(ctx, ln)
 	stopStatus()
@@ -61,11 +60,6 @@ type serverStatus struct {
 	Clients int                 `json:"clients"`
 	Updated time.Time           `json:"updated"`
 	Links   []server.LinkStatus `json:"links"`
-}
-
-// runDir is where PID files and status files live: "run", next to log_dir.
-func runDir(cfg *config.Config) string {
-	return filepath.Join(filepath.Dir(filepath.Clean(cfg.LogDir)), "run")
 }
 
 func writeStatusLoop(ctx context.Context, dir string, m *member.Member) {

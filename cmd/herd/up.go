@@ -42,7 +42,7 @@ func runUp(ctx context.Context, env *Env, args []string) error {
 	if cfg.Source != "" {
 		configArgs = []string{"-config", cfg.Source}
 	}
-	run := runDir(cfg)
+	run := cfg.RunDir
 	for _, dir := range []string{run, cfg.LogDir} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return fmt.Errorf("up: %w", err)
@@ -108,7 +108,7 @@ func runDown(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	run := runDir(cfg)
+	run := cfg.RunDir
 	pids := map[string]int{}
 	for _, s := range cfg.Servers {
 		pid, err := readPID(run, s.Name)
@@ -160,7 +160,7 @@ func runStatus(_ context.Context, env *Env, args []string) error {
 		state, clients, links := "down", "-", "-"
 		if listening(s.Addr) {
 			state = "up"
-			if st, err := readStatus(runDir(cfg), s.Name); err == nil {
+			if st, err := readStatus(cfg.RunDir, s.Name); err == nil {
 				clients = strconv.Itoa(st.Clients)
 				links = formatLinks(st)
 			}

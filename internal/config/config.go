@@ -49,8 +49,11 @@ const (
 
 // Config is a whole herd: every server's address and links, and what they share.
 type Config struct {
-	LogDir     string   `yaml:"log_dir"`
-	DataDir    string   `yaml:"data_dir"`
+	LogDir  string `yaml:"log_dir"`
+	DataDir string `yaml:"data_dir"`
+	// RunDir holds PID and status files for herd up, down and status;
+	// by default "run" next to log_dir.
+	RunDir     string   `yaml:"run_dir"`
 	Fsync      string   `yaml:"fsync"`
 	AdminPprof bool     `yaml:"admin_pprof"`
 	Servers    []Server `yaml:"servers"`
@@ -164,6 +167,7 @@ func Default() *Config {
 func (c *Config) ApplyDefaults() {
 	setDefault(&c.LogDir, "logs")
 	setDefault(&c.DataDir, "data")
+	setDefault(&c.RunDir, filepath.Join(filepath.Dir(filepath.Clean(c.LogDir)), "run"))
 	setDefault(&c.Fsync, FsyncEverySec)
 	setDefault(&c.Places.Provider, ProviderOffline)
 	setDefault(&c.Places.Google.URL, DefaultGoogleURL)
@@ -248,6 +252,7 @@ func (c *Config) resolvePaths(base string) {
 	}
 	abs(&c.LogDir)
 	abs(&c.DataDir)
+	abs(&c.RunDir)
 	abs(&c.Peers.TLSCA)
 	for i := range c.Places.Offline.OSM {
 		abs(&c.Places.Offline.OSM[i])
