@@ -73,7 +73,8 @@ type Cursor struct {
 }
 
 // Journal receives an entry for every change, in order, while the node's lock
-// is held. It must only buffer (see store.Log.Append).
+// is held. It must only buffer (see store.Log.Append), and must copy the
+// entry: the node reuses its memory.
 type Journal interface {
 	Append(entry []byte)
 }
@@ -93,6 +94,7 @@ type Node struct {
 	cursors map[string]Cursor
 	saved   map[string]Cursor // cursors as last journaled
 	waiters map[chan struct{}]struct{}
+	entry   []byte // scratch for journal entries; Journal.Append copies
 }
 
 // NewNode returns an empty node called name. A nil journal keeps nothing.
@@ -166,7 +168,8 @@ func (n *Node) offerLocked(rec *Record) bool {
 		n.stale++
 		n.compactLocked()
 	}
-	n.journal.Append(appendRecordEntry(nil, rec))
+	n.entry = appendRecordEntry(n.entry[:0], rec)
+	n.journal.Append(n.entry)
 	for w := range n.waiters {
 		select {
 		case w <- struct{}{}:
@@ -294,7 +297,8 @@ func (n *Node) SaveCursors() {
 	defer n.mu.Unlock()
 	for peer, c := range n.cursors {
 		if n.saved[peer] != c {
-			n.journal.Append(appendCursorEntry(nil, peer, c))
+			n.entry = appendCursorEntry(n.entry[:0], peer, c)
+			n.journal.Append(n.entry)
 			n.saved[peer] = c
 		}
 	}
