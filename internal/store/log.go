@@ -76,6 +76,14 @@ type Log struct {
 	spare []byte   // buffer to swap with buf on the next flush
 	err   error    // sticky write or fsync error; the Log is unusable after one
 
+	// Group commit: a Commit that finds no flush in progress becomes the
+	// leader and flushes for everybody (under wmu) while later callers wait
+	// on flushDone. All of them wake when it ends; those whose entries it did
+	// not cover elect the next leader. cmu is never held across a syscall.
+	cmu       sync.Mutex
+	flushDone *sync.Cond // signalled on cmu when a leader's flush ends
+	flushing  bool       // a leader is flushing
+
 	// snapMu is held by Snapshot.Write for its whole run, so that Close can
 	// wait for it.
 	snapMu sync.Mutex
@@ -165,6 +173,7 @@ func Open(dir string, opts Options) (*Log, error) {
 		kick:         make(chan struct{}, 1),
 		stop:         make(chan struct{}),
 	}
+	l.flushDone = sync.NewCond(&l.cmu)
 	if err := l.prepare(); err != nil {
 		lockFile.Close()
 		return nil, err
@@ -285,14 +294,33 @@ func (l *Log) Commit() error {
 	}
 	target := l.appended.Load()
 	if l.committed(target) {
-		return nil
+		return nil // written (and synced) by an earlier leader or the flusher
 	}
+	l.cmu.Lock()
+	defer l.cmu.Unlock()
+	for !l.committed(target) {
+		if l.flushing {
+			l.flushDone.Wait()
+			continue
+		}
+		l.flushing = true
+		l.cmu.Unlock()
+		err := l.leadFlush()
+		l.cmu.Lock()
+		l.flushing = false
+		l.flushDone.Broadcast()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// leadFlush is a group commit leader's flush.
+func (l *Log) leadFlush() error {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
-	if l.committed(target) {
-		return nil // written (and synced) by the caller that held wmu before us
-	}
-	if l.f == nil { // Close began and finished while we waited
+	if l.f == nil { // Close finished while we waited
 		return ErrClosed
 	}
 	return l.flushLocked(l.syncOnCommit)
