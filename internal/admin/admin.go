@@ -1,0 +1,200 @@
+// Package admin is a herd server's operator interface: an HTTP listener,
+// separate from the client and peer address, that serves
+//
+//   - GET /metrics: Prometheus metrics from a registry of the server's own
+//     (several servers may run in one process);
+//   - GET /healthz and GET /readyz: liveness and readiness;
+//   - GET /api/status and GET /api/herd: JSON for scripts and for the page;
+//   - GET /: a self-contained status page that polls /api/herd every second
+//     and draws the herd's topology, counters, latest updates and a scatter
+//     of client locations;
+//   - /debug/pprof/: the Go profiler, only when the configuration asks for it.
+//
+// A server's Metrics is made first and given to server.New, since it counts
+// commands as they happen; New then adds the collectors that read the
+// server's state at scrape time.
+package admin
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/herd-dev/herd/internal/config"
+	"github.com/herd-dev/herd/internal/herd"
+	"github.com/herd-dev/herd/internal/server"
+	"github.com/herd-dev/herd/internal/store"
+)
+
+//go:embed static
+var staticFiles embed.FS
+
+// Options configure a Server. All fields but Pprof and Logger are required.
+type Options struct {
+	// Name is the server's name in the configuration.
+	Name string
+	// Addr is the server's client and peer address, shown in its status.
+	Addr   string
+	Server *server.Server
+	Node   *herd.Node
+	Store  *store.Log
+	// Metrics is the registry the server counts commands in.
+	Metrics *Metrics
+	// Config is the herd's configuration: GET /api/herd reads every other
+	// server's status from the admin address it gives.
+	Config *config.Config
+	// Pprof serves the Go profiler under /debug/pprof/.
+	Pprof  bool
+	Logger *slog.Logger
+}
+
+// Server is one herd server's admin HTTP interface.
+type Server struct {
+	opt     Options
+	handler http.Handler
+	client  *http.Client // reads the other servers' statuses
+}
+
+// New returns the admin interface of a server and registers the server's
+// state collectors in opt.Metrics.
+func New(opt Options) (*Server, error) {
+	if opt.Name == "" || opt.Server == nil || opt.Node == nil || opt.Store == nil || opt.Metrics == nil || opt.Config == nil {
+		return nil, errors.New("admin: Name, Server, Node, Store, Metrics and Config are required")
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := opt.Metrics.registry.Register(newStateCollector(opt.Server, opt.Node, opt.Store)); err != nil {
+		return nil, fmt.Errorf("admin: register metrics: %w", err)
+	}
+	s := &Server{
+		opt: opt,
+		client: &http.Client{
+			Timeout: peerTimeout,
+			// No Proxy: admin addresses are the herd's own, never reached through HTTP_PROXY.
+			Transport: &http.Transport{MaxIdleConnsPerHost: 2, IdleConnTimeout: 30 * time.Second},
+		},
+	}
+	s.handler = s.routes()
+	return s, nil
+}
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.opt.Metrics.registry, promhttp.HandlerOpts{
+		ErrorLog:      slog.NewLogLogger(s.opt.Logger.Handler(), slog.LevelError),
+		ErrorHandling: promhttp.ContinueOnError,
+	}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", s.handleReady)
+	mux.HandleFunc("GET /api/status", s.handleStatus)
+	mux.HandleFunc("GET /api/herd", s.handleHerd)
+
+	static, err := fs.Sub(staticFiles, "static")
+	if err != nil {
+		panic(fmt.Sprintf("admin: embedded files: %v", err)) // the embed directive guarantees the directory
+	}
+	mux.Handle("GET /{$}", pageHeaders(http.FileServerFS(static)))
+	mux.Handle("GET /static/", pageHeaders(http.StripPrefix("/static/", http.FileServerFS(static))))
+
+	if s.opt.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	return mux
+}
+
+// pageHeaders locks the status page down: it may load scripts, styles and
+// data from the admin listener only, and run no inline script, so that even
+// a rendering mistake cannot turn a hostile client id into code.
+func pageHeaders(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Security-Policy",
+			"default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Referrer-Policy", "no-referrer")
+		h.ServeHTTP(w, r)
+	})
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// handleReady serves GET /readyz: 200 while the server is ready (see
+// server.Server.Ready; the store is loaded before the server starts), 503
+// with the reason otherwise.
+func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if s.opt.Server.Ready() {
+		fmt.Fprintln(w, "ready")
+		return
+	}
+	reason := "not accepting connections"
+	if links := s.opt.Server.Links(); len(links) > 0 {
+		up := 0
+		for _, l := range links {
+			if l.OutUp || l.InUp {
+				up++
+			}
+		}
+		if up == 0 {
+			reason = fmt.Sprintf("no peer link is up (0 of %d neighbors)", len(links))
+		}
+	}
+	w.WriteHeader(http.StatusServiceUnavailable)
+	fmt.Fprintln(w, "not ready:", reason)
+}
+
+// shutdownTimeout bounds how long Serve waits for requests in flight (a
+// pprof profile, say) before it closes their connections.
+const shutdownTimeout = 5 * time.Second
+
+// Serve answers admin requests on ln until ctx is cancelled, then shuts the
+// listener down, giving requests in flight up to 5 s to finish. It closes ln.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.opt.Logger.Handler(), slog.LevelWarn),
+	}
+	s.opt.Logger.Info("admin listening", "addr", ln.Addr().String(), "pprof", s.opt.Pprof)
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	select {
+	case err := <-served:
+		s.opt.Logger.Error("admin listener failed", "err", err)
+		return fmt.Errorf("admin: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer cancel()
+	err := hs.Shutdown(sctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		s.opt.Logger.Warn("admin: requests did not finish in time; closing them")
+		err = hs.Close()
+	}
+	<-served // http.ErrServerClosed
+	s.client.CloseIdleConnections()
+	s.opt.Logger.Info("admin stopped")
+	if err != nil {
+		return fmt.Errorf("admin: shutdown: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,255 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/herd-dev/herd/internal/herd"
+	"github.com/herd-dev/herd/internal/places"
+	"github.com/herd-dev/herd/internal/server"
+	"github.com/herd-dev/herd/internal/store"
+)
+
+// Metrics holds one server's Prometheus registry and the metrics that are
+// counted as events happen: client commands (it implements server.Metrics)
+// and places lookups (see InstrumentPlaces). Everything else is read from the
+// server's own counters at scrape time by the collector that New registers.
+// A Metrics belongs to one server: several servers in one process each have
+// their own, and nothing is registered globally.
+type Metrics struct {
+	registry *prometheus.Registry
+
+	commands       *prometheus.CounterVec
+	commandSeconds *prometheus.HistogramVec
+	// known and knownSeconds are the children of commands and commandSeconds
+	// for every kind and outcome the server reports, resolved once so that
+	// Command takes no lock. They are never written after NewMetrics.
+	known        map[[2]string]prometheus.Counter
+	knownSeconds map[string]prometheus.Observer
+
+	placesRequests *prometheus.CounterVec
+	placesSeconds  *prometheus.HistogramVec
+	placesHits     *prometheus.CounterVec
+}
+
+// commandOutcomes lists the outcomes server.Server reports for each kind.
+func commandOutcomes() map[string][]string {
+	return map[string][]string{
+		"iamat":   {"ok", "stale"},
+		"whatsat": {"ok", "unknown_client", "places_error"},
+		"at":      {"ok", "stale", "rejected"},
+		"invalid": {"rejected"},
+	}
+}
+
+// latencyBuckets spans 10 µs to 10 s in half-decades: an IAMAT takes
+// microseconds (more with fsync=always), a WHATSAT up to the places timeout.
+func latencyBuckets() []float64 {
+	return prometheus.ExponentialBucketsRange(10e-6, 10, 13)
+}
+
+// NewMetrics returns an empty per-server registry with the Go runtime and
+// process collectors and the event-counted herd metrics.
+func NewMetrics() *Metrics {
+	m := &Metrics{
+		registry: prometheus.NewRegistry(),
+		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herd_commands_total",
+			Help: "Client commands handled, by kind (iamat, whatsat, at, invalid) and outcome (ok, stale, unknown_client, places_error, rejected).",
+		}, []string{"kind", "outcome"}),
+		commandSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "herd_command_duration_seconds",
+			Help:    "Time from reading a client command to its reply being buffered, by kind.",
+			Buckets: latencyBuckets(),
+		}, []string{"kind"}),
+		known:        map[[2]string]prometheus.Counter{},
+		knownSeconds: map[string]prometheus.Observer{},
+		placesRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herd_places_requests_total",
+			Help: "Places lookups answered, by provider and Nearby Search status (OK, ZERO_RESULTS, INVALID_REQUEST, REQUEST_DENIED, OVER_QUERY_LIMIT, UNKNOWN_ERROR).",
+		}, []string{"provider", "status"}),
+		placesSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "herd_places_upstream_seconds",
+			Help:    "Time a places lookup not answered from the cache took, including waiting for a shared upstream request, by provider.",
+			Buckets: latencyBuckets(),
+		}, []string{"provider"}),
+		placesHits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herd_places_cache_hits_total",
+			Help: "Places lookups answered from the cache, by provider.",
+		}, []string{"provider"}),
+	}
+	for kind, outcomes := range commandOutcomes() {
+		m.knownSeconds[kind] = m.commandSeconds.WithLabelValues(kind)
+		for _, o := range outcomes {
+			m.known[[2]string{kind, o}] = m.commands.WithLabelValues(kind, o)
+		}
+	}
+	m.registry.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.commands, m.commandSeconds, m.placesRequests, m.placesSeconds, m.placesHits,
+	)
+	return m
+}
+
+// Command implements server.Metrics.
+func (m *Metrics) Command(kind, outcome string, d time.Duration) {
+	c, ok := m.known[[2]string{kind, outcome}]
+	if !ok {
+		c = m.commands.WithLabelValues(kind, outcome)
+	}
+	c.Inc()
+	h, ok := m.knownSeconds[kind]
+	if !ok {
+		h = m.commandSeconds.WithLabelValues(kind)
+	}
+	h.Observe(d.Seconds())
+}
+
+// observePlaces records one places lookup; its signature is places.Observer.
+func (m *Metrics) observePlaces(provider, status string, d time.Duration, cached bool) {
+	m.placesRequests.WithLabelValues(provider, status).Inc()
+	if cached {
+		m.placesHits.WithLabelValues(provider).Inc()
+		return
+	}
+	m.placesSeconds.WithLabelValues(provider).Observe(d.Seconds())
+}
+
+// InstrumentPlaces makes every lookup of p count in m. A *places.Guard
+// reports through its observer under its own provider name and is returned
+// as is; any other provider (the offline one) is returned wrapped, its
+// lookups labelled provider=name, with the status taken from the answer's
+// "status" field, or from the error.
+func (m *Metrics) InstrumentPlaces(p places.Provider, name string) places.Provider {
+	if g, ok := p.(*places.Guard); ok {
+		g.SetObserver(m.observePlaces)
+		return g
+	}
+	return &observedProvider{p: p, name: name, m: m}
+}
+
+// observedProvider counts the lookups of a provider that has no Guard.
+type observedProvider struct {
+	p    places.Provider
+	name string
+	m    *Metrics
+}
+
+// Nearby implements places.Provider.
+func (o *observedProvider) Nearby(ctx context.Context, q places.Query) ([]byte, error) {
+	start := time.Now()
+	body, err := o.p.Nearby(ctx, q)
+	o.m.observePlaces(o.name, answerStatus(body, err), time.Since(start), false)
+	return body, err
+}
+
+// answerStatus is the Nearby Search status a client sees for a lookup's
+// result: the body's "status" field, or the status places.ErrorBody gives
+// the error.
+func answerStatus(body []byte, err error) string {
+	if err != nil {
+		if pe, ok := errors.AsType[*places.Error](err); ok {
+			return pe.Status
+		}
+		return places.StatusUnknownError
+	}
+	var b struct {
+		Status string `json:"status"`
+	}
+	if json.Unmarshal(body, &b) != nil || b.Status == "" {
+		return places.StatusUnknownError
+	}
+	return b.Status
+}
+
+// stateCollector reads a server's running totals at scrape time, so that
+// nothing is counted twice.
+type stateCollector struct {
+	server *server.Server
+	node   *herd.Node
+	store  *store.Log
+
+	clients, linkUp, reconnects, backlog       *prometheus.Desc
+	floodMessages, floodDuplicates, catchUp    *prometheus.Desc
+	storeBytes, storeFsyncs, storeFsyncSeconds *prometheus.Desc
+	connectionsOpen, connectionsRefused        *prometheus.Desc
+}
+
+func newStateCollector(s *server.Server, n *herd.Node, st *store.Log) *stateCollector {
+	desc := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc(name, help, labels, nil)
+	}
+	return &stateCollector{
+		server: s, node: n, store: st,
+		clients: desc("herd_clients", "Clients this server knows a location for."),
+		linkUp: desc("herd_peer_link_up",
+			"1 when the peer link is authenticated and streaming: direction=out is this server's link to the peer, in is the peer's link to this server.",
+			"peer", "direction"),
+		reconnects: desc("herd_peer_reconnects_total", "Times this server's link to the peer came up, the first time included.", "peer"),
+		backlog: desc("herd_peer_send_backlog",
+			"Records this server has stored that the peer has not acknowledged (head minus acknowledged sequence). Links keep a cursor instead of a queue, so this is the herd's send-queue depth; it costs no memory.",
+			"peer"),
+		floodMessages:      desc("herd_flood_messages_total", "Records flooded over peer links: direction=in received, out sent.", "direction"),
+		floodDuplicates:    desc("herd_flood_duplicates_total", "Flooded records received that were not newer than the stored ones and were dropped."),
+		catchUp:            desc("herd_catchup_records_total", "Records exchanged to catch a link up after it (re)opened, by direction (sent, received).", "direction"),
+		storeBytes:         desc("herd_store_bytes", "Size of the store's snapshot and journal segment files."),
+		storeFsyncs:        desc("herd_store_fsyncs_total", "fsync calls on journal segment files."),
+		storeFsyncSeconds:  desc("herd_store_fsync_seconds_total", "Time spent in fsync calls on journal segment files."),
+		connectionsOpen:    desc("herd_connections_open", "Open client and peer connections."),
+		connectionsRefused: desc("herd_connections_refused_total", "Connections refused because limits.max_connections were open."),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{
+		c.clients, c.linkUp, c.reconnects, c.backlog,
+		c.floodMessages, c.floodDuplicates, c.catchUp,
+		c.storeBytes, c.storeFsyncs, c.storeFsyncSeconds,
+		c.connectionsOpen, c.connectionsRefused,
+	} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
+	}
+	gauge(c.clients, float64(c.node.Len()))
+	for _, l := range c.server.Links() {
+		gauge(c.linkUp, boolValue(l.OutUp), l.Peer, "out")
+		gauge(c.linkUp, boolValue(l.InUp), l.Peer, "in")
+		counter(c.reconnects, float64(l.Reconnects), l.Peer)
+		gauge(c.backlog, float64(l.Behind), l.Peer)
+	}
+	s := c.server.Stats()
+	counter(c.floodMessages, float64(s.FloodIn.Load()), "in")
+	counter(c.floodMessages, float64(s.FloodOut.Load()), "out")
+	counter(c.floodDuplicates, float64(s.FloodDup.Load()))
+	counter(c.catchUp, float64(s.CatchUpSent.Load()), "sent")
+	counter(c.catchUp, float64(s.CatchUpReceived.Load()), "received")
+	gauge(c.connectionsOpen, float64(s.ConnsOpen.Load()))
+	counter(c.connectionsRefused, float64(s.ConnsRefused.Load()))
+	st := c.store.Stats()
+	gauge(c.storeBytes, float64(st.DiskBytes))
+	counter(c.storeFsyncs, float64(st.Fsyncs))
+	counter(c.storeFsyncSeconds, st.TotalFsync.Seconds())
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

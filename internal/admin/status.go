@@ -1,0 +1,257 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/herd-dev/herd/internal/server"
+)
+
+// Limits of GET /api/status.
+const (
+	// DefaultRecent is how many recent updates a status lists.
+	DefaultRecent = 20
+	// MaxLocations is the most client locations a status samples.
+	MaxLocations = 2000
+)
+
+// Status is what GET /api/status returns: one server's state, for scripts
+// and for the status page. Its JSON fields:
+//
+//   - name, addr: the server's name and its client and peer address.
+//   - time: when the status was taken (RFC 3339, UTC).
+//   - ready: what GET /readyz answers: listening, and at least one peer link
+//     up or no neighbors at all.
+//   - clients: how many clients the server knows a location for.
+//   - head_seq: the server's latest change sequence number.
+//   - counters: running totals since the server started (see Counters).
+//   - links: one entry per neighbor, sorted by name (server.LinkStatus:
+//     peer, addr, out_up, in_up, since, reconnects, sent_seq, acked_seq,
+//     behind, last_error).
+//   - recent: the most recently changed clients, newest first (see Update);
+//     DefaultRecent of them, or ?recent=N (0 to MaxLocations).
+//   - locations: [lat, lng] pairs of the most recently changed clients, up
+//     to MaxLocations, or ?locations=N (0 to MaxLocations).
+//
+// Client ids are bytes, not text: ids that are not UTF-8 have their invalid
+// bytes replaced by U+FFFD here (the AT line in recent is the exact one
+// otherwise).
+type Status struct {
+	Name      string              `json:"name"`
+	Addr      string              `json:"addr"`
+	Time      time.Time           `json:"time"`
+	Ready     bool                `json:"ready"`
+	Clients   int                 `json:"clients"`
+	Head      uint64              `json:"head_seq"`
+	Counters  Counters            `json:"counters"`
+	Links     []server.LinkStatus `json:"links"`
+	Recent    []Update            `json:"recent"`
+	Locations [][2]float64        `json:"locations"`
+}
+
+// Counters are a copy of server.Counters for JSON.
+type Counters struct {
+	IAMAT           uint64 `json:"iamat"`    // IAMAT commands taken
+	WHATSAT         uint64 `json:"whatsat"`  // WHATSAT commands answered with places
+	Invalid         uint64 `json:"invalid"`  // commands answered with "? "
+	Injected        uint64 `json:"injected"` // AT lines taken from client connections
+	ConnsOpen       int64  `json:"conns_open"`
+	ConnsRefused    int64  `json:"conns_refused"`
+	FloodIn         uint64 `json:"flood_in"`  // records received over peer links
+	FloodOut        uint64 `json:"flood_out"` // records sent over peer links
+	FloodDup        uint64 `json:"flood_dup"` // received records that were not newer
+	CatchUpSent     uint64 `json:"catchup_sent"`
+	CatchUpReceived uint64 `json:"catchup_received"`
+	PlacesErrors    uint64 `json:"places_errors"`
+}
+
+// Update is one recently changed client.
+type Update struct {
+	Seq    uint64 `json:"seq"`    // the server's change sequence number for it
+	Client string `json:"client"` // the client id
+	Line   string `json:"line"`   // the AT line, as the server that took the IAMAT made it
+	From   string `json:"from"`   // the neighbor it came from; "" if this server took it
+}
+
+// status takes the server's status with at most recent updates and
+// locations locations.
+func (s *Server) status(recent, locations int) Status {
+	st := Status{
+		Name:    s.opt.Name,
+		Addr:    s.opt.Addr,
+		Time:    time.Now().UTC(),
+		Ready:   s.opt.Server.Ready(),
+		Clients: s.opt.Node.Len(),
+		Head:    s.opt.Node.Head(),
+		Links:   s.opt.Server.Links(),
+	}
+	c := s.opt.Server.Stats()
+	st.Counters = Counters{
+		IAMAT: c.IAMAT.Load(), WHATSAT: c.WHATSAT.Load(), Invalid: c.Invalid.Load(), Injected: c.Injected.Load(),
+		ConnsOpen: c.ConnsOpen.Load(), ConnsRefused: c.ConnsRefused.Load(),
+		FloodIn: c.FloodIn.Load(), FloodOut: c.FloodOut.Load(), FloodDup: c.FloodDup.Load(),
+		CatchUpSent: c.CatchUpSent.Load(), CatchUpReceived: c.CatchUpReceived.Load(),
+		PlacesErrors: c.PlacesErrors.Load(),
+	}
+	recs := s.opt.Node.Recent(nil, max(recent, locations))
+	st.Recent = make([]Update, 0, min(recent, len(recs)))
+	for _, r := range recs[:min(recent, len(recs))] {
+		st.Recent = append(st.Recent, Update{Seq: r.Seq, Client: r.Client, Line: r.Line, From: r.From})
+	}
+	st.Locations = make([][2]float64, 0, min(locations, len(recs)))
+	for _, r := range recs[:min(locations, len(recs))] {
+		loc := r.Location()
+		st.Locations = append(st.Locations, [2]float64{loc.Lat, loc.Lng})
+	}
+	return st
+}
+
+// handleStatus serves GET /api/status.
+func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
+	recent, err := countParam(r, "recent", DefaultRecent)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	locations, err := countParam(r, "locations", MaxLocations)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	writeJSON(w, s.status(recent, locations))
+}
+
+// countParam reads the query parameter name: an integer from 0 to
+// MaxLocations, or def when it is absent.
+func countParam(r *http.Request, name string, def int) (int, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > MaxLocations {
+		return 0, fmt.Errorf("admin: %s must be an integer from 0 to %d", name, MaxLocations)
+	}
+	return n, nil
+}
+
+// Herd is what GET /api/herd returns: the herd as this server sees it.
+//
+//   - self: this server's name.
+//   - time: when the answer was put together (RFC 3339, UTC).
+//   - servers: every server of the configuration, in its order (see HerdMember).
+type Herd struct {
+	Self    string       `json:"self"`
+	Time    time.Time    `json:"time"`
+	Servers []HerdMember `json:"servers"`
+}
+
+// HerdMember is one server of the herd in GET /api/herd.
+//
+//   - name, admin: the server's name and admin address from the
+//     configuration ("" when it has none).
+//   - neighbors: its neighbors, links made undirected as in the configuration.
+//   - state: "up" when its status was read, "down" when its admin listener
+//     did not answer in time, "unknown" when it has no admin address.
+//   - error: why it is down.
+//   - status: its GET /api/status (without locations for other servers),
+//     present when state is "up".
+type HerdMember struct {
+	Name      string   `json:"name"`
+	Admin     string   `json:"admin"`
+	Neighbors []string `json:"neighbors"`
+	State     string   `json:"state"`
+	Error     string   `json:"error,omitempty"`
+	Status    *Status  `json:"status,omitempty"`
+}
+
+// HerdMember states.
+const (
+	StateUp      = "up"
+	StateDown    = "down"
+	StateUnknown = "unknown"
+)
+
+// peerTimeout bounds reading another server's status for GET /api/herd,
+// well within the status page's one-second polling interval.
+const peerTimeout = 750 * time.Millisecond
+
+// maxStatusBytes bounds another server's status answer.
+const maxStatusBytes = 4 << 20
+
+// handleHerd serves GET /api/herd.
+func (s *Server) handleHerd(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), peerTimeout)
+	defer cancel()
+	h := Herd{Self: s.opt.Name, Time: time.Now().UTC(), Servers: make([]HerdMember, len(s.opt.Config.Servers))}
+	links := s.opt.Config.Links()
+	var wg sync.WaitGroup
+	for i, sc := range s.opt.Config.Servers {
+		m := &h.Servers[i]
+		*m = HerdMember{Name: sc.Name, Admin: sc.Admin, Neighbors: links[sc.Name]}
+		if m.Neighbors == nil {
+			m.Neighbors = []string{}
+		}
+		switch {
+		case sc.Name == s.opt.Name:
+			st := s.status(DefaultRecent, MaxLocations)
+			m.State, m.Status = StateUp, &st
+		case sc.Admin == "":
+			m.State = StateUnknown
+		default:
+			wg.Go(func() {
+				st, err := s.fetchStatus(ctx, sc.Name, sc.Admin)
+				if err != nil {
+					m.State, m.Error = StateDown, err.Error()
+					return
+				}
+				m.State, m.Status = StateUp, st
+			})
+		}
+	}
+	wg.Wait()
+	writeJSON(w, h)
+}
+
+// fetchStatus reads server name's status, without locations, from its admin
+// listener at addr.
+func (s *Server) fetchStatus(ctx context.Context, name, addr string) (*Status, error) {
+	u := url.URL{Scheme: "http", Host: addr, Path: "/api/status", RawQuery: "locations=0"}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("admin: %s answered %s", addr, resp.Status)
+	}
+	var st Status
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxStatusBytes)).Decode(&st); err != nil {
+		return nil, fmt.Errorf("admin: status from %s: %w", addr, err)
+	}
+	if st.Name != name {
+		return nil, fmt.Errorf("admin: %s answers as %q, not %q", addr, st.Name, name)
+	}
+	return &st, nil
+}
+
+// writeJSON sends v as an uncached JSON answer.
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", " ")
+	enc.Encode(v) // the client went away, or v cannot fail to encode
+}
