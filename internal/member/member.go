@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/herd-dev/herd/internal/admin"
 	"github.com/herd-dev/herd/internal/config"
 	"github.com/herd-dev/herd/internal/herd"
 	"github.com/herd-dev/herd/internal/logsink"
@@ -39,6 +40,10 @@ type Overrides struct {
 	Dial func(ctx context.Context, addr string) (net.Conn, error)
 	// Env replaces os.Getenv for the secrets.
 	Env func(string) string
+	// AdminListener, if set, is used for the admin interface instead of
+	// listening on the configured admin address (and turns the interface on
+	// without one). Serve takes it over and closes it.
+	AdminListener net.Listener
 }
 
 // Member is one running herd server.
@@ -51,8 +56,13 @@ type Member struct {
 	Store   *store.Log
 	Places  places.Provider
 	Logger  *slog.Logger
+	// Admin is the metrics, health and status interface; nil when the
+	// server has no admin address and no Overrides.AdminListener.
+	Admin *admin.Server
 
-	closers []io.Closer
+	adminAddr string       // the configured admin address
+	adminLn   net.Listener // Overrides.AdminListener
+	closers   []io.Closer
 }
 
 // Open builds the member called name. Close releases what it holds.
@@ -65,7 +75,7 @@ func Open(ctx context.Context, cfg *config.Config, name string, o Overrides) (m 
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	m = &Member{Name: name, Addr: sc.Addr}
+	m = &Member{Name: name, Addr: sc.Addr, adminAddr: sc.Admin, adminLn: o.AdminListener}
 	defer func() {
 		if err != nil {
 			m.Close()
@@ -106,6 +116,15 @@ func Open(ctx context.Context, cfg *config.Config, name string, o Overrides) (m 
 			return nil, err
 		}
 	}
+	var metrics *admin.Metrics
+	var serverMetrics server.Metrics
+	if m.adminAddr != "" || m.adminLn != nil {
+		metrics = admin.NewMetrics()
+		serverMetrics = metrics
+		// A provider without a places.Guard (offline, or an override) is
+		// counted under the configured provider's name.
+		m.Places = metrics.InstrumentPlaces(m.Places, cfg.Places.Provider)
+	}
 
 	neighbors := o.Neighbors
 	if neighbors == nil {
@@ -136,10 +155,20 @@ func Open(ctx context.Context, cfg *config.Config, name string, o Overrides) (m 
 		Heartbeat:      cfg.Peers.Heartbeat.D(),
 		DeadAfter:      cfg.Peers.DeadAfter.D(),
 		Logger:         m.Logger,
+		Metrics:        serverMetrics,
 		Dial:           o.Dial,
 	})
 	if err != nil {
 		return nil, err
+	}
+	if metrics != nil {
+		m.Admin, err = admin.New(admin.Options{
+			Name: name, Addr: sc.Addr, Server: m.Server, Node: m.Node, Store: m.Store,
+			Metrics: metrics, Config: cfg, Pprof: cfg.AdminPprof, Logger: m.Logger,
+		})
+		if err != nil {
+			return nil, err
+		}
 	}
 	return m, nil
 }
@@ -181,8 +210,27 @@ func peerTLS(cfg *config.Config, sc config.Server) (*tls.Config, error) {
 }
 
 // Serve runs the member on ln until ctx is cancelled, compacting the store
-// as it grows.
+// as it grows, with its admin interface (if it has one) on the admin
+// address. It returns at once, closing ln, if it cannot listen there; the
+// admin interface stops after the server has.
 func (m *Member) Serve(ctx context.Context, ln net.Listener) error {
+	adminDone := make(chan error, 1)
+	actx, stopAdmin := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopAdmin()
+	if m.Admin == nil {
+		adminDone <- nil
+	} else {
+		aln := m.adminLn
+		if aln == nil {
+			var err error
+			if aln, err = net.Listen("tcp", m.adminAddr); err != nil {
+				ln.Close()
+				return fmt.Errorf("member: admin: %w", err)
+			}
+		}
+		go func() { adminDone <- m.Admin.Serve(actx, aln) }() // ends after stopAdmin
+	}
+
 	compactDone := make(chan struct{})
 	cctx, cancel := context.WithCancel(ctx)
 	go func() { // ends when Serve returns
@@ -192,7 +240,8 @@ func (m *Member) Serve(ctx context.Context, ln net.Listener) error {
 	err := m.Server.Serve(ctx, ln)
 	cancel()
 	<-compactDone
-	return err
+	stopAdmin()
+	return errors.Join(err, <-adminDone)
 }
 
 // compactMinBytes is the least journal growth worth a snapshot.
