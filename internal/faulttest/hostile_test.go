@@ -1,0 +1,436 @@
+package faulttest
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/herd-dev/herd/internal/config"
+	"github.com/herd-dev/herd/internal/herdtest"
+)
+
+// pair is the smallest herd with a peer link: Front takes the hostile
+// clients, Back shows what Front floods.
+var pair = map[string][]string{"Front": {"Back"}, "Back": {"Front"}}
+
+// startPair starts the pair and waits until its link is up, so that the
+// inbound peer connection already counts in Front's ConnsOpen.
+func startPair(t *testing.T, opt herdtest.Options) *herdtest.Herd {
+	t.Helper()
+	opt.Topology = pair
+	h := herdtest.Start(t, opt)
+	waitLinks(t, h, []string{"Front", "Back"}, true, 10*time.Second)
+	return h
+}
+
+// syncBuffer is a log destination that several servers share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// askTimed sends an IAMAT for client and returns how long the AT reply took.
+func askTimed(t *testing.T, c *herdtest.Client, client string) time.Duration {
+	t.Helper()
+	start := time.Now()
+	reply := c.Ask(fmt.Sprintf("IAMAT %s +34.068930-118.445127 %s", client, nowTime()))
+	took := time.Since(start)
+	if m := atLine.FindStringSubmatch(reply); m == nil || m[3] != client {
+		t.Fatalf("IAMAT %s = %q; want an AT line", client, reply)
+	}
+	return took
+}
+
+// maxOtherLatency is how long an IAMAT from a well-behaved client may take
+// while a hostile client is busy with the same server.
+const maxOtherLatency = 200 * time.Millisecond
+
+func TestHugeLine_TruncatedAndOthersServedMeanwhile(t *testing.T) {
+	h := startPair(t, herdtest.Options{})
+	maxLine := h.Cfg.Limits.MaxLineBytes
+	hostile := h.Dial("Front")
+	const size = 4 << 20 // with no newline
+	done := make(chan error, 1)
+	go func() {
+		chunk := bytes.Repeat([]byte("x"), 64<<10)
+		hostile.Conn.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		for sent := 0; sent < size; sent += len(chunk) {
+			if _, err := hostile.Conn.Write(chunk); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+
+	other := h.Dial("Front")
+	var (
+		worst    time.Duration
+		n        int
+		sendErr  error
+		finished bool
+		during   = 0 // IAMATs answered while the hostile client was still sending
+	)
+	for ; !finished || n < 20; n++ {
+		select {
+		case sendErr = <-done:
+			finished = true
+		default:
+			during++
+		}
+		worst = max(worst, askTimed(t, other, fmt.Sprintf("calm-%d", n)))
+	}
+	if worst > maxOtherLatency {
+		t.Errorf("while a client sent a 4 MiB line, the slowest of %d IAMATs from another client took %v; want at most %v", n, worst, maxOtherLatency)
+	}
+	t.Logf("%d IAMATs from another client, %d of them during the 4 MiB send, slowest %v", n, during, worst)
+
+	if sendErr != nil {
+		t.Logf("the server cut the hostile client off while it sent: %v", sendErr)
+		return
+	}
+	// End the line: the client gets "? " and the line's first bytes, or
+	// is disconnected.
+	hostile.Conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if _, err := hostile.Conn.Write([]byte("\n")); err != nil {
+		t.Logf("the server cut the hostile client off: %v", err)
+		return
+	}
+	reply, err := hostile.ReadLine(10 * time.Second)
+	if err != nil {
+		if isTimeout(err) {
+			t.Fatalf("no reply to a 4 MiB line and no disconnection within 10s (read %d bytes)", len(reply))
+		}
+		t.Logf("the server disconnected the hostile client: %v", err)
+		return
+	}
+	if want := "? " + strings.Repeat("x", maxLine); reply != want {
+		t.Errorf("reply to a 4 MiB line: %d bytes starting %.20q; want \"? \" and the first %d bytes of the line", len(reply), reply, maxLine)
+	}
+	// The connection is still usable.
+	askTimed(t, hostile, "hostile-after")
+}
+
+func TestOddBytesInClientIDs_CopiedVerbatim(t *testing.T) {
+	h := startPair(t, herdtest.Options{})
+	front := h.Dial("Front")
+	for _, id := range []string{
+		"nul\x00inside",
+		"\x00",
+		"\xff\xfe\xfd",                 // not UTF-8
+		"half\xe2\x82",                 // a cut UTF-8 sequence
+		"nel\xc2\x85nbsp\xc2\xa0",      // Unicode spaces, not protocol white space
+		"latin1\xa0nbsp\x85nel",        // the same as single bytes
+		"sep\x1cfs\x1dgs\x1ers\x1fus",  // separators Python's split() would cut at
+		"ctl\x01\x07\x1b[31m\x7fdel",   // control bytes and an escape sequence
+		"🦘" + strings.Repeat("é", 100), // long UTF-8
+	} {
+		t.Run(fmt.Sprintf("%q", id), func(t *testing.T) {
+			loc, ct := "+34.068930-118.445127", nowTime()
+			reply := front.Ask(fmt.Sprintf("IAMAT %s %s %s", id, loc, ct))
+			m := atLine.FindStringSubmatch(reply)
+			if m == nil || m[1] != "Front" || m[3] != id || m[4] != loc || m[5] != ct {
+				t.Fatalf("IAMAT reply = %q; want AT Front <skew> %q %s %s", reply, id, loc, ct)
+			}
+			for _, name := range []string{"Front", "Back"} {
+				herdtest.Eventually(t, 5*time.Second, func() error {
+					got, err := herdtest.LookupAT(h.Addr(name), id)
+					if got != reply {
+						return fmt.Errorf("%s: WHATSAT = %q (%v); want %q", name, got, err, reply)
+					}
+					return nil
+				})
+			}
+		})
+	}
+}
+
+func TestAbruptConnects_ThenNormalServiceAndNoLeak(t *testing.T) {
+	h := startPair(t, herdtest.Options{})
+	srv := h.Member("Front").Server
+	baseConns := srv.Stats().ConnsOpen.Load()
+	baseGoroutines := runtime.NumGoroutine()
+	addr := h.Addr("Front")
+
+	const total, workers = 3000, 8
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < total; i += workers {
+				conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+				if err != nil {
+					errs <- fmt.Errorf("connection %d: %w", i, err)
+					return
+				}
+				tc := conn.(*net.TCPConn)
+				switch i % 5 {
+				case 0: // connect and leave
+				case 1: // leave mid-line
+					fmt.Fprintf(conn, "IAMAT abrupt-%d +1+1 ", i)
+				case 2: // reset mid-line
+					fmt.Fprintf(conn, "WHATSAT abrupt-%d 1", i)
+					tc.SetLinger(0)
+				case 3: // a whole command, gone before the reply
+					fmt.Fprintf(conn, "IAMAT gone-%d +1+1 1.5\n", i)
+					tc.SetLinger(0)
+				case 4: // half a peer HELLO
+					fmt.Fprintf(conn, "HERD-HELLO 1 Back Front")
+				}
+				conn.Close()
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+
+	// Normal service, on both servers, at normal speed.
+	for _, name := range []string{"Front", "Back"} {
+		c := h.Dial(name)
+		if took := askTimed(t, c, "after-storm-"+name); took > maxOtherLatency {
+			t.Errorf("%s: IAMAT after %d abrupt connections took %v; want at most %v", name, total, took, maxOtherLatency)
+		}
+		c.Conn.Close()
+	}
+	for _, name := range []string{"Front", "Back"} {
+		herdtest.Eventually(t, 5*time.Second, func() error {
+			if _, err := herdtest.LookupAT(h.Addr(name), "after-storm-Front"); err != nil {
+				return fmt.Errorf("%s: %v", name, err)
+			}
+			return nil
+		})
+	}
+	// Every connection is gone again: the counter, and the goroutines.
+	herdtest.Eventually(t, 10*time.Second, func() error {
+		if got := srv.Stats().ConnsOpen.Load(); got > baseConns {
+			return fmt.Errorf("Front has %d connections open after the storm; want %d as before", got, baseConns)
+		}
+		if got := runtime.NumGoroutine(); got > baseGoroutines+10 {
+			return fmt.Errorf("%d goroutines after the storm; want about %d as before", got, baseGoroutines)
+		}
+		return nil
+	})
+	// The peer link never noticed.
+	for _, name := range []string{"Front", "Back"} {
+		for _, l := range h.Member(name).Server.Links() {
+			if !l.OutUp || !l.InUp || l.Reconnects != 1 {
+				t.Errorf("%s's link to %s after the storm: out_up %v in_up %v, connected %d times; want up, once", name, l.Peer, l.OutUp, l.InUp, l.Reconnects)
+			}
+		}
+	}
+}
+
+func TestNonReader_DroppedAfterWriteTimeout(t *testing.T) {
+	const writeTimeout = 300 * time.Millisecond
+	var logs syncBuffer
+	h := startPair(t, herdtest.Options{
+		LogOutput: &logs,
+		Configure: func(c *config.Config) {
+			c.Limits.WriteTimeout = config.Duration(writeTimeout)
+			c.Places.CacheTTL = config.Duration(time.Minute) // the stub is asked once
+		},
+	})
+	srv := h.Member("Front").Server
+	baseConns := srv.Stats().ConnsOpen.Load()
+	first := h.Dial("Front")
+	askTimed(t, first, "target")
+	first.Conn.Close()
+
+	// A client that sends many WHATSATs (20 places each) and reads nothing.
+	conn, err := net.DialTimeout("tcp", h.Addr("Front"), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.(*net.TCPConn).SetReadBuffer(4 << 10)
+	sendDone := make(chan struct{})
+	go func() {
+		defer close(sendDone)
+		batch := []byte(strings.Repeat("WHATSAT target 50 20\n", 100))
+		conn.SetWriteDeadline(time.Now().Add(20 * time.Second))
+		for range 50 {
+			if _, err := conn.Write(batch); err != nil {
+				return // the server stopped reading, then dropped us
+			}
+		}
+	}()
+
+	// Other clients are served at normal speed until the non-reader is
+	// dropped.
+	other := h.Dial("Front")
+	var worst time.Duration
+	start := time.Now()
+	herdtest.Eventually(t, 15*time.Second, func() error {
+		worst = max(worst, askTimed(t, other, "bystander"))
+		if first, _ := other.WhatsAt("target", 10, 2); !strings.HasPrefix(first, "AT Front ") {
+			return fmt.Errorf("bystander's WHATSAT = %q", first)
+		}
+		if !strings.Contains(logs.String(), "client dropped: cannot write") {
+			return errors.New("the client that reads nothing is still connected")
+		}
+		return nil
+	})
+	t.Logf("non-reader dropped after %v; slowest bystander IAMAT %v", time.Since(start), worst)
+	if worst > maxOtherLatency {
+		t.Errorf("a bystander's IAMAT took %v while a client read nothing; want at most %v", worst, maxOtherLatency)
+	}
+	if line := logLine(logs.String(), "client dropped: cannot write"); !strings.Contains(line, "i/o timeout") {
+		t.Errorf("the drop was not a write timeout: %s", line)
+	}
+	herdtest.Eventually(t, 5*time.Second, func() error {
+		// other is still open.
+		if got := srv.Stats().ConnsOpen.Load(); got != baseConns+1 {
+			return fmt.Errorf("Front has %d connections open; want %d (peer links and the bystander)", got, baseConns+1)
+		}
+		return nil
+	})
+	conn.Close()
+	<-sendDone
+}
+
+// logLine returns the first log line holding s.
+func logLine(logs, s string) string {
+	for _, l := range strings.Split(logs, "\n") {
+		if strings.Contains(l, s) {
+			return l
+		}
+	}
+	return ""
+}
+
+func TestMaxConnections_RefusedCleanly(t *testing.T) {
+	const limit = 4
+	h := startPair(t, herdtest.Options{Configure: func(c *config.Config) { c.Limits.MaxConnections = limit }})
+	srv := h.Member("Front").Server
+	free := limit - int(srv.Stats().ConnsOpen.Load()) // Back's inbound link holds a slot
+	if free < 1 {
+		t.Fatalf("Front has %d connections open before any client; want fewer than %d", srv.Stats().ConnsOpen.Load(), limit)
+	}
+	var kept []*herdtest.Client
+	for i := range free {
+		c := h.Dial("Front")
+		askTimed(t, c, fmt.Sprintf("kept-%d", i))
+		kept = append(kept, c)
+	}
+
+	refusedBefore := srv.Stats().ConnsRefused.Load()
+	const extra = 3
+	for i := range extra {
+		conn, err := net.DialTimeout("tcp", h.Addr("Front"), time.Second)
+		if err != nil {
+			t.Fatalf("connection %d past the limit: dial: %v; want accepted and closed", i, err)
+		}
+		got, err := readUntilClosed(conn, 5*time.Second)
+		conn.Close()
+		if !errors.Is(err, io.EOF) || len(got) != 0 {
+			t.Errorf("connection %d past the limit: read %q, %v; want an orderly close (EOF) with no bytes", i, got, err)
+		}
+	}
+	herdtest.Eventually(t, 2*time.Second, func() error {
+		if got := srv.Stats().ConnsRefused.Load() - refusedBefore; got != extra {
+			return fmt.Errorf("ConnsRefused grew by %d; want %d", got, extra)
+		}
+		return nil
+	})
+
+	// The clients inside the limit are still served, and a slot freed is
+	// a slot for the next client.
+	for i, c := range kept {
+		askTimed(t, c, fmt.Sprintf("kept-%d", i))
+	}
+	kept[0].Conn.Close()
+	herdtest.Eventually(t, 5*time.Second, func() error {
+		conn, err := net.DialTimeout("tcp", h.Addr("Front"), time.Second)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(2 * time.Second))
+		fmt.Fprintf(conn, "IAMAT latecomer +1+1 %s\n", nowTime())
+		reply, err := bufio.NewReader(conn).ReadString('\n')
+		if !strings.HasPrefix(reply, "AT Front ") {
+			return fmt.Errorf("after a client left, a new one got %q, %v; want an AT line", reply, err)
+		}
+		return nil
+	})
+}
+
+func TestIdleTimeout_ClosesSilentConnectionsOnly(t *testing.T) {
+	const idle = 300 * time.Millisecond
+	h := startPair(t, herdtest.Options{Configure: func(c *config.Config) { c.Limits.IdleTimeout = config.Duration(idle) }})
+	srv := h.Member("Front").Server
+	baseConns := srv.Stats().ConnsOpen.Load()
+
+	tests := []struct {
+		name  string
+		greet func(c *herdtest.Client)
+	}{
+		{"never says anything", func(*herdtest.Client) {}},
+		{"silent after a reply", func(c *herdtest.Client) { askTimed(t, c, "idler") }},
+	}
+	var wg sync.WaitGroup
+	for _, tt := range tests {
+		c := h.Dial("Front")
+		tt.greet(c)
+		start := time.Now()
+		wg.Go(func() {
+			got, err := readUntilClosed(c.Conn, 5*time.Second)
+			took := time.Since(start)
+			if !errors.Is(err, io.EOF) || len(got) != 0 {
+				t.Errorf("%s: read %q, %v; want the server to close the connection", tt.name, got, err)
+			}
+			if took < idle-50*time.Millisecond || took > idle+2*time.Second {
+				t.Errorf("%s: closed after %v; want about %v", tt.name, took, idle)
+			}
+		})
+	}
+
+	// A client that speaks more often than the idle timeout keeps its
+	// connection for several times as long.
+	busy := h.Dial("Front")
+	tick := time.NewTicker(idle / 3)
+	for i := range 12 {
+		<-tick.C
+		askTimed(t, busy, fmt.Sprintf("busy-%d", i))
+	}
+	tick.Stop()
+	wg.Wait()
+
+	// Peer links have their own heartbeats: the idle timeout never cut them.
+	for _, name := range []string{"Front", "Back"} {
+		for _, l := range h.Member(name).Server.Links() {
+			if !l.OutUp || !l.InUp || l.Reconnects != 1 {
+				t.Errorf("%s's link to %s: out_up %v in_up %v, connected %d times; want up, once", name, l.Peer, l.OutUp, l.InUp, l.Reconnects)
+			}
+		}
+	}
+	herdtest.Eventually(t, 2*time.Second, func() error {
+		if got := srv.Stats().ConnsOpen.Load(); got != baseConns+1 {
+			return fmt.Errorf("Front has %d connections open; want %d (peer links and the busy client)", got, baseConns+1)
+		}
+		return nil
+	})
+}
