@@ -39,6 +39,7 @@ var commands = []command{
 	{"down", "stop the servers that up started", runDown},
 	{"status", "show which servers are up and which links are connected", runStatus},
 	{"client", "send commands to a server, interactively or from a script", runClient},
+	{"bench", "measure throughput, latency, propagation, catch-up and memory", runBench},
 	{"version", "print the version", runVersion},
 }
 

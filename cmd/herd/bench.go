@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/herd-dev/herd/internal/bench"
+)
+
+const benchSummary = `Measure a herd: IAMAT throughput and latency against a TCP echo server's,
+update propagation idle and under load, WHATSAT, catch-up after a restart,
+and memory per client. Without -addrs it starts the seed's five servers in
+this process on free loopback ports (offline places, fsync everysec, logging
+to files, peer auth on), with data and logs in a temporary directory.`
+
+func runBench(ctx context.Context, env *Env, args []string) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(env.Stderr, "usage: herd bench [flags]\n\n%s\n\nsteps (for -skip): %s\n\nflags:\n", benchSummary, strings.Join(bench.Steps(), ", "))
+		fs.PrintDefaults()
+	}
+	var (
+		opt        bench.Options
+		addrs      = fs.String("addrs", "", "comma-separated `addresses` of running servers to measure instead of an in-process herd")
+		conns      = fs.String("conns", "1,8,64", "comma-separated IAMAT connection `counts`")
+		inFlight   = fs.String("inflight", "1,16", "comma-separated `counts` of requests in flight per connection")
+		skip       = fs.String("skip", "", "comma-separated `steps` not to run")
+		jsonOut    = fs.Bool("json", false, "print the report as JSON instead of tables")
+		cpuProfile = fs.String("cpuprofile", "", "write a CPU profile of the whole run (in-process herd included) to `file`")
+		child      = fs.Int("memory-child", 0, "measure the memory of `n` clients in this process and print JSON (used by the memory step)")
+	)
+	fs.DurationVar(&opt.Duration, "duration", 3*time.Second, "how long each step measures, after a short warm-up")
+	fs.BoolVar(&opt.Quick, "quick", false, "tiny steps, for tests and CI: a smoke test, not a measurement")
+	fs.IntVar(&opt.MemoryClients, "clients", 1_000_000, "clients the memory step loads")
+	fs.BoolVar(&opt.NoPeerAuth, "no-peer-auth", false, "run the in-process herd without a peer secret")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return fmt.Errorf("bench: unexpected arguments %q", fs.Args())
+	}
+	if *child > 0 {
+		return benchMemoryChild(ctx, env, *child)
+	}
+	var err error
+	if opt.Conns, err = parseInts(*conns); err != nil {
+		return fmt.Errorf("bench: -conns: %w", err)
+	}
+	if opt.InFlight, err = parseInts(*inFlight); err != nil {
+		return fmt.Errorf("bench: -inflight: %w", err)
+	}
+	opt.Addrs = splitList(*addrs)
+	opt.Skip = splitList(*skip)
+	for _, s := range opt.Skip {
+		if !slices.Contains(bench.Steps(), s) {
+			return fmt.Errorf("bench: -skip: no step %q (steps: %s)", s, strings.Join(bench.Steps(), ", "))
+		}
+	}
+	if self, err := os.Executable(); err == nil {
+		opt.Reexec = []string{self, "bench", "-memory-child"}
+	}
+	opt.Progress = env.Stderr
+
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	report, runErr := bench.Run(ctx, opt)
+	if *jsonOut {
+		enc := json.NewEncoder(env.Stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(report); err != nil {
+			return errors.Join(runErr, err)
+		}
+	} else if report != nil {
+		fmt.Fprintf(env.Stdout, "command: herd bench %s\n", strings.Join(args, " "))
+		if err := report.WriteTable(env.Stdout); err != nil {
+			return errors.Join(runErr, err)
+		}
+	}
+	return runErr
+}
+
+// benchMemoryChild is the memory step's child process.
+func benchMemoryChild(ctx context.Context, env *Env, clients int) error {
+	dir, err := os.MkdirTemp("", "herd-bench-memory-")
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	res, err := bench.MeasureMemory(ctx, clients, dir)
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(env.Stdout).Encode(res)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for f := range strings.SplitSeq(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, f := range splitList(s) {
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q is not a positive integer", f)
+		}
+		out = append(out, n)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("empty list")
+	}
+	return out, nil
+}

@@ -1,0 +1,358 @@
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/herd-dev/herd/internal/config"
+	"github.com/herd-dev/herd/internal/member"
+)
+
+// localHerd is the seed's five-server herd running in this process, each
+// server on its own free loopback port with its own data directory and log
+// file, and the offline places provider: the configuration a fresh
+// `herd up` runs, moved to free ports and a temporary directory.
+type localHerd struct {
+	cfg     *config.Config
+	names   []string // in configuration order
+	env     map[string]string
+	traffic *traffic
+
+	mu      sync.Mutex
+	running map[string]*localMember
+}
+
+type localMember struct {
+	m      *member.Member
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// Bounds on starting and stopping a server.
+const (
+	stopTimeout   = 20 * time.Second
+	listenTimeout = 5 * time.Second
+	readyTimeout  = 15 * time.Second
+)
+
+// startLocalHerd starts the herd with its files under dir. With peerAuth,
+// servers share a random HERD_PEER_SECRET, as a production herd should.
+func startLocalHerd(ctx context.Context, dir string, peerAuth bool) (*localHerd, error) {
+	cfg := config.Default()
+	cfg.LogDir = filepath.Join(dir, "logs")
+	cfg.DataDir = filepath.Join(dir, "data")
+	h := &localHerd{cfg: cfg, env: map[string]string{}, running: map[string]*localMember{}}
+	if peerAuth {
+		secret := make([]byte, 16)
+		rand.Read(secret)
+		h.env[config.EnvPeerSecret] = hex.EncodeToString(secret)
+	}
+	listeners := make([]net.Listener, len(cfg.Servers))
+	closeListeners := func() {
+		for _, ln := range listeners {
+			if ln != nil {
+				ln.Close()
+			}
+		}
+	}
+	for i := range cfg.Servers {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			closeListeners()
+			return nil, fmt.Errorf("bench: %w", err)
+		}
+		listeners[i] = ln
+		cfg.Servers[i].Addr = ln.Addr().String()
+		h.names = append(h.names, cfg.Servers[i].Name)
+	}
+	if err := cfg.Validate(); err != nil {
+		closeListeners()
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	h.traffic = newTraffic(cfg)
+	for i, name := range h.names {
+		if _, err := h.serve(ctx, name, listeners[i]); err != nil {
+			listeners[i] = nil // closed by serve
+			closeListeners()
+			h.close()
+			return nil, err
+		}
+		listeners[i] = nil
+	}
+	if err := h.waitLinks(ctx); err != nil {
+		h.close()
+		return nil, err
+	}
+	return h, nil
+}
+
+// serve opens the member called name and serves it on ln. It returns how
+// long opening took (recovering the store).
+func (h *localHerd) serve(ctx context.Context, name string, ln net.Listener) (time.Duration, error) {
+	start := time.Now()
+	m, err := member.Open(ctx, h.cfg, name, member.Overrides{
+		Dial: h.traffic.dialer(name),
+		Env:  func(k string) string { return h.env[k] },
+	})
+	if err != nil {
+		ln.Close()
+		return 0, fmt.Errorf("bench: open %s: %w", name, err)
+	}
+	opened := time.Since(start)
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	lm := &localMember{m: m, cancel: cancel, done: make(chan error, 1)}
+	go func() { lm.done <- m.Serve(sctx, ln) }() // ends when stop cancels sctx
+	h.mu.Lock()
+	h.running[name] = lm
+	h.mu.Unlock()
+	return opened, nil
+}
+
+// addrs returns the servers' addresses in configuration order.
+func (h *localHerd) addrs() []string {
+	out := make([]string, len(h.cfg.Servers))
+	for i, s := range h.cfg.Servers {
+		out[i] = s.Addr
+	}
+	return out
+}
+
+// addr returns the address of the server called name.
+func (h *localHerd) addr(name string) string {
+	s, _ := h.cfg.Server(name)
+	return s.Addr
+}
+
+// member returns a running server, or nil.
+func (h *localHerd) member(name string) *member.Member {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if lm, ok := h.running[name]; ok {
+		return lm.m
+	}
+	return nil
+}
+
+// members returns the running servers in configuration order.
+func (h *localHerd) members() []*member.Member {
+	var out []*member.Member
+	for _, n := range h.names {
+		if m := h.member(n); m != nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// stop shuts a server down gracefully, as SIGTERM does, and closes its
+// store.
+func (h *localHerd) stop(name string) error {
+	h.mu.Lock()
+	lm, ok := h.running[name]
+	delete(h.running, name)
+	h.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	lm.cancel()
+	var err error
+	select {
+	case err = <-lm.done:
+	case <-time.After(stopTimeout):
+		err = fmt.Errorf("bench: %s did not stop within %v", name, stopTimeout)
+	}
+	return errors.Join(err, lm.m.Close())
+}
+
+// restart starts a stopped server again on its address and data. It
+// returns how long opening (recovering the store) took.
+func (h *localHerd) restart(ctx context.Context, name string) (time.Duration, error) {
+	addr := h.addr(name)
+	deadline := time.Now().Add(listenTimeout)
+	for {
+		ln, err := net.Listen("tcp", addr)
+		if err == nil {
+			return h.serve(ctx, name, ln)
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("bench: restart %s: %w", name, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// close stops every server.
+func (h *localHerd) close() error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(h.names))
+	for i, n := range h.names {
+		wg.Go(func() { errs[i] = h.stop(n) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// waitLinks waits until every running server's links to running neighbors
+// are up in both directions.
+func (h *localHerd) waitLinks(ctx context.Context) error {
+	return poll(ctx, readyTimeout, 5*time.Millisecond, func() error {
+		for _, m := range h.members() {
+			for _, l := range m.Server.Links() {
+				if h.member(l.Peer) != nil && !(l.OutUp && l.InUp) {
+					return fmt.Errorf("link %s-%s is not up", m.Name, l.Peer)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// settle waits until every running server has sent its whole change feed
+// to its running neighbors and all hold the same number of clients, so that
+// one measurement does not pay for the flooding of the one before.
+func (h *localHerd) settle(ctx context.Context) error {
+	return poll(ctx, settleTimeout, 10*time.Millisecond, func() error {
+		ms := h.members()
+		for _, m := range ms {
+			head := m.Node.Head()
+			for _, l := range m.Server.Links() {
+				if h.member(l.Peer) != nil && l.Sent < head {
+					return fmt.Errorf("%s has not sent %d changes to %s", m.Name, head-l.Sent, l.Peer)
+				}
+			}
+		}
+		for _, m := range ms[1:] {
+			if a, b := ms[0].Node.Len(), m.Node.Len(); a != b {
+				return fmt.Errorf("%s holds %d clients, %s %d", ms[0].Name, a, m.Name, b)
+			}
+		}
+		return nil
+	})
+}
+
+// settleTimeout bounds settle; a herd that needs longer is broken.
+const settleTimeout = 2 * time.Minute
+
+// poll calls fn every interval until it returns nil, ctx ends or timeout
+// passes; then it returns fn's last error.
+func poll(ctx context.Context, timeout, interval time.Duration, fn func() error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := fn()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("bench: not within %v: %w", timeout, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(interval):
+		}
+	}
+}
+
+// traffic counts the bytes on every peer connection, by the pair of
+// servers it joins.
+type traffic struct {
+	names map[string]string // address -> server name
+	mu    sync.Mutex
+	links map[[2]string]*linkBytes // {dialer, dialed}
+}
+
+// linkBytes counts one direction pair, as seen by the dialer.
+type linkBytes struct {
+	sent, received atomic.Uint64
+}
+
+func newTraffic(cfg *config.Config) *traffic {
+	t := &traffic{names: map[string]string{}, links: map[[2]string]*linkBytes{}}
+	for _, s := range cfg.Servers {
+		t.names[s.Addr] = s.Name
+	}
+	return t
+}
+
+func (t *traffic) link(from, to string) *linkBytes {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	lb, ok := t.links[[2]string{from, to}]
+	if !ok {
+		lb = &linkBytes{}
+		t.links[[2]string{from, to}] = lb
+	}
+	return lb
+}
+
+// dialer returns the server from's peer dialer: the server's default,
+// counting bytes.
+func (t *traffic) dialer(from string) func(ctx context.Context, addr string) (net.Conn, error) {
+	d := &net.Dialer{Timeout: 3 * time.Second, KeepAlive: 15 * time.Second}
+	return func(ctx context.Context, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		return &countingConn{Conn: c, b: t.link(from, t.names[addr])}, nil
+	}
+}
+
+// into returns the bytes server name has received over peer links so far:
+// what its dialers wrote to it, and what it read on the links it dialed.
+func (t *traffic) into(name string) uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var n uint64
+	for k, lb := range t.links {
+		if k[1] == name {
+			n += lb.sent.Load()
+		}
+		if k[0] == name {
+			n += lb.received.Load()
+		}
+	}
+	return n
+}
+
+// outOf returns the bytes server name has sent over peer links so far.
+func (t *traffic) outOf(name string) uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var n uint64
+	for k, lb := range t.links {
+		if k[0] == name {
+			n += lb.sent.Load()
+		}
+		if k[1] == name {
+			n += lb.received.Load()
+		}
+	}
+	return n
+}
+
+// countingConn counts the bytes read and written through a connection.
+type countingConn struct {
+	net.Conn
+	b *linkBytes
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.b.received.Add(uint64(n))
+	return n, err
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.b.sent.Add(uint64(n))
+	return n, err
+}
