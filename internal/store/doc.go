@@ -85,4 +85,11 @@
 //
 // After a write or fsync error the Log refuses further commits (the page
 // cache may have dropped the data), and the server should restart.
+//
+// # Performance
+//
+// On the 2-vCPU development machine, with 8 concurrent writers committing
+// ~120-byte entries: about 1M commits/s with everysec or no, and 10–16k/s
+// with always (about 4 entries share each fsync). bbolt and pebble were
+// measured for the same workload; see BENCH.md.
 package store

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/herd-dev/herd/internal/store"
 )
@@ -212,4 +213,16 @@ func dirSize(t testing.TB, dir string) int64 {
 		n += fi.Size()
 	}
 	return n
+}
+
+// eventually polls cond until it holds, failing the test after 10 s.
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }

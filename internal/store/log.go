@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -158,8 +159,13 @@ func Open(dir string, opts Options) (*Log, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("store: create data dir: %w", err)
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("store: create data dir: %w", err)
+		}
+		if err := syncDir(filepath.Dir(dir)); err != nil {
+			return nil, err
+		}
 	}
 	lockFile, err := lockDir(dir)
 	if err != nil {
@@ -221,18 +227,19 @@ func (l *Log) prepare() error {
 	return nil
 }
 
-// remove deletes a file of the data directory, logging why. A failure is only
-// logged: the file is removed again on the next Open.
-func (l *Log) remove(name, why string) {
+// remove deletes a file of the data directory, logging why, and returns its
+// size. A failure is only logged: the file is removed again on the next Open.
+func (l *Log) remove(name, why string) (size int64) {
 	path := filepath.Join(l.dir, name)
-	if fi, err := os.Stat(path); err == nil && !fi.IsDir() {
-		l.stats.diskBytes.Add(-fi.Size())
+	if fi, err := os.Stat(path); err == nil {
+		size = fi.Size()
 	}
 	if err := os.Remove(path); err != nil {
 		l.log.Error("store: cannot remove file", "file", path, "err", err)
-		return
+		return 0
 	}
 	l.log.Info("store: removed file", "file", path, "reason", why)
+	return size
 }
 
 // Epoch returns the random non-zero id made when the data directory was first
@@ -309,7 +316,7 @@ func (l *Log) Commit() error {
 		l.cmu.Lock()
 		l.flushing = false
 		l.flushDone.Broadcast()
-		if err != nil {
+		if err != nil && !l.committed(target) {
 			return err
 		}
 	}

@@ -193,16 +193,10 @@ func TestBackgroundFlush(t *testing.T) {
 	l.Append([]byte("from a peer"))
 	seg := onlySegment(t, dir)
 	want := int64(len(frame([]byte("from a peer"))))
-	for {
+	eventually(t, "the entry to reach the segment file", func() bool {
 		fi, err := os.Stat(seg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if fi.Size() == want {
-			break
-		}
-		waitABit(t)
-	}
+		return err == nil && fi.Size() == want
+	})
 	if s := l.Stats(); s.Writes != 1 || s.Commits != 0 {
 		t.Errorf("Stats = %+v, want 1 write and no commit", s)
 	}

@@ -227,3 +227,23 @@ func startsWithFrame(b []byte) bool {
 	}
 	return bytes.Equal(frame(b[8:8+n]), b[:8+n])
 }
+
+// TestCorruptionFarFromNextFrame checks that a valid frame is found after a
+// long stretch of garbage (more than one read window), so the damage is
+// reported as corruption rather than a torn tail.
+func TestCorruptionFarFromNextFrame(t *testing.T) {
+	dir := t.TempDir()
+	garbage := bytes.Repeat([]byte{0xff}, 5<<20)
+	data := slices.Concat(frame([]byte("a")), garbage, frame([]byte("b")))
+	seg := filepath.Join(dir, "seg-0000000001.log")
+	if err := os.WriteFile(seg, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, got, capture := openReplay(t, dir, config.FsyncNo)
+	wantEntries(t, got, strs("a"))
+	errs := capture.lines("ERROR")
+	want := []string{"valid_frames_after=true", fmt.Sprintf("bytes_dropped=%d", len(data)-len(frame([]byte("a"))))}
+	if len(errs) != 1 || !containsAll(errs[0], want...) {
+		t.Fatalf("errors logged %q, want one containing %q", errs, want)
+	}
+}

@@ -160,19 +160,21 @@ func (l *Log) replayFile(path string, newest bool, fn func([]byte) error) (int64
 
 // validFrameAfter reports whether a valid frame starts at any offset in
 // [from, size) of f. It tells a torn tail (garbage to the end) from damage in
-// the middle of a file (valid records follow). It reads the rest of the file
-// into memory, which is acceptable for this rare path.
+// the middle of a file (valid records follow). It reads the file in windows,
+// each with room for a whole frame starting at its last offset.
 func validFrameAfter(f *os.File, from, size int64) (bool, error) {
-	if from >= size {
-		return false, nil
-	}
-	rest := make([]byte, size-from)
-	if _, err := f.ReadAt(rest, from); err != nil {
-		return false, fmt.Errorf("store: replay %s: %w", f.Name(), err)
-	}
-	for i := range rest {
-		if _, ok := parseFrame(rest[i:]); ok {
-			return true, nil
+	const window = 4 << 20
+	buf := make([]byte, min(size-from, window+frameHeaderSize+MaxEntrySize))
+	for start := from; start < size; start += window {
+		n, err := f.ReadAt(buf, start)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return false, fmt.Errorf("store: replay %s: %w", f.Name(), err)
+		}
+		b := buf[:n]
+		for i := range min(n, window) {
+			if _, ok := parseFrame(b[i:]); ok {
+				return true, nil
+			}
 		}
 	}
 	return false, nil

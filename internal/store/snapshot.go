@@ -88,12 +88,12 @@ func (s *Snapshot) Write(entries iter.Seq[[]byte]) error {
 	if err == nil {
 		for _, n := range st.segs {
 			if n < s.num {
-				l.remove(segName(n), "segment covered by snapshot")
+				l.stats.diskBytes.Add(-l.remove(segName(n), "segment covered by snapshot"))
 			}
 		}
 		for _, n := range st.snaps {
 			if n < s.num {
-				l.remove(snapName(n), "superseded snapshot")
+				l.stats.diskBytes.Add(-l.remove(snapName(n), "superseded snapshot"))
 			}
 		}
 	}

@@ -219,6 +219,9 @@ func TestSnapshotCrash(t *testing.T) {
 			if got := files(t, dir); !slices.Equal(got, tt.files) {
 				t.Errorf("files after Open = %v, want %v", got, tt.files)
 			}
+			if got, want := l.Stats().DiskBytes, dirSize(t, dir); got != want {
+				t.Errorf("Stats.DiskBytes = %d, files hold %d", got, want)
+			}
 			if _, err := os.Stat(filepath.Join(dir, "snap-0000000002.log.tmp")); !os.IsNotExist(err) {
 				t.Errorf("temporary snapshot not removed: %v", err)
 			}
