@@ -50,7 +50,7 @@ type Options struct {
 // BeginSnapshot and Stats from any goroutines, then Close.
 type Log struct {
 	dir          string
-	log          *slog.Logger
+	logger       *slog.Logger
 	syncOnCommit bool // fsync=always
 	lockFile     *os.File
 	epoch        uint64
@@ -112,16 +112,16 @@ type rotation struct {
 
 // counters back Stats.
 type counters struct {
-	diskBytes      atomic.Int64
-	sinceSnapshot  atomic.Int64
-	entries        atomic.Uint64
-	commits        atomic.Uint64
-	writes         atomic.Uint64
-	fsyncs         atomic.Uint64
-	lastFsync      atomic.Int64
-	totalFsync     atomic.Int64
-	snapshots      atomic.Uint64
-	lastSnapshotNs atomic.Int64
+	diskBytes     atomic.Int64
+	sinceSnapshot atomic.Int64
+	entries       atomic.Uint64
+	commits       atomic.Uint64
+	writes        atomic.Uint64
+	fsyncs        atomic.Uint64
+	lastFsync     atomic.Int64
+	totalFsync    atomic.Int64
+	snapshots     atomic.Uint64
+	lastSnapshot  atomic.Int64
 }
 
 // Stats is a point-in-time view of a Log's counters, ready for metrics.
@@ -173,7 +173,7 @@ func Open(dir string, opts Options) (*Log, error) {
 	}
 	l := &Log{
 		dir:          dir,
-		log:          logger.With("component", "store", "dir", dir),
+		logger:       logger.With("dir", dir),
 		syncOnCommit: syncOnCommit,
 		lockFile:     lockFile,
 		kick:         make(chan struct{}, 1),
@@ -206,7 +206,7 @@ func (l *Log) prepare() error {
 		return err
 	}
 	if created && (len(st.segs) > 0 || len(st.snaps) > 0) {
-		l.log.Warn("store: data dir had log files but no META; made a new epoch", "epoch", fmt.Sprintf("%016x", epoch))
+		l.logger.Warn("store: data dir had log files but no META; made a new epoch", "epoch", fmt.Sprintf("%016x", epoch))
 	}
 	for _, name := range st.temps {
 		l.remove(name, "leftover temporary file")
@@ -235,10 +235,10 @@ func (l *Log) remove(name, why string) (size int64) {
 		size = fi.Size()
 	}
 	if err := os.Remove(path); err != nil {
-		l.log.Error("store: cannot remove file", "file", path, "err", err)
+		l.logger.Error("store: cannot remove file", "file", path, "err", err)
 		return 0
 	}
-	l.log.Info("store: removed file", "file", path, "reason", why)
+	l.logger.Info("store: removed file", "file", path, "reason", why)
 	return size
 }
 
@@ -348,7 +348,7 @@ func (l *Log) flushLocked(sync bool) error {
 	}
 	l.mu.Lock()
 	buf, rot := l.buf, l.rotation
-	l.buf, l.rotation = l.spare[:0], nil
+	l.buf, l.rotation, l.spare = l.spare[:0], nil, nil
 	end := l.appended.Load()
 	l.mu.Unlock()
 
@@ -445,7 +445,7 @@ func (l *Log) fsync(f *os.File) error {
 func (l *Log) fail(err error) error {
 	if l.err == nil {
 		l.err = err
-		l.log.Error("store: log write failed; later commits will fail", "err", err)
+		l.logger.Error("store: log write failed; later commits will fail", "err", err)
 	}
 	return l.err
 }
@@ -542,7 +542,7 @@ func (l *Log) Stats() Stats {
 		LastFsync:          time.Duration(c.lastFsync.Load()),
 		TotalFsync:         time.Duration(c.totalFsync.Load()),
 		Snapshots:          c.snapshots.Load(),
-		LastSnapshot:       time.Duration(c.lastSnapshotNs.Load()),
+		LastSnapshot:       time.Duration(c.lastSnapshot.Load()),
 	}
 }
 

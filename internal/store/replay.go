@@ -144,9 +144,9 @@ func (l *Log) replayFile(path string, newest bool, fn func([]byte) error) (int64
 	}
 	attrs := []any{"file", path, "offset", off, "bytes_dropped", size - off, "reason", reason}
 	if newest && !validAfter {
-		l.log.Warn("store: truncated torn tail of log", attrs...)
+		l.logger.Warn("store: truncated torn tail of log", attrs...)
 	} else {
-		l.log.Error("store: log corrupt; truncated it at the first bad frame, dropping the bytes after it",
+		l.logger.Error("store: log corrupt; truncated it at the first bad frame, dropping the bytes after it",
 			append(attrs, "valid_frames_after", validAfter)...)
 	}
 	if err := f.Truncate(off); err != nil {

@@ -98,7 +98,7 @@ func (s *Snapshot) Write(entries iter.Seq[[]byte]) error {
 		}
 	}
 	l.stats.snapshots.Add(1)
-	l.stats.lastSnapshotNs.Store(int64(time.Since(start)))
+	l.stats.lastSnapshot.Store(int64(time.Since(start)))
 	l.endSnapshot(0)
 	return err
 }
