@@ -21,9 +21,10 @@ type Snapshot struct {
 
 // BeginSnapshot marks the cut point of a snapshot: entries Appended before
 // the call are covered by the snapshot, later ones go to a new segment that
-// survives it. Call it while holding the lock that guards the state the
-// snapshot will hold, and copy (or otherwise freeze) that state before
-// releasing it. BeginSnapshot makes no syscall.
+// survives it. Call it while holding the lock under which the caller both
+// changes its state and Appends, and copy (or otherwise freeze) that state
+// before releasing the lock: the copy is then exactly the state at the cut.
+// BeginSnapshot makes no syscall.
 //
 // Only one snapshot runs at a time: BeginSnapshot returns nil while another
 // one is between BeginSnapshot and Write or Abort, before Replay, and after
@@ -53,8 +54,8 @@ func (l *Log) BeginSnapshot() *Snapshot {
 // that Replay should yield, to a new snapshot file (temporary file, fsync,
 // rename, directory fsync), then deletes the segments and the snapshot that it
 // replaces. It may run concurrently with Append and Commit. If it fails, or
-// Close begins meanwhile (ErrClosed), nothing is deleted and the log stays as
-// it was. An entry longer than MaxEntrySize is an error.
+// Close begins meanwhile (ErrClosed), no segment is deleted and Replay yields
+// the same entries as before. An entry longer than MaxEntrySize is an error.
 //
 // Write or Abort must be called exactly once per Snapshot.
 func (s *Snapshot) Write(entries iter.Seq[[]byte]) error {
@@ -154,8 +155,8 @@ func (s *Snapshot) write(entries iter.Seq[[]byte]) (size int64, err error) {
 	return size, syncDir(l.dir)
 }
 
-// Abort abandons a snapshot before Write. The cut point stays: entries
-// appended after it are already in a new segment, which is harmless.
+// Abort abandons a snapshot instead of writing it. Every segment stays, so
+// Replay yields the same entries as before; the next snapshot covers them.
 func (s *Snapshot) Abort() {
 	if s.done {
 		return
