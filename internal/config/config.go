@@ -389,7 +389,31 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("config: fsync: %q is not one of always, everysec, no", c.Fsync)
 	}
+	if err := c.Limits.validate(); err != nil {
+		return err
+	}
+	if c.Peers.Heartbeat <= 0 || c.Peers.DeadAfter <= c.Peers.Heartbeat {
+		return fmt.Errorf("config: peers.dead_after: %v must be longer than peers.heartbeat %v", c.Peers.DeadAfter.D(), c.Peers.Heartbeat.D())
+	}
 	return c.Places.validate()
+}
+
+// MaxLineBytesLimit caps limits.max_line_bytes, so that every stored record
+// fits one journal entry.
+const MaxLineBytesLimit = 256 << 10
+
+func (l *Limits) validate() error {
+	switch {
+	case l.MaxLineBytes < 64 || l.MaxLineBytes > MaxLineBytesLimit:
+		return fmt.Errorf("config: limits.max_line_bytes: %d is not between 64 and %d", l.MaxLineBytes, MaxLineBytesLimit)
+	case l.IdleTimeout < 0:
+		return errors.New("config: limits.idle_timeout: must be positive")
+	case l.MaxConnections < 0:
+		return errors.New("config: limits.max_connections: must be positive")
+	case l.WriteTimeout < 0:
+		return errors.New("config: limits.write_timeout: must be positive")
+	}
+	return nil
 }
 
 func (p *Places) validate() error {

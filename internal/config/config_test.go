@@ -113,6 +113,8 @@ func TestParse_Errors(t *testing.T) {
 		{"bad osm file", two("places: {offline: {osm: [x.txt]}}\n"), "places.offline.osm[0]"},
 		{"tls without ca", "servers:\n  - {name: A, addr: \"127.0.0.1:1\", tls_cert: a.pem, tls_key: a.key}\n", "peers.tls_ca"},
 		{"not yaml", "servers: [", "config:"},
+		{"line cap too big", two("limits: {max_line_bytes: 10000000}\n"), "limits.max_line_bytes"},
+		{"dead before heartbeat", two("peers: {heartbeat: 2s, dead_after: 1s}\n"), "peers.dead_after"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -221,9 +221,10 @@ func (s *Server) readAcks(conn net.Conn, br *bufio.Reader, sess *peer.Session, p
 	}
 }
 
-// maxPeerLine bounds a peer line: an AT line of a long client id, its
-// sequence number and MAC.
-const maxPeerLine = 1 << 20
+// maxPeerLine bounds a peer line: an AT line of the longest client id a
+// configuration allows (config.MaxLineBytesLimit), its sequence number and
+// MAC. It keeps every stored record well inside store.MaxEntrySize.
+const maxPeerLine = 512 << 10
 
 func readPeerLine(br *bufio.Reader) ([]byte, error) {
 	var long []byte
