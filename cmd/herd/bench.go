@@ -71,6 +71,11 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 		opt.Reexec = []string{self, "bench", "-memory-child"}
 	}
 	opt.Progress = env.Stderr
+	if f, ok := env.Stderr.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			opt.ProgressInPlace = true
+		}
+	}
 
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)

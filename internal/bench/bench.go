@@ -19,7 +19,10 @@
 //   - memory: a server's resident bytes per client, in a child process.
 //
 // Run writes progress to Options.Progress and returns a Report, which
-// prints as a table or marshals as JSON. Every connection it opens goes to
+// prints as a table or marshals as JSON. Under a CPU profile, the herd's
+// goroutines carry the label role=herd, the echo server's role=echo and
+// the load generator's role=client, so that `go tool pprof -tagfocus
+// role=herd` shows the servers alone. Every connection it opens goes to
 // the servers it was given or started, which are on 127.0.0.1 unless
 // Options.Addrs says otherwise.
 package bench
@@ -31,6 +34,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -89,8 +93,10 @@ type Options struct {
 	// TempDir holds the in-process herd's data and logs while it runs
 	// (default: a new directory under os.TempDir, removed at the end).
 	TempDir string
-	// Progress receives a progress line, rewritten with \r; nil discards it.
+	// Progress receives a line per step; nil discards them.
 	Progress io.Writer
+	// ProgressInPlace rewrites one progress line with \r, for a terminal.
+	ProgressInPlace bool
 }
 
 func (o *Options) setDefaults() {
@@ -153,7 +159,7 @@ func warmup(d time.Duration) time.Duration {
 func Run(ctx context.Context, opt Options) (*Report, error) {
 	opt.setDefaults()
 	started := time.Now()
-	r := &runner{opt: opt, tag: strconv.FormatInt(started.UnixNano()%1e9, 36), progress: progress{w: opt.Progress}}
+	r := &runner{opt: opt, tag: strconv.FormatInt(started.UnixNano()%1e9, 36), progress: progress{w: opt.Progress, inPlace: opt.ProgressInPlace}}
 	r.report = &Report{
 		Mode:    "in-process",
 		Machine: machine(),
@@ -175,7 +181,9 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 			return r.report, err
 		}
 		r.progress.show(fmt.Sprintf("herd bench [%d/%d] %s", i+1, len(steps), s.name))
-		if err := s.run(ctx); err != nil {
+		var err error
+		pprof.Do(ctx, pprof.Labels("role", "client"), func(ctx context.Context) { err = s.run(ctx) })
+		if err != nil {
 			r.progress.end()
 			return r.report, fmt.Errorf("bench: %s: %w", s.name, err)
 		}
@@ -200,19 +208,24 @@ type runner struct {
 	maxRate float64 // highest herd IAMAT throughput seen, spread placement
 }
 
-// progress keeps one line up to date on a terminal: each message replaces
-// the last one.
+// progress reports which step runs: on a terminal, one line that each
+// message replaces; elsewhere, a line per message.
 type progress struct {
-	w    io.Writer
-	last int // length of the line shown
+	w       io.Writer
+	inPlace bool
+	last    int // length of the line shown in place
 }
 
 func (p *progress) show(msg string) {
+	if !p.inPlace {
+		fmt.Fprintln(p.w, msg)
+		return
+	}
 	fmt.Fprintf(p.w, "\r%s%s", msg, strings.Repeat(" ", max(p.last-len(msg), 0)))
 	p.last = len(msg)
 }
 
-// end moves past the line.
+// end moves past the line shown in place.
 func (p *progress) end() {
 	if p.last > 0 {
 		fmt.Fprintln(p.w)

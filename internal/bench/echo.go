@@ -2,7 +2,9 @@ package bench
 
 import (
 	"bufio"
+	"context"
 	"net"
+	"runtime/pprof"
 	"sync"
 )
 
@@ -29,7 +31,9 @@ func startEcho() (*echoServer, error) {
 		return nil, err
 	}
 	e := &echoServer{ln: ln, conns: map[net.Conn]struct{}{}}
-	e.wg.Go(e.accept)
+	e.wg.Go(func() {
+		pprof.Do(context.Background(), pprof.Labels("role", "echo"), func(context.Context) { e.accept() })
+	})
 	return e, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -79,13 +80,14 @@ func startLocalHerd(ctx context.Context, dir string, peerAuth bool) (*localHerd,
 	}
 	h.traffic = newTraffic(cfg)
 	for i, name := range h.names {
-		if _, err := h.serve(ctx, name, listeners[i]); err != nil {
-			listeners[i] = nil // closed by serve
+		ln := listeners[i]
+		listeners[i] = nil // from here on, serve owns it
+		if _, err := h.serve(ctx, name, func() (net.Listener, error) { return ln, nil }); err != nil {
+			ln.Close()
 			closeListeners()
 			h.close()
 			return nil, err
 		}
-		listeners[i] = nil
 	}
 	if err := h.waitLinks(ctx); err != nil {
 		h.close()
@@ -94,22 +96,31 @@ func startLocalHerd(ctx context.Context, dir string, peerAuth bool) (*localHerd,
 	return h, nil
 }
 
-// serve opens the member called name and serves it on ln. It returns how
-// long opening took (recovering the store).
-func (h *localHerd) serve(ctx context.Context, name string, ln net.Listener) (time.Duration, error) {
+// serve opens the member called name and serves it on the listener that
+// listen returns, as `herd serve` does: the store is recovered before the
+// address is bound, so neighbors cannot connect while it recovers. It
+// returns how long opening (recovering the store) took. The member's
+// goroutines carry the profiler label role=herd.
+func (h *localHerd) serve(ctx context.Context, name string, listen func() (net.Listener, error)) (time.Duration, error) {
 	start := time.Now()
 	m, err := member.Open(ctx, h.cfg, name, member.Overrides{
 		Dial: h.traffic.dialer(name),
 		Env:  func(k string) string { return h.env[k] },
 	})
 	if err != nil {
-		ln.Close()
 		return 0, fmt.Errorf("bench: open %s: %w", name, err)
 	}
 	opened := time.Since(start)
+	ln, err := listen()
+	if err != nil {
+		m.Close()
+		return 0, fmt.Errorf("bench: %s: %w", name, err)
+	}
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	lm := &localMember{m: m, cancel: cancel, done: make(chan error, 1)}
-	go func() { lm.done <- m.Serve(sctx, ln) }() // ends when stop cancels sctx
+	go pprof.Do(sctx, pprof.Labels("role", "herd"), func(sctx context.Context) { // ends when stop cancels sctx
+		lm.done <- m.Serve(sctx, ln)
+	})
 	h.mu.Lock()
 	h.running[name] = lm
 	h.mu.Unlock()
@@ -176,17 +187,16 @@ func (h *localHerd) stop(name string) error {
 // returns how long opening (recovering the store) took.
 func (h *localHerd) restart(ctx context.Context, name string) (time.Duration, error) {
 	addr := h.addr(name)
-	deadline := time.Now().Add(listenTimeout)
-	for {
-		ln, err := net.Listen("tcp", addr)
-		if err == nil {
-			return h.serve(ctx, name, ln)
+	return h.serve(ctx, name, func() (net.Listener, error) {
+		deadline := time.Now().Add(listenTimeout)
+		for {
+			ln, err := net.Listen("tcp", addr)
+			if err == nil || time.Now().After(deadline) {
+				return ln, err
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
-		if time.Now().After(deadline) {
-			return 0, fmt.Errorf("bench: restart %s: %w", name, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	})
 }
 
 // close stops every server.
