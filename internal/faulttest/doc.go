@@ -11,8 +11,13 @@
 //   - hostile and unlucky clients: huge lines, odd bytes in client ids,
 //     thousands of abrupt connects, clients that never read, too many
 //     connections, idle connections (hostile_test.go);
+//   - the promise behind every acknowledgement: no AT reply leaves before
+//     the journal holds its update, pipelined or not (ack_test.go);
 //   - a cheap fuzz target that feeds arbitrary bytes to a server over TCP and
 //     checks that it keeps answering (fuzz_test.go).
+//
+// Tests whose failure messages start with "BUG:" found a product bug; they
+// fail until it is fixed.
 //
 // Every test talks to 127.0.0.1 only, waits by polling with deadlines rather
 // than sleeping, and cleans up the processes and proxies it starts. The

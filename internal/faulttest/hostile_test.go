@@ -15,6 +15,7 @@ import (
 
 	"github.com/herd-dev/herd/internal/config"
 	"github.com/herd-dev/herd/internal/herdtest"
+	"github.com/herd-dev/herd/internal/server"
 )
 
 // pair is the smallest herd with a peer link: Front takes the hostile
@@ -378,6 +379,36 @@ func TestMaxConnections_RefusedCleanly(t *testing.T) {
 	})
 }
 
+// Peer links arrive through the same listener as clients. When clients
+// hold every connection slot at the moment a neighbor comes back, the
+// neighbor's link must still get in: otherwise the neighbor's updates stop
+// flowing for as long as the clients stay (up to limits.idle_timeout each,
+// renewed at will by a hostile client).
+func TestMaxConnections_ClientsCannotLockOutPeers(t *testing.T) {
+	const limit = 3
+	h := startPair(t, herdtest.Options{Configure: func(c *config.Config) { c.Limits.MaxConnections = limit }})
+	srv := h.Member("Front").Server
+	h.Stop("Back")
+	herdtest.Eventually(t, 5*time.Second, func() error {
+		if got := srv.Stats().ConnsOpen.Load(); got != 0 {
+			return fmt.Errorf("Front has %d connections open after Back stopped; want 0", got)
+		}
+		return nil
+	})
+	for i := range limit {
+		askTimed(t, h.Dial("Front"), fmt.Sprintf("hog-%d", i))
+	}
+	h.Restart("Back")
+	reply := h.Dial("Back").Ask("IAMAT from-back +1+1 " + nowTime())
+	// Front's slots are all taken, so ask its node rather than over TCP.
+	herdtest.Eventually(t, 3*time.Second, func() error {
+		if rec, ok := h.Member("Front").Node.Lookup([]byte("from-back")); !ok || rec.Line != reply {
+			return fmt.Errorf("BUG: Back's update %q has not reached Front, whose %d connection slots are held by clients (%d connections refused)", reply, limit, srv.Stats().ConnsRefused.Load())
+		}
+		return nil
+	})
+}
+
 func TestIdleTimeout_ClosesSilentConnectionsOnly(t *testing.T) {
 	const idle = 300 * time.Millisecond
 	h := startPair(t, herdtest.Options{Configure: func(c *config.Config) { c.Limits.IdleTimeout = config.Duration(idle) }})
@@ -433,4 +464,131 @@ func TestIdleTimeout_ClosesSilentConnectionsOnly(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// Connections are long-lived: a client may say nothing for longer than
+// limits.write_timeout (which is about a client that does not read) and
+// then ask for something with a long answer. The answer must come whole.
+func TestQuietClient_AnsweredAfterLongerThanWriteTimeout(t *testing.T) {
+	const writeTimeout = 200 * time.Millisecond
+	h := startPair(t, herdtest.Options{Configure: func(c *config.Config) {
+		c.Limits.WriteTimeout = config.Duration(writeTimeout)
+	}})
+	tests := []struct {
+		name string
+		// ask sends its commands and reads every reply.
+		ask func(t *testing.T, c *herdtest.Client)
+	}{
+		{"WHATSAT with a reply over 4 KiB", func(t *testing.T, c *herdtest.Client) {
+			c.Send("WHATSAT quiet 50 20\n")
+			var body strings.Builder
+			for {
+				l, err := c.ReadLine(5 * time.Second)
+				if err != nil {
+					t.Fatalf("BUG: WHATSAT after a quiet spell longer than write_timeout: read %d bytes, then %v; want the AT line, the places and a blank line", body.Len(), err)
+				}
+				if l == "" {
+					break
+				}
+				body.WriteString(l + "\n")
+			}
+			if got := body.String(); !strings.HasPrefix(got, "AT Front ") || len(got) < 4<<10 {
+				t.Fatalf("WHATSAT after a quiet spell = %d bytes starting %.40q; want the AT line and over 4 KiB of places", len(got), got)
+			}
+		}},
+		{"100 pipelined IAMATs", func(t *testing.T, c *herdtest.Client) {
+			var b strings.Builder
+			for i := range 100 {
+				fmt.Fprintf(&b, "IAMAT quiet-%d +1+1 %s\n", i, nowTime())
+			}
+			c.Send(b.String())
+			for i := range 100 {
+				l, err := c.ReadLine(5 * time.Second)
+				if err != nil || !strings.HasPrefix(l, "AT Front ") {
+					t.Fatalf("BUG: after a quiet spell longer than write_timeout, reply %d of 100 pipelined IAMATs: %q, %v; want an AT line", i, l, err)
+				}
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := herdtest.DialAddr(t, h.Addr("Front"))
+			askTimed(t, c, "quiet")
+			// The scenario itself: a long-lived client says nothing for a
+			// while (longer than write_timeout, well under idle_timeout).
+			time.Sleep(3 * writeTimeout)
+			tt.ask(t, c)
+			askTimed(t, c, "quiet-after")
+		})
+	}
+}
+
+// A line with no newline is a command only when the client ends its
+// sending side after it (SPEC.md, "Lines"). When the connection ends any
+// other way (the idle timeout fires, the client's connection is reset, the
+// server shuts down) the unterminated bytes are a fragment of a command the
+// client had not finished sending: "IAMAT c +1+1 17000000" may be the start
+// of "... 1700000000.5". Taking it would store, flood and acknowledge a
+// location at a client time the client never sent.
+func TestUnterminatedLine_CommandOnlyAfterHalfClose(t *testing.T) {
+	const idle = 200 * time.Millisecond
+	h := startPair(t, herdtest.Options{Configure: func(c *config.Config) { c.Limits.IdleTimeout = config.Duration(idle) }})
+	srv := func() *server.Server { return h.Member("Front").Server }
+	baseConns := srv().Stats().ConnsOpen.Load()
+	waitClosed := func(t *testing.T) {
+		t.Helper()
+		herdtest.Eventually(t, 5*time.Second, func() error {
+			if got := srv().Stats().ConnsOpen.Load(); got != baseConns {
+				return fmt.Errorf("Front has %d connections open; want %d", got, baseConns)
+			}
+			return nil
+		})
+	}
+	tests := []struct {
+		name   string
+		stored bool // the spec's case: the fragment is the client's last line
+		end    func(t *testing.T, c *herdtest.Client)
+	}{
+		{"half-close", true, func(t *testing.T, c *herdtest.Client) {
+			c.Conn.(*net.TCPConn).CloseWrite()
+			if got, err := readUntilClosed(c.Conn, 5*time.Second); !strings.HasPrefix(string(got), "AT Front ") {
+				t.Errorf("after a half-close, the last line without newline got %q, %v; want its AT reply", got, err)
+			}
+		}},
+		{"idle timeout", false, func(t *testing.T, c *herdtest.Client) {
+			readUntilClosed(c.Conn, 5*time.Second)
+		}},
+		{"connection reset", false, func(t *testing.T, c *herdtest.Client) {
+			c.Conn.(*net.TCPConn).SetLinger(0)
+			c.Conn.Close()
+			waitClosed(t)
+		}},
+		{"graceful shutdown", false, func(t *testing.T, c *herdtest.Client) {
+			h.Stop("Front")
+			h.Restart("Front")
+		}},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			client := fmt.Sprintf("fragment-%d", i)
+			c := herdtest.DialAddr(t, h.Addr("Front"))
+			c.Send(fmt.Sprintf("IAMAT %s +1+1 17000000", client))
+			// The server has read the fragment before the connection ends.
+			herdtest.Eventually(t, 5*time.Second, func() error {
+				if srv().Stats().ConnsOpen.Load() <= baseConns {
+					return errors.New("Front has not accepted the connection yet")
+				}
+				return nil
+			})
+			tt.end(t, c)
+			waitClosed(t)
+			rec, ok := h.Member("Front").Node.Lookup([]byte(client))
+			switch {
+			case tt.stored && !ok:
+				t.Errorf("Front did not take the last line of a half-closed connection")
+			case !tt.stored && ok:
+				t.Errorf("BUG: after %s, Front took the unterminated fragment as a command and stored %q", tt.name, rec.Line)
+			}
+		})
+	}
 }

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herd-dev/herd/internal/config"
 	"github.com/herd-dev/herd/internal/herdtest"
 	"github.com/herd-dev/herd/internal/server"
 )
@@ -83,9 +84,9 @@ type proc struct {
 const peerSecret = "faulttest-secret"
 
 // startProcHerd writes a configuration for topology on free ports (offline
-// places, fsync everysec, fast heartbeats) and starts every server. Every
-// process is SIGKILLed at the end of the test.
-func startProcHerd(tb testing.TB, topology map[string][]string) *procHerd {
+// places, fsync everysec, fast heartbeats, and extraYAML appended) and
+// starts every server. Every process is SIGKILLed at the end of the test.
+func startProcHerd(tb testing.TB, topology map[string][]string, extraYAML string) *procHerd {
 	tb.Helper()
 	ph := &procHerd{tb: tb, bin: herdBinary(tb), dir: tb.TempDir(), addrs: map[string]string{}, procs: map[string]*proc{}}
 	ph.names = slices.Sorted(maps.Keys(topology))
@@ -97,6 +98,7 @@ func startProcHerd(tb testing.TB, topology map[string][]string) *procHerd {
 		fmt.Fprintf(&cfg, "  - name: %s\n    addr: %s\n    neighbors: [%s]\n", name, ph.addrs[name], strings.Join(topology[name], ", "))
 	}
 	cfg.WriteString("places:\n  provider: offline\npeers:\n  heartbeat: 100ms\n  dead_after: 1s\n")
+	cfg.WriteString(extraYAML)
 	ph.cfgPath = filepath.Join(ph.dir, "herd.yaml")
 	if err := os.WriteFile(ph.cfgPath, []byte(cfg.String()), 0o644); err != nil {
 		tb.Fatal(err)
@@ -228,7 +230,7 @@ func (ph *procHerd) checkRunning() {
 		select {
 		case <-p.done:
 			out, _ := os.ReadFile(filepath.Join(ph.dir, name+".out"))
-			ph.tb.Errorf("%s exited on its own: %v\n%s", name, p.err, out)
+			ph.tb.Errorf("%s exited on its own: %v; its output ends:\n%s", name, p.err, tail(string(out), 12))
 		default:
 		}
 	}
@@ -316,7 +318,7 @@ func TestKill9_DuringBurstLosesNoAcknowledgedUpdate(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs five herd processes through two rounds of SIGKILL; skipped with -short")
 	}
-	ph := startProcHerd(t, herdtest.SeedTopology)
+	ph := startProcHerd(t, herdtest.SeedTopology, "")
 	b := startBurst(t, "k9", ph.addrList(), 6, 10)
 	more := func(n int64) { t.Helper(); b.waitAcks(t, b.acks.Load()+n, 30*time.Second) }
 
@@ -340,7 +342,7 @@ func TestKill9_DuringBurstLosesNoAcknowledgedUpdate(t *testing.T) {
 var recovered = regexp.MustCompile(`msg="recovered client table" server=\S+ clients=(\d+)`)
 
 func TestSIGTERM_LosesNothingAndRestartsCleanly(t *testing.T) {
-	ph := startProcHerd(t, herdtest.SeedTopology)
+	ph := startProcHerd(t, herdtest.SeedTopology, "")
 	ph.waitLinksUp(10 * time.Second)
 	const victim = "Ball"
 
@@ -396,4 +398,39 @@ func TestSIGTERM_LosesNothingAndRestartsCleanly(t *testing.T) {
 func tail(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	return strings.Join(lines[max(len(lines)-n, 0):], "\n")
+}
+
+// The longest line the configuration allows (limits.max_line_bytes at its
+// upper bound) carries a client id that must be taken, journaled, flooded
+// over a peer link and recovered after a crash like any other. The server
+// runs as a process so that a crash cannot take the test binary with it.
+func TestLongestClientID_TakenFloodedAndRecovered(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs herd processes and a crash; skipped with -short")
+	}
+	limit := config.MaxLineBytesLimit
+	ph := startProcHerd(t, pair, fmt.Sprintf("limits:\n  max_line_bytes: %d\n", limit))
+	ph.waitLinksUp(10 * time.Second)
+
+	loc, ct := "+1+1", nowTime()
+	id := strings.Repeat("k", limit-len("IAMAT   ")-len(loc)-len(ct))
+	line := fmt.Sprintf("IAMAT %s %s %s", id, loc, ct)
+	if len(line) != limit {
+		t.Fatalf("test bug: line of %d bytes; want %d", len(line), limit)
+	}
+	c := herdtest.DialAddr(t, ph.addrs["Front"])
+	c.Send(line + "\n")
+	reply, err := c.ReadLine(10 * time.Second)
+	ph.checkRunning()
+	if err != nil || !strings.HasPrefix(reply, "AT Front ") {
+		t.Fatalf("IAMAT of exactly max_line_bytes (%d): %d bytes %.40q, %v; want an AT line", limit, len(reply), reply, err)
+	}
+	waitEverywhere(t, ph.addrs, map[string]string{id: reply}, 10*time.Second)
+
+	ph.signal(syscall.SIGKILL, "Front")
+	ph.start("Front")
+	waitEverywhere(t, ph.addrs, map[string]string{id: reply}, 10*time.Second)
+	after := herdtest.DialAddr(t, ph.addrs["Front"]).Ask("IAMAT after-long +1+1 " + nowTime())
+	waitEverywhere(t, ph.addrs, map[string]string{"after-long": after}, 10*time.Second)
+	ph.checkRunning()
 }

@@ -427,6 +427,7 @@ func TestResets_EveryAcknowledgedUpdateArrives(t *testing.T) {
 			heal()
 			b.waitConverged(t, addrs, 20*time.Second)
 			waitLinks(t, h, names, true, 10*time.Second)
+			waitFloodsEnd(t, h, names, 500*time.Millisecond, 10*time.Second)
 		})
 	}
 }
@@ -441,6 +442,28 @@ func linkReopens(h *herdtest.Herd, servers []string) int {
 		}
 	}
 	return n
+}
+
+// waitFloodsEnd waits until no server of h has sent or received a flooded
+// update for quiet: no update circulates forever.
+func waitFloodsEnd(tb testing.TB, h *herdtest.Herd, servers []string, quiet, timeout time.Duration) {
+	tb.Helper()
+	var last uint64
+	var since time.Time
+	herdtest.Eventually(tb, timeout, func() error {
+		var total uint64
+		for _, name := range servers {
+			st := h.Member(name).Server.Stats()
+			total += st.FloodOut.Load() + st.FloodIn.Load()
+		}
+		if total != last || since.IsZero() {
+			last, since = total, time.Now()
+		}
+		if d := time.Since(since); d < quiet {
+			return fmt.Errorf("flood counters moved %v ago (now %d); want them still for %v", d.Round(time.Millisecond), total, quiet)
+		}
+		return nil
+	})
 }
 
 func healAll(m *mesh) {
@@ -519,4 +542,5 @@ func TestPartition_HealsAndConverges(t *testing.T) {
 	}
 	waitEverywhere(t, addrs, want, 15*time.Second)
 	waitLinks(t, h, names, true, 10*time.Second)
+	waitFloodsEnd(t, h, names, 500*time.Millisecond, 10*time.Second)
 }
