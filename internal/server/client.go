@@ -34,16 +34,40 @@ type clientConn struct {
 	long   []byte // gathers lines longer than the read buffer
 	dirty  bool   // the node changed since the journal was last committed
 	out    []byte // scratch for building replies
+	// peerOnly: accepted past the connection limit, so it must open a peer
+	// link with its first line or be closed.
+	peerOnly bool
 }
 
-func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
-	c := &clientConn{s: s, conn: conn, remote: conn.RemoteAddr().String()}
+// serveConn runs one accepted connection. peerOnly marks a connection
+// accepted past limits.max_connections: it is kept only if it opens a peer
+// link, so clients can never lock neighbors out.
+func (s *Server) serveConn(ctx context.Context, conn net.Conn, peerOnly bool) {
+	c := &clientConn{s: s, conn: conn, remote: conn.RemoteAddr().String(), peerOnly: peerOnly}
 	c.br = bufio.NewReaderSize(conn, readBufferSize)
-	c.bw = bufio.NewWriterSize(conn, readBufferSize)
+	c.bw = bufio.NewWriterSize(replyWriter{c}, readBufferSize)
 	if s.opt.TLS != nil && !c.maybeTLS() {
 		return
 	}
 	c.run(ctx)
+}
+
+// replyWriter is what a connection's buffered writer writes through. Every
+// write to the socket first commits the journal if the connection changed
+// the node, so no acknowledgement ever leaves before its update is durable,
+// even when replies overflow the buffer in the middle of a pipelined batch.
+// Every write also gets a fresh deadline: a client that does not read its
+// replies for WriteTimeout is dropped, and no one else waits for it.
+type replyWriter struct{ c *clientConn }
+
+func (w replyWriter) Write(p []byte) (int, error) {
+	c := w.c
+	if c.dirty {
+		c.s.commit()
+		c.dirty = false
+	}
+	c.conn.SetWriteDeadline(time.Now().Add(c.s.opt.WriteTimeout))
+	return c.conn.Write(p)
 }
 
 // maybeTLS switches the connection to TLS if its first byte opens a TLS
@@ -57,7 +81,6 @@ func (c *clientConn) maybeTLS() bool {
 	tc := tls.Server(&bufferedConn{Conn: c.conn, r: c.br}, c.s.opt.TLS)
 	c.conn = tc
 	c.br = bufio.NewReaderSize(tc, readBufferSize)
-	c.bw = bufio.NewWriterSize(tc, readBufferSize)
 	return true
 }
 
@@ -73,6 +96,9 @@ func (b *bufferedConn) Read(p []byte) (int, error) { return b.r.Read(p) }
 func (c *clientConn) run(ctx context.Context) {
 	s := c.s
 	s.log.Info("client connected", "remote", c.remote)
+	if c.peerOnly && !c.admitPeer(ctx) {
+		return
+	}
 	first := true
 	for {
 		c.conn.SetReadDeadline(time.Now().Add(s.opt.IdleTimeout))
@@ -81,8 +107,10 @@ func (c *clientConn) run(ctx context.Context) {
 			return
 		}
 		line, tooLong, err := c.readLine()
-		if len(line) > 0 || err == nil {
-			if first && isTLSPeer(c.conn) || first && bytes.HasPrefix(line, []byte(peer.KeyHello)) {
+		// A last line without newline is a command only if the client
+		// ended its input (half-close), not if the read timed out or broke.
+		if err == nil || len(line) > 0 && errors.Is(err, io.EOF) {
+			if first && (isTLSPeer(c.conn) || bytes.HasPrefix(line, []byte(peer.KeyHello))) {
 				if c.servePeer(ctx, line) {
 					return
 				}
@@ -99,6 +127,26 @@ func (c *clientConn) run(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// admitPeer runs a connection accepted past the connection limit: only a
+// neighbor that opens its link with its first line, within DeadAfter, is
+// served. It reports whether the connection went on as a client's, which it
+// never does.
+func (c *clientConn) admitPeer(ctx context.Context) bool {
+	s := c.s
+	c.conn.SetReadDeadline(time.Now().Add(s.opt.DeadAfter))
+	line, _, err := c.readLine()
+	if err == nil && bytes.HasPrefix(line, []byte(peer.KeyHello)) {
+		c.peerOnly = false // the link is served, or refused, like any other
+		if !c.servePeer(ctx, line) {
+			c.flush()
+		}
+		return false
+	}
+	s.stats.ConnsRefused.Add(1)
+	s.log.Warn("connection refused: too many connections", "remote", c.remote, "max", s.opt.MaxConnections)
+	return false
 }
 
 func isTLSPeer(conn net.Conn) bool {
@@ -255,18 +303,12 @@ func (c *clientConn) injected(line []byte, m *wire.Msg) string {
 	return outcome(stored)
 }
 
-// flush commits the journal if this connection changed the node, then sends
-// buffered replies: a client never sees an acknowledgement that a crash
-// could take back. It reports whether the connection is still usable.
+// flush sends buffered replies (committing the journal first; see
+// replyWriter). It reports whether the connection is still usable.
 func (c *clientConn) flush() bool {
 	if c.bw.Buffered() == 0 {
 		return true
 	}
-	if c.dirty {
-		c.s.commit()
-		c.dirty = false
-	}
-	c.conn.SetWriteDeadline(time.Now().Add(c.s.opt.WriteTimeout))
 	if err := c.bw.Flush(); err != nil {
 		c.s.log.Info("client dropped: cannot write", "remote", c.remote, "err", err)
 		return false

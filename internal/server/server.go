@@ -133,7 +133,8 @@ type Server struct {
 	links    map[string]*LinkStatus
 	wg       sync.WaitGroup
 
-	connSlots chan struct{}
+	connSlots chan struct{} // one per connection, up to MaxConnections
+	peerSlots chan struct{} // past that, a few for neighbors to get in
 	stats     Counters
 	serving   atomic.Bool
 }
@@ -175,6 +176,7 @@ func New(opt Options) (*Server, error) {
 		inbound:   make(map[string]net.Conn),
 		links:     make(map[string]*LinkStatus),
 		connSlots: make(chan struct{}, opt.MaxConnections),
+		peerSlots: make(chan struct{}, 4*len(opt.Neighbors)+4),
 	}
 	for peer, addr := range opt.Neighbors {
 		s.links[peer] = &LinkStatus{Peer: peer, Addr: addr}
@@ -295,20 +297,27 @@ func (s *Server) acceptLoop(ctx context.Context, ln net.Listener) error {
 			return fmt.Errorf("server: accept: %w", err)
 		}
 		backoff = 0
+		slots, peerOnly := s.connSlots, false
 		select {
 		case s.connSlots <- struct{}{}:
 		default:
-			s.stats.ConnsRefused.Add(1)
-			s.log.Warn("connection refused: too many connections", "remote", conn.RemoteAddr().String(), "max", s.opt.MaxConnections)
-			conn.Close()
-			continue
+			// Full of clients: a neighbor may still come in (see admitPeer).
+			slots, peerOnly = s.peerSlots, true
+			select {
+			case s.peerSlots <- struct{}{}:
+			default:
+				s.stats.ConnsRefused.Add(1)
+				s.log.Warn("connection refused: too many connections", "remote", conn.RemoteAddr().String(), "max", s.opt.MaxConnections)
+				conn.Close()
+				continue
+			}
 		}
 		if !s.track(conn) || !s.goSafe(func() {
-			defer func() { <-s.connSlots }()
+			defer func() { <-slots }()
 			defer s.untrack(conn)
-			s.serveConn(ctx, conn)
+			s.serveConn(ctx, conn, peerOnly)
 		}) {
-			<-s.connSlots
+			<-slots
 			s.untrack(conn)
 			return nil
 		}
