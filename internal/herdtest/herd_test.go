@@ -282,3 +282,49 @@ func TestHerd_CatchUpOfManyUpdates(t *testing.T) {
 		t.Errorf("Hamilton has %q, %v; want %q", got, err, last)
 	}
 }
+
+// TestHerd_ReconnectSendsOnlyWhatChanged: a server that restarts after its
+// neighbors' tables stopped changing is sent nothing it already has, however
+// many clients the herd knows.
+func TestHerd_ReconnectSendsOnlyWhatChanged(t *testing.T) {
+	h := Start(t, Options{})
+	c := h.Dial("Alford")
+	const n = 2000
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "IAMAT quiet%d +1+1 %d.5\n", i, 1000+i)
+	}
+	c.Send(b.String())
+	for range n {
+		c.Line()
+	}
+	for name := range SeedTopology {
+		Eventually(t, 10*time.Second, func() error {
+			if got := h.Member(name).Node.Len(); got != n {
+				return fmt.Errorf("%s knows %d clients; want %d", name, got, n)
+			}
+			return nil
+		})
+	}
+	h.Stop("Hamilton")
+	moved := h.Dial("Alford").Ask("IAMAT quiet7 +2+2 5000.5") // one change while it is down
+	sentBefore := map[string]uint64{}
+	for _, name := range []string{"Alford", "Holiday"} {
+		sentBefore[name] = h.Member(name).Server.Stats().CatchUpSent.Load()
+	}
+	h.Restart("Hamilton")
+	Eventually(t, 5*time.Second, func() error {
+		got, err := LookupAT(h.Addr("Hamilton"), "quiet7")
+		if got != moved {
+			return fmt.Errorf("Hamilton has %q, %v; want %q", got, err, moved)
+		}
+		return nil
+	})
+	var sent uint64
+	for name, before := range sentBefore {
+		sent += h.Member(name).Server.Stats().CatchUpSent.Load() - before
+	}
+	if sent > 2 {
+		t.Errorf("neighbors sent %d catch-up records to a restarted server that missed 1 update of %d clients", sent, n)
+	}
+}
