@@ -36,6 +36,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"hash"
 	"strconv"
 )
 
@@ -159,8 +160,14 @@ type Session struct {
 	cursor uint64
 	nonceB string
 
-	sendKey, recvKey []byte
+	// sendMAC and recvMAC are HMAC-SHA256 states keyed for each direction,
+	// reset for every message (keying is the costly part); nil without a
+	// secret. Seal and Open each use their own, so one goroutine may seal
+	// while another opens.
+	sendMAC, recvMAC hash.Hash
 	sent, received   uint64 // message counters, per direction
+	macBuf           [sha256.Size]byte
+	openBuf          [sha256.Size]byte
 }
 
 // NewSession prepares a session for the link described by h, answered with
@@ -170,10 +177,10 @@ func NewSession(secret []byte, h Hello, acceptorNonce string, cursor uint64, dia
 	s := &Session{secret: secret, hello: h, cursor: cursor, nonceB: acceptorNonce}
 	if len(secret) > 0 {
 		forward, backward := s.derive("herd-forward"), s.derive("herd-backward")
-		s.sendKey, s.recvKey = forward, backward
 		if !dialer {
-			s.sendKey, s.recvKey = backward, forward
+			forward, backward = backward, forward
 		}
+		s.sendMAC, s.recvMAC = hmac.New(sha256.New, forward), hmac.New(sha256.New, backward)
 	}
 	return s
 }
@@ -216,10 +223,10 @@ const macLen = 32
 func (s *Session) Seal(dst []byte, keyword string, body []byte) []byte {
 	dst = append(dst, keyword...)
 	dst = append(dst, ' ')
-	if s.sendKey == nil {
+	if s.sendMAC == nil {
 		dst = append(dst, '-')
 	} else {
-		dst = hex.AppendEncode(dst, s.mac(s.sendKey, s.sent, keyword, body))
+		dst = hex.AppendEncode(dst, mac(s.sendMAC, s.macBuf[:0], s.sent, keyword, body))
 	}
 	s.sent++
 	if len(body) > 0 {
@@ -233,41 +240,41 @@ func (s *Session) Seal(dst []byte, keyword string, body []byte) []byte {
 // is fatal to the link: the counter has moved on.
 func (s *Session) Open(line []byte) (keyword string, body []byte, err error) {
 	kw, rest, _ := bytes.Cut(line, []byte{' '})
-	mac, body, _ := bytes.Cut(rest, []byte{' '})
-	if !bytes.HasPrefix(kw, []byte(Prefix)) || len(mac) == 0 {
+	tag, body, _ := bytes.Cut(rest, []byte{' '})
+	if !bytes.HasPrefix(kw, []byte(Prefix)) || len(tag) == 0 {
 		return "", nil, ErrMalformed
 	}
 	keyword = string(kw)
 	n := s.received
 	s.received++
-	if s.recvKey == nil {
-		if string(mac) != "-" {
+	if s.recvMAC == nil {
+		if string(tag) != "-" {
 			return "", nil, ErrAuth
 		}
 		return keyword, body, nil
 	}
 	var got [macLen / 2]byte
-	if len(mac) != macLen {
+	if len(tag) != macLen {
 		return "", nil, ErrAuth
 	}
-	if _, err := hex.Decode(got[:], mac); err != nil {
+	if _, err := hex.Decode(got[:], tag); err != nil {
 		return "", nil, ErrAuth
 	}
-	if !hmac.Equal(got[:], s.mac(s.recvKey, n, keyword, body)) {
+	if !hmac.Equal(got[:], mac(s.recvMAC, s.openBuf[:0], n, keyword, body)) {
 		return "", nil, ErrAuth
 	}
 	return keyword, body, nil
 }
 
-func (s *Session) mac(key []byte, counter uint64, keyword string, body []byte) []byte {
-	m := hmac.New(sha256.New, key)
-	var c [8]byte
-	binary.BigEndian.PutUint64(c[:], counter)
-	m.Write(c[:])
-	m.Write([]byte(keyword))
-	m.Write([]byte{0})
+// mac computes a message's truncated MAC into buf with a keyed HMAC state.
+func mac(m hash.Hash, buf []byte, counter uint64, keyword string, body []byte) []byte {
+	m.Reset()
+	var head [8 + 16]byte
+	binary.BigEndian.PutUint64(head[:8], counter)
+	h := append(append(head[:8], keyword...), 0)
+	m.Write(h)
 	m.Write(body)
-	return m.Sum(nil)[:macLen/2]
+	return m.Sum(buf)[:macLen/2]
 }
 
 // AppendUpdate appends the body of an AT message: sequence number and AT line.

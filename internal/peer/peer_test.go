@@ -175,3 +175,18 @@ func FuzzOpen(f *testing.F) {
 		ParseAuth(line)
 	})
 }
+
+func BenchmarkSession_SealOpen(b *testing.B) {
+	h := Hello{From: "Alford", To: "Hamilton", Epoch: 1, Head: 2, Nonce: "0123456789abcdef0123456789abcdef"}
+	d := NewSession([]byte("s3cret"), h, "fedcba9876543210fedcba9876543210", 0, true)
+	a := NewSession([]byte("s3cret"), h, "fedcba9876543210fedcba9876543210", 0, false)
+	body := AppendUpdate(nil, 12345, "AT Alford +0.263873386 kiwi.cs.ucla.edu +34.068930-118.445127 1479413884.392014450")
+	var line []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		line = d.Seal(line[:0], KeyAT, body)
+		if _, _, err := a.Open(line); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
