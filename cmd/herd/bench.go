@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,6 +38,8 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 		skip       = fs.String("skip", "", "comma-separated `steps` not to run")
 		jsonOut    = fs.Bool("json", false, "print the report as JSON instead of tables")
 		cpuProfile = fs.String("cpuprofile", "", "write a CPU profile of the whole run (in-process herd included) to `file`")
+		memProfile = fs.String("memprofile", "", "write an allocation profile of the whole run to `file`")
+		traceFile  = fs.String("trace", "", "write an execution trace of the whole run to `file` (large: pair it with -skip and a short -duration)")
 		child      = fs.Int("memory-child", 0, "measure the memory of `n` clients in this process and print JSON (used by the memory step)")
 	)
 	fs.DurationVar(&opt.Duration, "duration", 3*time.Second, "how long each step measures, after a short warm-up")
@@ -88,7 +91,23 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	if *traceFile != "" {
+		f, err := os.Create(*traceFile)
+		if err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		defer f.Close()
+		if err := trace.Start(f); err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		defer trace.Stop()
+	}
 	report, runErr := bench.Run(ctx, opt)
+	if *memProfile != "" {
+		if err := writeAllocProfile(*memProfile); err != nil {
+			return errors.Join(runErr, err)
+		}
+	}
 	if *jsonOut {
 		enc := json.NewEncoder(env.Stdout)
 		enc.SetIndent("", "  ")
@@ -102,6 +121,19 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 		}
 	}
 	return runErr
+}
+
+// writeAllocProfile writes the allocations since the start of the process.
+func writeAllocProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		f.Close()
+		return fmt.Errorf("bench: %w", err)
+	}
+	return f.Close()
 }
 
 // benchMemoryChild is the memory step's child process.

@@ -134,32 +134,31 @@ func runProbes(ctx context.Context, addrs []string, obs observer, begin time.Tim
 	return res, nil
 }
 
-// nodeObserver watches the nodes of in-process servers: each one's change
-// notifications wake a goroutine that looks the current probe up.
+// nodeObserver watches the nodes of in-process servers. While a probe is
+// out, one goroutine per node subscribes to the node's change notifications
+// and looks the probe's client up after each; between probes nothing is
+// subscribed, so that the observer adds little work to the herd it
+// measures.
 type nodeObserver struct {
-	cur  atomic.Pointer[probe]
-	quit chan struct{}
-	wg   sync.WaitGroup
+	begin time.Time
+	jobs  []chan *probe
+	ready chan struct{} // a watcher has subscribed for the current probe
+	quit  chan struct{}
+	wg    sync.WaitGroup
 }
 
 func newNodeObserver(ms []*member.Member, begin time.Time) *nodeObserver {
-	o := &nodeObserver{quit: make(chan struct{})}
+	o := &nodeObserver{begin: begin, ready: make(chan struct{}, len(ms)), quit: make(chan struct{})}
 	for k, m := range ms {
-		ch, unwatch := m.Node.Watch()
+		jobs := make(chan *probe)
+		o.jobs = append(o.jobs, jobs)
 		o.wg.Go(func() { // ends at close
-			defer unwatch()
 			for {
 				select {
 				case <-o.quit:
 					return
-				case <-ch:
-				}
-				p := o.cur.Load()
-				if p == nil || p.seen[k].Load() != 0 {
-					continue
-				}
-				if rec, ok := m.Node.Lookup(p.client); ok && rec.Time.Compare(p.t) == 0 {
-					p.mark(k, time.Since(begin))
+				case p := <-jobs:
+					o.follow(m, k, p)
 				}
 			}
 		})
@@ -167,7 +166,45 @@ func newNodeObserver(ms []*member.Member, begin time.Time) *nodeObserver {
 	return o
 }
 
-func (o *nodeObserver) watch(p *probe, _ int) { o.cur.Store(p) }
+// follow waits until node k has probe p's update, p is done elsewhere, or
+// the probe times out.
+func (o *nodeObserver) follow(m *member.Member, k int, p *probe) {
+	ch, unwatch := m.Node.Watch()
+	defer unwatch()
+	o.ready <- struct{}{}
+	timeout := time.NewTimer(probeTimeout)
+	defer timeout.Stop()
+	for {
+		if rec, ok := m.Node.Lookup(p.client); ok && rec.Time.Compare(p.t) == 0 {
+			p.mark(k, time.Since(o.begin))
+			return
+		}
+		select {
+		case <-ch:
+		case <-p.done:
+			return
+		case <-timeout.C:
+			return
+		case <-o.quit:
+			return
+		}
+	}
+}
+
+// watch hands p to every node's watcher and returns once all have
+// subscribed, so that none can miss the moment its node stores the update.
+func (o *nodeObserver) watch(p *probe, _ int) {
+	for _, jobs := range o.jobs {
+		select {
+		case jobs <- p:
+		case <-o.quit:
+			return
+		}
+	}
+	for range o.jobs {
+		<-o.ready
+	}
+}
 
 func (o *nodeObserver) close() {
 	close(o.quit)
