@@ -85,14 +85,19 @@ func parseIAMAT(f [][]byte) (Msg, error) {
 		return Msg{}, ErrFields
 	}
 	m := Msg{Kind: KindIAMAT, Client: f[1], Location: f[2], Time: f[3]}
+	return m, m.parsePosition()
+}
+
+// parsePosition parses the Location and Time fields into Loc and T.
+func (m *Msg) parsePosition() error {
 	var ok bool
 	if m.Loc, ok = ParseLocation(m.Location); !ok {
-		return Msg{}, ErrLocation
+		return ErrLocation
 	}
 	if m.T, ok = ParseTime(m.Time); !ok {
-		return Msg{}, ErrTime
+		return ErrTime
 	}
-	return m, nil
+	return nil
 }
 
 func parseWHATSAT(f [][]byte) (Msg, error) {
@@ -119,14 +124,7 @@ func parseAT(f [][]byte) (Msg, error) {
 	if !validSkew(m.Skew) {
 		return Msg{}, ErrSkew
 	}
-	var ok bool
-	if m.Loc, ok = ParseLocation(m.Location); !ok {
-		return Msg{}, ErrLocation
-	}
-	if m.T, ok = ParseTime(m.Time); !ok {
-		return Msg{}, ErrTime
-	}
-	return m, nil
+	return m, m.parsePosition()
 }
 
 // AppendFormat appends m as a line (without line ending) in canonical form:
