@@ -329,55 +329,72 @@ func TestLatency_EveryUpdateReachesEveryServer(t *testing.T) {
 }
 
 func TestResets_EveryAcknowledgedUpdateArrives(t *testing.T) {
+	// reopened is the proof, for the cut-after-some-bytes faults, that
+	// live links were cut again and again while the burst went on.
+	reopened := func(h *herdtest.Herd, names []string) error {
+		if got := linkReopens(h, names); got < 10 {
+			return fmt.Errorf("links re-opened %d times under the fault; want at least 10", got)
+		}
+		return nil
+	}
 	tests := []struct {
 		name string
-		// reopens is how many times, at least, links must have been
-		// dropped and re-opened before the burst stops.
-		reopens int
 		// harm starts the fault; it returns a function that heals it.
 		harm func(t *testing.T, m *mesh, b *burst) (heal func())
+		// hit reports whether the fault has hit live links; the burst
+		// goes on until it does.
+		hit func(h *herdtest.Herd, names []string) error
 	}{
 		{
 			// The dialer's stream (HELLO, AUTH, the change feed) is cut
 			// after 2 KiB on every connection, mid-line.
-			name:    "limit_data upstream",
-			reopens: 10,
+			name: "limit_data upstream",
 			harm: func(t *testing.T, m *mesh, _ *burst) func() {
 				for _, l := range m.links() {
 					m.addToxic(l, "cut", "limit_data", "upstream", 1, map[string]int{"bytes": 2048})
 				}
 				return func() { healAll(m) }
 			},
+			hit: reopened,
 		},
 		{
 			// The acceptor's stream (WELCOME, acknowledgements) is cut
 			// after 300 bytes: links die between batches and mid-ack.
-			name:    "limit_data downstream",
-			reopens: 10,
+			name: "limit_data downstream",
 			harm: func(t *testing.T, m *mesh, _ *burst) func() {
 				for _, l := range m.links() {
 					m.addToxic(l, "cut", "limit_data", "downstream", 1, map[string]int{"bytes": 300})
 				}
 				return func() { healAll(m) }
 			},
+			hit: reopened,
 		},
 		{
-			// Half of the connections are reset (RST) 50 ms after their
-			// first bytes.
-			name:    "reset_peer",
-			reopens: 3,
+			// Every live link's next bytes are dropped and its connection
+			// closed 50 ms later; every new connection is reset (RST)
+			// 50 ms after its HELLO, until the fault heals.
+			name: "reset_peer",
 			harm: func(t *testing.T, m *mesh, _ *burst) func() {
 				for _, l := range m.links() {
-					m.addToxic(l, "rst", "reset_peer", "upstream", 0.5, map[string]int{"timeout": 50})
+					m.addToxic(l, "rst", "reset_peer", "upstream", 1, map[string]int{"timeout": 50})
 				}
 				return func() { healAll(m) }
+			},
+			hit: func(h *herdtest.Herd, names []string) error {
+				for _, name := range names {
+					for _, l := range h.Member(name).Server.Links() {
+						if l.OutUp {
+							return fmt.Errorf("%s's link to %s is still up under reset_peer", name, l.Peer)
+						}
+					}
+				}
+				return nil
 			},
 		},
 		{
 			// One proxy after another is stopped (every connection through
 			// it closed) and started again as the burst goes on.
-			name:    "proxy restarts",
-			reopens: 10,
+			name: "proxy restarts",
 			harm: func(t *testing.T, m *mesh, b *burst) func() {
 				ctx, cancel := context.WithCancel(context.Background())
 				var wg sync.WaitGroup
@@ -405,6 +422,7 @@ func TestResets_EveryAcknowledgedUpdateArrives(t *testing.T) {
 				})
 				return func() { cancel(); wg.Wait() }
 			},
+			hit: reopened,
 		},
 	}
 	for _, tt := range tests {
@@ -417,17 +435,20 @@ func TestResets_EveryAcknowledgedUpdateArrives(t *testing.T) {
 			heal := tt.harm(t, m, b)
 			b.waitAcks(t, 400, 30*time.Second)
 			// Keep the burst going until the fault has cut live links.
-			herdtest.Eventually(t, 20*time.Second, func() error {
-				if got := linkReopens(h, names); got < tt.reopens {
-					return fmt.Errorf("links re-opened %d times under the fault; want at least %d", got, tt.reopens)
-				}
-				return nil
-			})
+			herdtest.Eventually(t, 20*time.Second, func() error { return tt.hit(h, names) })
+			b.waitAcks(t, b.acks.Load()+200, 30*time.Second)
 			b.stop()
 			heal()
 			b.waitConverged(t, addrs, 20*time.Second)
 			waitLinks(t, h, names, true, 10*time.Second)
 			waitFloodsEnd(t, h, names, 500*time.Millisecond, 10*time.Second)
+			for _, name := range names {
+				for _, l := range h.Member(name).Server.Links() {
+					if l.Reconnects < 2 {
+						t.Errorf("%s's link to %s connected %d times; want the fault to have cut it at least once", name, l.Peer, l.Reconnects)
+					}
+				}
+			}
 		})
 	}
 }
