@@ -16,8 +16,8 @@
 //   - a cheap fuzz target that feeds arbitrary bytes to a server over TCP and
 //     checks that it keeps answering (fuzz_test.go).
 //
-// Tests whose failure messages start with "BUG:" found a product bug; they
-// fail until it is fixed.
+// A failure message that starts with "BUG:" comes from a check that found a
+// product bug when it was written; the test's comment says what it guards.
 //
 // Every test talks to 127.0.0.1 only, waits by polling with deadlines rather
 // than sleeping, and cleans up the processes and proxies it starts. The

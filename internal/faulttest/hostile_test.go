@@ -3,6 +3,7 @@ package faulttest
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -404,6 +405,67 @@ func TestMaxConnections_ClientsCannotLockOutPeers(t *testing.T) {
 	herdtest.Eventually(t, 3*time.Second, func() error {
 		if rec, ok := h.Member("Front").Node.Lookup([]byte("from-back")); !ok || rec.Line != reply {
 			return fmt.Errorf("BUG: Back's update %q has not reached Front, whose %d connection slots are held by clients (%d connections refused)", reply, limit, srv.Stats().ConnsRefused.Load())
+		}
+		return nil
+	})
+}
+
+// The same, against a hostile client: besides holding every client slot,
+// it keeps opening connections that say nothing, and opens a new one as soon
+// as the server closes one. A neighbor coming back must still get its link.
+func TestMaxConnections_SilentConnectionsCannotLockOutPeers(t *testing.T) {
+	const limit = 3
+	h := startPair(t, herdtest.Options{Configure: func(c *config.Config) { c.Limits.MaxConnections = limit }})
+	srv := h.Member("Front").Server
+	h.Stop("Back")
+	herdtest.Eventually(t, 5*time.Second, func() error {
+		if got := srv.Stats().ConnsOpen.Load(); got != 0 {
+			return fmt.Errorf("Front has %d connections open after Back stopped; want 0", got)
+		}
+		return nil
+	})
+	for i := range limit {
+		askTimed(t, h.Dial("Front"), fmt.Sprintf("hog-%d", i))
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	for range 16 {
+		wg.Go(func() {
+			var d net.Dialer
+			for ctx.Err() == nil {
+				conn, err := d.DialContext(ctx, "tcp", h.Addr("Front"))
+				if err != nil {
+					continue
+				}
+				stop := context.AfterFunc(ctx, func() { conn.Close() })
+				start := time.Now()
+				readUntilClosed(conn, time.Minute) // silent until the server gives up
+				stop()
+				conn.Close()
+				if time.Since(start) < 10*time.Millisecond { // refused at once: do not spin
+					select {
+					case <-ctx.Done():
+					case <-time.After(time.Millisecond):
+					}
+				}
+			}
+		})
+	}
+	refused := srv.Stats().ConnsRefused.Load()
+	herdtest.Eventually(t, 5*time.Second, func() error {
+		if srv.Stats().ConnsRefused.Load() == refused {
+			return errors.New("Front has refused none of the silent connections yet")
+		}
+		return nil
+	})
+
+	h.Restart("Back")
+	reply := h.Dial("Back").Ask("IAMAT from-back +1+1 " + nowTime())
+	herdtest.Eventually(t, 5*time.Second, func() error {
+		if rec, ok := h.Member("Front").Node.Lookup([]byte("from-back")); !ok || rec.Line != reply {
+			return fmt.Errorf("BUG: Back's update %q has not reached Front, whose connection slots are held by clients and silent connections (%d refused)", reply, srv.Stats().ConnsRefused.Load())
 		}
 		return nil
 	})

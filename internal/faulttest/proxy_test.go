@@ -565,3 +565,39 @@ func TestPartition_HealsAndConverges(t *testing.T) {
 	waitLinks(t, h, names, true, 10*time.Second)
 	waitFloodsEnd(t, h, names, 500*time.Millisecond, 10*time.Second)
 }
+
+// A slow link is not a dead one. With peers.dead_after at 1s, a link of
+// 32 KB/s carries a 60 KiB record (a long client id, within the default
+// limits.max_line_bytes) in about two seconds; it must get there, and so
+// must every update behind it, however many times the link is re-opened.
+func TestSlowLink_LargeRecordAndEverythingBehindItCross(t *testing.T) {
+	m, h := startMeshHerd(t, herdtest.Options{Topology: pair})
+	waitLinks(t, h, []string{"Front", "Back"}, true, 10*time.Second)
+	for _, l := range m.links() {
+		m.addToxic(l, "slow_up", "bandwidth", "upstream", 1, map[string]int{"rate": 32})
+		m.addToxic(l, "slow_down", "bandwidth", "downstream", 1, map[string]int{"rate": 32})
+	}
+	c := h.Dial("Front")
+	id := strings.Repeat("b", 60<<10)
+	want := map[string]string{id: c.Ask(fmt.Sprintf("IAMAT %s +1+1 %s", id, nowTime()))}
+	for i := range 5 {
+		client := fmt.Sprintf("behind-%d", i)
+		want[client] = c.Ask(fmt.Sprintf("IAMAT %s +1+1 %s", client, nowTime()))
+	}
+	// Back's node is asked directly: WHATSAT over TCP is not slowed, but it
+	// would be the same answer.
+	back := h.Member("Back").Node
+	herdtest.Eventually(t, 15*time.Second, func() error {
+		have := 0
+		for client, line := range want {
+			if rec, ok := back.Lookup([]byte(client)); ok && rec.Line == line {
+				have++
+			}
+		}
+		if have < len(want) {
+			l := h.Member("Front").Server.Links()[0]
+			return fmt.Errorf("BUG: Back has %d of Front's %d updates over a 32 KB/s link (Front's link to Back connected %d times, last error %q)", have, len(want), l.Reconnects, l.LastError)
+		}
+		return nil
+	})
+}
