@@ -11,6 +11,9 @@
 //   - hostile and unlucky clients: huge lines, odd bytes in client ids,
 //     thousands of abrupt connects, clients that never read, too many
 //     connections, idle connections (hostile_test.go);
+//   - recovery: a wiped data directory refilled by the neighbors, and a crash
+//     in the first moments of a run, before anything of it reached the disk
+//     (recovery_test.go);
 //   - the promise behind every acknowledgement: no AT reply leaves before
 //     the journal holds its update, pipelined or not (ack_test.go);
 //   - a cheap fuzz target that feeds arbitrary bytes to a server over TCP and
