@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -36,10 +37,9 @@ func FuzzClientStream(f *testing.F) {
 	}
 	h := herdtest.Start(f, herdtest.Options{Topology: pair, Secret: "fuzz-secret"})
 	addr := h.Addr("Front")
-	var n int
+	var n atomic.Int64
 
 	f.Fuzz(func(t *testing.T, a, b []byte) {
-		n++
 		conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
 		if err != nil {
 			t.Fatalf("dial: %v", err)
@@ -59,7 +59,7 @@ func FuzzClientStream(f *testing.F) {
 		}
 
 		c := herdtest.DialAddr(t, addr)
-		client := fmt.Sprintf("fuzz-probe-%d", n)
+		client := fmt.Sprintf("fuzz-probe-%d", n.Add(1))
 		if reply := c.Ask(fmt.Sprintf("IAMAT %s +1+1 %s", client, nowTime())); !strings.HasPrefix(reply, "AT Front ") {
 			t.Fatalf("after the fuzz input, IAMAT on a fresh connection = %q", reply)
 		}
