@@ -115,7 +115,7 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 			return errors.Join(runErr, err)
 		}
 	} else if report != nil {
-		fmt.Fprintf(env.Stdout, "command: herd bench %s\n", strings.Join(args, " "))
+		fmt.Fprintf(env.Stdout, "command: %s\n", strings.Join(append([]string{"herd", "bench"}, args...), " "))
 		if err := report.WriteTable(env.Stdout); err != nil {
 			return errors.Join(runErr, err)
 		}
