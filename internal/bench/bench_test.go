@@ -180,3 +180,35 @@ func TestMeasureMemory(t *testing.T) {
 		t.Errorf("MeasureMemory = %+v", res)
 	}
 }
+
+func TestRunAgainstAddrs(t *testing.T) {
+	ctx := context.Background()
+	h, err := startLocalHerd(ctx, t.TempDir(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.close()
+	var progress strings.Builder
+	r, err := Run(ctx, Options{Addrs: h.addrs(), Quick: true, Conns: []int{2}, InFlight: []int{1, 4},
+		Skip: []string{StepMemory}, Progress: &progress})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Mode != "external" || len(r.CatchUp) != 0 || r.Memory != nil {
+		t.Errorf("report = %+v", r)
+	}
+	if len(r.IAMAT) != 6 || len(r.WHATSAT) != 4 { // echo, spread, one for each depth; echo and spread
+		t.Errorf("IAMAT rows %+v, WHATSAT rows %+v", r.IAMAT, r.WHATSAT)
+	}
+	for _, row := range append(r.IAMAT, r.WHATSAT...) {
+		if row.OK == 0 || row.Errors != 0 || (row.Target == "herd" && row.VsEcho <= 0) {
+			t.Errorf("row %+v", row)
+		}
+	}
+	if len(r.Propagation) != 2 || r.Propagation[0].Method != "poll" || r.Propagation[0].Probes == 0 || r.Propagation[1].Timeouts != 0 {
+		t.Errorf("propagation = %+v", r.Propagation)
+	}
+	if !strings.Contains(progress.String(), "steps in") {
+		t.Errorf("progress = %q", progress.String())
+	}
+}
