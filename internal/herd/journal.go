@@ -125,7 +125,9 @@ func (n *Node) Restore(entry []byte) error {
 const seqRestartGap = 1 << 32
 
 // FinishRestore ends a rebuild: it drops superseded records and moves the
-// change sequence past anything issued before the restart.
+// change sequence past anything issued before the restart. It journals the
+// new starting point; the caller must commit it before serving, or a second
+// crash could start a run in the same block again.
 func (n *Node) FinishRestore() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -138,4 +140,6 @@ func (n *Node) FinishRestore() {
 	sort.SliceStable(live, func(i, j int) bool { return live[i].Seq < live[j].Seq })
 	n.changes, n.stale = live, 0
 	n.seq = (n.seq/seqRestartGap + 1) * seqRestartGap
+	n.entry = appendSeqEntry(n.entry[:0], n.seq)
+	n.journal.Append(n.entry)
 }

@@ -195,6 +195,25 @@ func (h *Herd) StopAll() {
 	wg.Wait()
 }
 
+// WaitQuiet waits until every running server's neighbors have acknowledged
+// its whole change feed: nothing is in flight anywhere.
+func (h *Herd) WaitQuiet(timeout time.Duration) {
+	h.tb.Helper()
+	Eventually(h.tb, timeout, func() error {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		for name, r := range h.running {
+			head := r.m.Node.Head()
+			for _, l := range r.m.Server.Links() {
+				if _, up := h.running[l.Peer]; up && (!l.OutUp || l.Acked != head) {
+					return fmt.Errorf("%s's link to %s: up %v, acknowledged %d of %d", name, l.Peer, l.OutUp, l.Acked, head)
+				}
+			}
+		}
+		return nil
+	})
+}
+
 // Eventually calls fn until it returns nil or the timeout passes, and then
 // fails the test with fn's last error.
 func Eventually(tb testing.TB, timeout time.Duration, fn func() error) {

@@ -108,6 +108,9 @@ func Open(ctx context.Context, cfg *config.Config, name string, o Overrides) (m 
 		return nil, fmt.Errorf("member: recover %s: %w", name, err)
 	}
 	m.Node.FinishRestore()
+	if err := m.Store.Commit(); err != nil {
+		return nil, fmt.Errorf("member: record %s's restart: %w", name, err)
+	}
 	m.Logger.Info("recovered client table", "clients", m.Node.Len(), "took", time.Since(start), "epoch", m.Store.Epoch())
 
 	m.Places = o.Places

@@ -12,11 +12,15 @@
 //	                                        <- HERD-WELCOME <to> <cursor> <nonceB> <proof>
 //	HERD-AUTH <proof>                          ->
 //	HERD-AT <mac> <seq> <AT line>              ->   (one per changed client)
+//	HERD-MARK <mac> <seq>                      ->   (skipped up to seq)
 //	HERD-PING <mac>                            ->   (when idle)
 //	                                        <- HERD-ACK <mac> <seq>   (every heartbeat)
 //
 // The cursor in WELCOME is the last of the dialer's sequence numbers that the
 // acceptor applied, for the dialer's epoch; the dialer resumes after it.
+// MARK moves that cursor past records the dialer skipped (superseded ones,
+// and those that came from the acceptor), so a link resumes where it
+// really stopped.
 // Records up to the head announced in HELLO are catch-up; later ones are live.
 //
 // With a secret, each proof is an HMAC-SHA256 keyed by the secret over both
@@ -51,6 +55,7 @@ const (
 	KeyWelcome = "HERD-WELCOME"
 	KeyAuth    = "HERD-AUTH"
 	KeyAT      = "HERD-AT"
+	KeyMark    = "HERD-MARK"
 	KeyPing    = "HERD-PING"
 	KeyAck     = "HERD-ACK"
 )

@@ -31,9 +31,12 @@ type clientConn struct {
 	remote string
 	br     *bufio.Reader
 	bw     *bufio.Writer
-	long   []byte // gathers lines longer than the read buffer
-	dirty  bool   // the node changed since the journal was last committed
-	out    []byte // scratch for building replies
+	// readTimeout drops the connection when it sends nothing for this
+	// long: IdleTimeout for clients, DeadAfter for peers.
+	readTimeout time.Duration
+	long        []byte // gathers lines longer than the read buffer
+	dirty       bool   // the node changed since the journal was last committed
+	out         []byte // scratch for building replies
 	// peerOnly: accepted past the connection limit, so it must open a peer
 	// link with its first line or be closed.
 	peerOnly bool
@@ -43,8 +46,8 @@ type clientConn struct {
 // accepted past limits.max_connections: it is kept only if it opens a peer
 // link, so clients can never lock neighbors out.
 func (s *Server) serveConn(ctx context.Context, conn net.Conn, peerOnly bool) {
-	c := &clientConn{s: s, conn: conn, remote: conn.RemoteAddr().String(), peerOnly: peerOnly}
-	c.br = bufio.NewReaderSize(conn, readBufferSize)
+	c := &clientConn{s: s, conn: conn, remote: conn.RemoteAddr().String(), peerOnly: peerOnly, readTimeout: s.opt.IdleTimeout}
+	c.br = bufio.NewReaderSize(connReader{c, conn}, readBufferSize)
 	c.bw = bufio.NewWriterSize(replyWriter{c}, readBufferSize)
 	if s.opt.TLS != nil && !c.maybeTLS() {
 		return
@@ -70,17 +73,36 @@ func (w replyWriter) Write(p []byte) (int, error) {
 	return c.conn.Write(p)
 }
 
+// connReader is what a connection's buffered reader reads through. Each
+// read from the socket gets a fresh deadline, so a connection is dropped
+// when it has sent nothing for readTimeout, however long its lines take to
+// arrive. It sets the deadline before it looks at shutdown, and shutdown
+// marks itself before it expires every deadline, so no read outlives it.
+type connReader struct {
+	c    *clientConn
+	conn net.Conn // c.conn when the reader was made (TLS wraps it later)
+}
+
+func (r connReader) Read(p []byte) (int, error) {
+	r.conn.SetReadDeadline(time.Now().Add(r.c.readTimeout))
+	if r.c.s.stopped.Load() {
+		return 0, errShuttingDown
+	}
+	return r.conn.Read(p)
+}
+
+var errShuttingDown = errors.New("server shutting down")
+
 // maybeTLS switches the connection to TLS if its first byte opens a TLS
 // handshake: neighbors connect that way when peer TLS is on, clients never.
 func (c *clientConn) maybeTLS() bool {
-	c.conn.SetReadDeadline(time.Now().Add(c.s.opt.IdleTimeout))
 	first, err := c.br.Peek(1)
 	if err != nil || first[0] != 0x16 { // 0x16: TLS handshake record
 		return err == nil
 	}
 	tc := tls.Server(&bufferedConn{Conn: c.conn, r: c.br}, c.s.opt.TLS)
 	c.conn = tc
-	c.br = bufio.NewReaderSize(tc, readBufferSize)
+	c.br = bufio.NewReaderSize(connReader{c, tc}, readBufferSize)
 	return true
 }
 
@@ -101,11 +123,6 @@ func (c *clientConn) run(ctx context.Context) {
 	}
 	first := true
 	for {
-		c.conn.SetReadDeadline(time.Now().Add(s.opt.IdleTimeout))
-		if s.stopped.Load() {
-			c.finish("server shutting down")
-			return
-		}
 		line, tooLong, err := c.readLine()
 		// A last line without newline is a command only if the client
 		// ended its input (half-close), not if the read timed out or broke.
@@ -135,8 +152,10 @@ func (c *clientConn) run(ctx context.Context) {
 // never does.
 func (c *clientConn) admitPeer(ctx context.Context) bool {
 	s := c.s
-	c.conn.SetReadDeadline(time.Now().Add(s.opt.DeadAfter))
+	c.readTimeout = s.opt.DeadAfter
 	line, _, err := c.readLine()
+	s.endProbation(c.conn)
+	c.readTimeout = s.opt.IdleTimeout
 	if err == nil && bytes.HasPrefix(line, []byte(peer.KeyHello)) {
 		c.peerOnly = false // the link is served, or refused, like any other
 		if !c.servePeer(ctx, line) {
@@ -159,7 +178,7 @@ func closeReason(err error, stopping bool) string {
 	switch {
 	case errors.Is(err, io.EOF):
 		return "client closed"
-	case stopping:
+	case stopping || errors.Is(err, errShuttingDown):
 		return "server shutting down"
 	case errors.As(err, &ne) && ne.Timeout():
 		return "idle timeout"

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"runtime"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -117,8 +119,7 @@ func (s *Server) linkOnce(ctx context.Context, peerName, addr string) error {
 		if len(out) == 0 {
 			return nil
 		}
-		conn.SetWriteDeadline(time.Now().Add(s.opt.DeadAfter))
-		_, err := conn.Write(out)
+		err := s.writeWithProgress(conn, out)
 		out, active = out[:0], true
 		return err
 	}
@@ -134,6 +135,10 @@ func (s *Server) linkOnce(ctx context.Context, peerName, addr string) error {
 			for _, r := range recs {
 				body = peer.AppendUpdate(body[:0], r.Seq, r.Line)
 				out = append(sess.Seal(out, peer.KeyAT, body), '\n')
+			}
+			if len(recs) == 0 || recs[len(recs)-1].Seq != next {
+				body = strconv.AppendUint(body[:0], next, 10)
+				out = append(sess.Seal(out, peer.KeyMark, body), '\n')
 			}
 			s.stats.FloodOut.Add(uint64(len(recs)))
 			if cursor < catchUpEnd {
@@ -159,6 +164,9 @@ func (s *Server) linkOnce(ctx context.Context, peerName, addr string) error {
 			}
 			return <-readErr
 		case <-watch:
+			// Let the goroutines that are taking updates right now run
+			// first, so that one write carries all of their changes.
+			runtime.Gosched()
 		case <-heartbeat.C:
 			if !active {
 				out = append(sess.Seal(out, peer.KeyPing, nil), '\n')
@@ -169,6 +177,24 @@ func (s *Server) linkOnce(ctx context.Context, peerName, addr string) error {
 			active = false
 		}
 	}
+}
+
+// progressChunk is how much of a link write must cross within DeadAfter.
+const progressChunk = 4 << 10
+
+// writeWithProgress writes p in pieces, each with its own DeadAfter
+// deadline: a link is dead when it stops moving, not when a large batch
+// takes longer than DeadAfter to cross a slow network.
+func (s *Server) writeWithProgress(conn net.Conn, p []byte) error {
+	for len(p) > 0 {
+		n := min(len(p), progressChunk)
+		conn.SetWriteDeadline(time.Now().Add(s.opt.DeadAfter))
+		if _, err := conn.Write(p[:n]); err != nil {
+			return err
+		}
+		p = p[n:]
+	}
+	return nil
 }
 
 // dialHandshake sends HELLO, checks WELCOME and answers AUTH. It returns the
@@ -270,13 +296,14 @@ func (c *clientConn) servePeer(ctx context.Context, line []byte) bool {
 	if !c.flush() {
 		return true
 	}
-	c.conn.SetReadDeadline(time.Now().Add(s.opt.DeadAfter))
+	c.readTimeout = s.opt.DeadAfter
 	auth, tooLong, err := c.readLine()
 	if len(auth) == 0 && err != nil {
 		return true
 	}
 	if proof, perr := peer.ParseAuth(auth); perr != nil || peer.CheckProof(proof, sess.AuthProof()) != nil {
 		s.log.Warn("peer failed authentication", "remote", c.remote, "claims", h.From)
+		c.readTimeout = s.opt.IdleTimeout
 		c.handle(ctx, auth, tooLong)
 		return err != nil
 	}
@@ -298,6 +325,7 @@ func (c *clientConn) tlsPeerIs(name string) bool {
 func (c *clientConn) receiveFeed(ctx context.Context, h peer.Hello, sess *peer.Session) {
 	s := c.s
 	from := h.From
+	c.readTimeout = s.opt.DeadAfter
 	s.log.Info("peer link up", "peer", from, "direction", "in", "remote", c.remote)
 	s.setInbound(from, c.conn)
 	defer s.clearInbound(from, c.conn)
@@ -312,7 +340,7 @@ func (c *clientConn) receiveFeed(ctx context.Context, h peer.Hello, sess *peer.S
 	var last uint64
 	catchUp := 0 // records in batch that the neighbor had before it dialed
 	apply := func() {
-		if len(batch) == 0 {
+		if len(batch) == 0 && last == applied.Load() {
 			return
 		}
 		stored := s.node.OfferFrom(from, herd.Cursor{Epoch: h.Epoch, Seq: last}, batch)
@@ -325,10 +353,6 @@ func (c *clientConn) receiveFeed(ctx context.Context, h peer.Hello, sess *peer.S
 	}
 	defer apply()
 	for {
-		c.conn.SetReadDeadline(time.Now().Add(s.opt.DeadAfter))
-		if s.stopped.Load() {
-			return
-		}
 		line, err := readPeerLine(c.br)
 		if err != nil {
 			s.log.Info("peer link down", "peer", from, "direction", "in", "reason", closeReason(err, s.stopped.Load()))
@@ -352,6 +376,14 @@ func (c *clientConn) receiveFeed(ctx context.Context, h peer.Hello, sess *peer.S
 			if seq <= h.Head {
 				catchUp++
 			}
+		case peer.KeyMark:
+			seq, err := peer.ParseSeq(body)
+			if err != nil {
+				s.log.Error("malformed mark from peer; dropping link", "peer", from, "line", line)
+				return
+			}
+			last = seq
+			apply()
 		case peer.KeyPing:
 		default:
 			s.log.Error("unexpected message from peer; dropping link", "peer", from, "line", line)
@@ -372,8 +404,7 @@ func (s *Server) sendAcks(conn net.Conn, sess *peer.Session, applied *atomic.Uin
 	for {
 		body = fmt.Appendf(body[:0], "%d", applied.Load())
 		line = append(sess.Seal(line[:0], peer.KeyAck, body), '\n')
-		conn.SetWriteDeadline(time.Now().Add(s.opt.DeadAfter))
-		if _, err := conn.Write(line); err != nil {
+		if err := s.writeWithProgress(conn, line); err != nil {
 			conn.Close()
 			return
 		}

@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -134,7 +135,10 @@ type Server struct {
 	wg       sync.WaitGroup
 
 	connSlots chan struct{} // one per connection, up to MaxConnections
-	peerSlots chan struct{} // past that, a few for neighbors to get in
+	// probation holds, oldest first, connections accepted past
+	// MaxConnections that have yet to open a peer link; at most
+	// probationSize, the oldest making room for each new one.
+	probation []net.Conn
 	stats     Counters
 	serving   atomic.Bool
 }
@@ -176,7 +180,6 @@ func New(opt Options) (*Server, error) {
 		inbound:   make(map[string]net.Conn),
 		links:     make(map[string]*LinkStatus),
 		connSlots: make(chan struct{}, opt.MaxConnections),
-		peerSlots: make(chan struct{}, 4*len(opt.Neighbors)+4),
 	}
 	for peer, addr := range opt.Neighbors {
 		s.links[peer] = &LinkStatus{Peer: peer, Addr: addr}
@@ -297,30 +300,60 @@ func (s *Server) acceptLoop(ctx context.Context, ln net.Listener) error {
 			return fmt.Errorf("server: accept: %w", err)
 		}
 		backoff = 0
-		slots, peerOnly := s.connSlots, false
+		peerOnly := false
 		select {
 		case s.connSlots <- struct{}{}:
 		default:
 			// Full of clients: a neighbor may still come in (see admitPeer).
-			slots, peerOnly = s.peerSlots, true
-			select {
-			case s.peerSlots <- struct{}{}:
-			default:
-				s.stats.ConnsRefused.Add(1)
-				s.log.Warn("connection refused: too many connections", "remote", conn.RemoteAddr().String(), "max", s.opt.MaxConnections)
-				conn.Close()
-				continue
+			peerOnly = true
+			s.startProbation(conn)
+		}
+		release := func() {
+			if peerOnly {
+				s.endProbation(conn)
+			} else {
+				<-s.connSlots
 			}
 		}
 		if !s.track(conn) || !s.goSafe(func() {
-			defer func() { <-slots }()
+			defer release()
 			defer s.untrack(conn)
 			s.serveConn(ctx, conn, peerOnly)
 		}) {
-			<-slots
+			release()
 			s.untrack(conn)
 			return nil
 		}
+	}
+}
+
+// probationSize bounds the connections past MaxConnections that wait to
+// show whether they are neighbors.
+const probationSize = 16
+
+// startProbation admits conn past the connection limit while it shows
+// whether it opens a peer link. When probation is full, the connection
+// that has waited longest is closed: a neighbor sends its HELLO at once, so
+// only silent strangers age out, and they cannot keep a neighbor out.
+func (s *Server) startProbation(conn net.Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.probation) == probationSize {
+		oldest := s.probation[0]
+		s.probation = s.probation[1:]
+		oldest.Close()
+		s.stats.ConnsRefused.Add(1)
+		s.log.Warn("connection refused: too many connections", "remote", oldest.RemoteAddr().String(), "max", s.opt.MaxConnections)
+	}
+	s.probation = append(s.probation, conn)
+}
+
+// endProbation takes conn off probation, if it is on it.
+func (s *Server) endProbation(conn net.Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i := slices.Index(s.probation, conn); i >= 0 {
+		s.probation = slices.Delete(s.probation, i, i+1)
 	}
 }
 
