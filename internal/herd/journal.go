@@ -89,6 +89,7 @@ func (n *Node) Restore(entry []byte) error {
 			if r.Time.Compare(old.Time) <= 0 {
 				return nil
 			}
+			old.replaced = true
 			n.stale++
 		}
 		n.clients[r.Client] = r
@@ -133,7 +134,7 @@ func (n *Node) FinishRestore() {
 	defer n.mu.Unlock()
 	live := n.changes[:0]
 	for _, r := range n.changes {
-		if n.clients[r.Client] == r {
+		if !r.replaced {
 			live = append(live, r)
 		}
 	}

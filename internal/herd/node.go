@@ -34,8 +34,8 @@ import (
 )
 
 // Record is what the herd knows of one client: the AT line of its latest
-// IAMAT, as the server that took it produced it. A Record is immutable once
-// stored.
+// IAMAT, as the server that took it produced it. Its exported fields do not
+// change once it is stored.
 type Record struct {
 	// Line is the AT line without line ending.
 	Line string
@@ -48,6 +48,10 @@ type Record struct {
 	// From is the neighbor the record came from, or "" if this node took
 	// the IAMAT (or the record was injected by a client without peer auth).
 	From string
+
+	// replaced is set, under the node's lock, once a newer record for the
+	// client is stored; the change feed then skips this one.
+	replaced bool
 }
 
 // Location parses the record's location field.
@@ -86,8 +90,8 @@ type Node struct {
 
 	mu      sync.RWMutex
 	clients map[string]*Record
-	// changes holds records in Seq order. Superseded records stay until
-	// compaction; a record is live while clients[r.Client] == r.
+	// changes holds records in Seq order. Replaced records stay until
+	// compaction.
 	changes []*Record
 	stale   int
 	seq     uint64
@@ -165,6 +169,7 @@ func (n *Node) offerLocked(rec *Record) bool {
 	n.clients[rec.Client] = rec
 	n.changes = append(n.changes, rec)
 	if ok {
+		old.replaced = true
 		n.stale++
 		n.compactLocked()
 	}
@@ -187,7 +192,7 @@ func (n *Node) compactLocked() {
 	}
 	live := make([]*Record, 0, len(n.clients)+len(n.clients)/4)
 	for _, r := range n.changes {
-		if n.clients[r.Client] == r {
+		if !r.replaced {
 			live = append(live, r)
 		}
 	}
@@ -236,7 +241,7 @@ func (n *Node) Changes(dst []*Record, after uint64, max int, skip string) ([]*Re
 	for ; i < len(n.changes) && len(dst) < max; i++ {
 		r := n.changes[i]
 		next = r.Seq
-		if n.clients[r.Client] != r || (skip != "" && r.From == skip) {
+		if r.replaced || (skip != "" && r.From == skip) {
 			continue
 		}
 		dst = append(dst, r)
@@ -277,7 +282,7 @@ func (n *Node) Freeze(during func()) State {
 	defer n.mu.Unlock()
 	st := State{Seq: n.seq, Records: make([]*Record, 0, len(n.clients)), Cursors: make(map[string]Cursor, len(n.cursors))}
 	for _, r := range n.changes {
-		if n.clients[r.Client] == r {
+		if !r.replaced {
 			st.Records = append(st.Records, r)
 		}
 	}
@@ -310,7 +315,7 @@ func (n *Node) Records(fn func(*Record) bool) {
 	n.mu.RLock()
 	defer n.mu.RUnlock()
 	for _, r := range n.changes {
-		if n.clients[r.Client] == r && !fn(r) {
+		if !r.replaced && !fn(r) {
 			return
 		}
 	}
@@ -322,7 +327,7 @@ func (n *Node) Recent(dst []*Record, max int) []*Record {
 	n.mu.RLock()
 	defer n.mu.RUnlock()
 	for i := len(n.changes) - 1; i >= 0 && len(dst) < max; i-- {
-		if r := n.changes[i]; n.clients[r.Client] == r {
+		if r := n.changes[i]; !r.replaced {
 			dst = append(dst, r)
 		}
 	}
