@@ -20,6 +20,7 @@ import (
 	"github.com/herd-dev/herd/internal/admin"
 	"github.com/herd-dev/herd/internal/config"
 	"github.com/herd-dev/herd/internal/herd"
+	"github.com/herd-dev/herd/internal/logfmt"
 	"github.com/herd-dev/herd/internal/logsink"
 	"github.com/herd-dev/herd/internal/places"
 	"github.com/herd-dev/herd/internal/places/offline"
@@ -95,7 +96,7 @@ func Open(ctx context.Context, cfg *config.Config, name string, o Overrides) (m 
 		m.closers = append(m.closers, sink)
 		out = sink
 	}
-	m.Logger = slog.New(slog.NewTextHandler(out, nil)).With("server", name)
+	m.Logger = slog.New(logfmt.NewHandler(out, nil)).With("server", name)
 
 	m.Store, err = store.Open(filepath.Join(cfg.DataDir, name), store.Options{Fsync: cfg.Fsync, Logger: m.Logger})
 	if err != nil {

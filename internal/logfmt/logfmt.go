@@ -1,0 +1,204 @@
+// Package logfmt is a slog.Handler that writes one logfmt line per record,
+// in the format of slog.TextHandler (time=… level=… msg=… key=value), built
+// for a server that logs every line it reads and writes: values are quoted
+// by copying runs of plain bytes at once rather than rune by rune, and
+// nothing is allocated per record.
+package logfmt
+
+import (
+	"context"
+	"encoding"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+	"unicode/utf8"
+)
+
+// Handler writes records to an io.Writer. Each record is one Write call.
+type Handler struct {
+	w      io.Writer
+	level  slog.Leveler
+	prefix string // formatted attributes from WithAttrs, each with a leading space
+	group  string // key prefix from WithGroup, ending in "."
+}
+
+// NewHandler returns a handler writing records at or above level to w
+// (slog.LevelInfo if level is nil). w must be safe for concurrent writes.
+func NewHandler(w io.Writer, level slog.Leveler) *Handler {
+	if level == nil {
+		level = slog.LevelInfo
+	}
+	return &Handler{w: w, level: level}
+}
+
+// Enabled implements slog.Handler.
+func (h *Handler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level.Level() }
+
+var buffers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// Handle implements slog.Handler.
+func (h *Handler) Handle(_ context.Context, r slog.Record) error {
+	bp := buffers.Get().(*[]byte)
+	b := (*bp)[:0]
+	if !r.Time.IsZero() {
+		b = append(b, "time="...)
+		b = r.Time.UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z07:00")
+		b = append(b, ' ')
+	}
+	b = append(b, "level="...)
+	b = append(b, r.Level.String()...)
+	b = append(b, " msg="...)
+	b = appendString(b, r.Message)
+	b = append(b, h.prefix...)
+	r.Attrs(func(a slog.Attr) bool {
+		b = appendAttr(b, h.group, a)
+		return true
+	})
+	b = append(b, '\n')
+	_, err := h.w.Write(b)
+	if cap(b) <= 64<<10 {
+		*bp = b
+		buffers.Put(bp)
+	}
+	return err
+}
+
+// WithAttrs implements slog.Handler.
+func (h *Handler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	b := []byte(h.prefix)
+	for _, a := range attrs {
+		b = appendAttr(b, h.group, a)
+	}
+	h2 := *h
+	h2.prefix = string(b)
+	return &h2
+}
+
+// WithGroup implements slog.Handler.
+func (h *Handler) WithGroup(name string) slog.Handler {
+	if name == "" {
+		return h
+	}
+	h2 := *h
+	h2.group = h.group + name + "."
+	return &h2
+}
+
+func appendAttr(b []byte, group string, a slog.Attr) []byte {
+	v := a.Value.Resolve()
+	if a.Equal(slog.Attr{}) {
+		return b
+	}
+	if v.Kind() == slog.KindGroup {
+		g := group
+		if a.Key != "" {
+			g += a.Key + "."
+		}
+		for _, ga := range v.Group() {
+			b = appendAttr(b, g, ga)
+		}
+		return b
+	}
+	b = append(b, ' ')
+	b = appendString(b, group+a.Key)
+	b = append(b, '=')
+	return appendValue(b, v)
+}
+
+func appendValue(b []byte, v slog.Value) []byte {
+	switch v.Kind() {
+	case slog.KindString:
+		return appendString(b, v.String())
+	case slog.KindInt64:
+		return strconv.AppendInt(b, v.Int64(), 10)
+	case slog.KindUint64:
+		return strconv.AppendUint(b, v.Uint64(), 10)
+	case slog.KindFloat64:
+		return strconv.AppendFloat(b, v.Float64(), 'g', -1, 64)
+	case slog.KindBool:
+		return strconv.AppendBool(b, v.Bool())
+	case slog.KindDuration:
+		return appendString(b, v.Duration().String())
+	case slog.KindTime:
+		return v.Time().AppendFormat(b, time.RFC3339Nano)
+	}
+	switch x := v.Any().(type) {
+	case []byte:
+		return appendQuoted(b, x)
+	case error:
+		return appendString(b, x.Error())
+	case encoding.TextMarshaler:
+		t, err := x.MarshalText()
+		if err != nil {
+			return appendString(b, "!ERROR:"+err.Error())
+		}
+		return appendQuoted(b, t)
+	default:
+		return appendString(b, fmt.Sprint(x))
+	}
+}
+
+func appendString(b []byte, s string) []byte {
+	if !needsQuoting(s) {
+		return append(b, s...)
+	}
+	return appendQuoted(b, []byte(s))
+}
+
+// needsQuoting reports whether s would not read back as one logfmt value.
+func needsQuoting[T string | []byte](s T) bool {
+	if len(s) == 0 {
+		return true
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c == '"' || c == '=' || c == '\\' || c >= 0x7f {
+			return true
+		}
+	}
+	return false
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendQuoted appends s as a Go-style double-quoted string. Printable
+// ASCII is copied in runs; valid UTF-8 is kept; other bytes are escaped.
+func appendQuoted(b, s []byte) []byte {
+	if !needsQuoting(s) {
+		return append(b, s...)
+	}
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= ' ' && c < 0x7f && c != '"' && c != '\\' {
+			i++
+			continue
+		}
+		if c >= utf8.RuneSelf {
+			if r, size := utf8.DecodeRune(s[i:]); r != utf8.RuneError && strconv.IsPrint(r) {
+				i += size
+				continue
+			}
+		}
+		b = append(b, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			b = append(b, '\\', c)
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\r':
+			b = append(b, '\\', 'r')
+		case '\t':
+			b = append(b, '\\', 't')
+		default:
+			b = append(b, '\\', 'x', hexDigits[c>>4], hexDigits[c&0xf])
+		}
+		i++
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}

@@ -1,0 +1,69 @@
+package logfmt
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestHandler_Format(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(NewHandler(&buf, nil)).With("server", "Alford")
+	log.Info("in", "remote", "127.0.0.1:5", "line", []byte("IAMAT k\x00\xff é +1+1 1.5"), "n", 3, "took", 2*time.Millisecond,
+		"err", errors.New(`bad "x"`), "ok", true, "empty", "", "eq", "a=b")
+	log.Debug("hidden")
+	log.WithGroup("g").Warn("multi\nline", slog.Group("sub", "k", 1.5))
+	lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("got %d lines; want 2 (debug is below the level):\n%s", len(lines), buf.String())
+	}
+	_, first, _ := strings.Cut(lines[0], " ")
+	want := `level=INFO msg=in server=Alford remote=127.0.0.1:5 line="IAMAT k\x00\xff é +1+1 1.5" n=3 took=2ms err="bad \"x\"" ok=true empty="" eq="a=b"`
+	if first != want {
+		t.Errorf("line = %s\nwant   %s", first, want)
+	}
+	if !strings.HasPrefix(lines[0], "time=") {
+		t.Errorf("no time in %q", lines[0])
+	}
+	_, second, _ := strings.Cut(lines[1], " ")
+	if want := `level=WARN msg="multi\nline" server=Alford g.sub.k=1.5`; second != want {
+		t.Errorf("line = %s\nwant   %s", second, want)
+	}
+}
+
+func TestAppendQuoted_ReadsBackWithUnquote(t *testing.T) {
+	for _, s := range []string{"plain", "two words", "tab\there", "quote\"back\\slash", "\x00\x01\x7f", "é✓", "\xff\xfe", ""} {
+		q := string(appendQuoted(nil, []byte(s)))
+		if !needsQuoting(s) {
+			if q != s {
+				t.Errorf("appendQuoted(%q) = %s; want it unquoted", s, q)
+			}
+			continue
+		}
+		got, err := strconv.Unquote(q)
+		if err != nil || got != s {
+			t.Errorf("appendQuoted(%q) = %s, which reads back as %q, %v", s, q, got, err)
+		}
+	}
+}
+
+func BenchmarkHandler(b *testing.B) {
+	line := []byte("IAMAT kiwi.cs.ucla.edu +34.068930-118.445127 1479413884.392014450")
+	for _, tc := range []struct {
+		name string
+		h    slog.Handler
+	}{{"logfmt", NewHandler(io.Discard, nil)}, {"slog.TextHandler", slog.NewTextHandler(io.Discard, nil)}} {
+		b.Run(tc.name, func(b *testing.B) {
+			log := slog.New(tc.h).With("server", "Alford")
+			b.ReportAllocs()
+			for b.Loop() {
+				log.Info("in", "remote", "127.0.0.1:34022", "line", line)
+			}
+		})
+	}
+}
