@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"runtime"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -164,9 +163,6 @@ func (s *Server) linkOnce(ctx context.Context, peerName, addr string) error {
 			}
 			return <-readErr
 		case <-watch:
-			// Let the goroutines that are taking updates right now run
-			// first, so that one write carries all of their changes.
-			runtime.Gosched()
 		case <-heartbeat.C:
 			if !active {
 				out = append(sess.Seal(out, peer.KeyPing, nil), '\n')
