@@ -175,7 +175,7 @@ func (o *nodeObserver) follow(m *member.Member, k int, p *probe) {
 	timeout := time.NewTimer(probeTimeout)
 	defer timeout.Stop()
 	for {
-		if rec, ok := m.Node.Lookup(p.client); ok && rec.Time.Compare(p.t) == 0 {
+		if rec, ok := m.Node.Lookup(p.client); ok && rec.Time().Compare(p.t) == 0 {
 			p.mark(k, time.Since(o.begin))
 			return
 		}

@@ -143,7 +143,7 @@ func TestCrashBeforeFirstFlush_NewRecordsStayAboveNeighborsCursor(t *testing.T) 
 	// R reconnects and resumes from its cursor.
 	recs, _ := next.Node.Changes(nil, cursorR, 100, "")
 	for _, r := range recs {
-		if r.Client == "acked" {
+		if r.Client() == "acked" {
 			return
 		}
 	}

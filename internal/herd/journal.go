@@ -85,14 +85,15 @@ func (n *Node) Restore(entry []byte) error {
 			r.From = string(from)
 		}
 		n.seq = max(n.seq, seq)
-		if old, ok := n.clients[r.Client]; ok {
-			if r.Time.Compare(old.Time) <= 0 {
+		client := r.Client()
+		if old, ok := n.clients[client]; ok {
+			if r.Time().Compare(old.Time()) <= 0 {
 				return nil
 			}
 			old.replaced = true
 			n.stale++
 		}
-		n.clients[r.Client] = r
+		n.clients[client] = r
 		n.changes = append(n.changes, r)
 	case "C":
 		if len(f) != 3 {

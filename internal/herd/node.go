@@ -35,24 +35,42 @@ import (
 
 // Record is what the herd knows of one client: the AT line of its latest
 // IAMAT, as the server that took it produced it. Its exported fields do not
-// change once it is stored.
+// change once it is stored. It is laid out to take 64 bytes: a server keeps
+// one per client.
 type Record struct {
 	// Line is the AT line without line ending.
 	Line string
-	// Client aliases the client-id field of Line.
-	Client string
-	// Time is the client's own time for this location.
-	Time wire.Time
-	// Seq is this node's change sequence number for the record.
-	Seq uint64
 	// From is the neighbor the record came from, or "" if this node took
 	// the IAMAT (or the record was injected by a client without peer auth).
 	From string
+	// Seq is this node's change sequence number for the record.
+	Seq uint64
 
+	sec                    int64  // client time, seconds
+	nsec                   int32  // and nanoseconds
+	clientStart, clientEnd uint32 // the client id is Line[clientStart:clientEnd]
 	// replaced is set, under the node's lock, once a newer record for the
 	// client is stored; the change feed then skips this one.
 	replaced bool
 }
+
+func newRecord(line string, clientStart int, client []byte, t wire.Time) *Record {
+	return &Record{Line: line, sec: t.Sec, nsec: t.Nsec,
+		clientStart: uint32(clientStart), clientEnd: uint32(clientStart + len(client))}
+}
+
+// NewRecord builds a record from a parsed AT line.
+func NewRecord(at *wire.Msg) *Record {
+	line := string(at.AppendFormat(make([]byte, 0, 96)))
+	start := len("AT ") + len(at.Server) + 1 + len(at.Skew) + 1
+	return newRecord(line, start, at.Client, at.T)
+}
+
+// Client returns the record's client id.
+func (r *Record) Client() string { return r.Line[r.clientStart:r.clientEnd] }
+
+// Time returns the client's own time for this location.
+func (r *Record) Time() wire.Time { return wire.Time{Sec: r.sec, Nsec: r.nsec} }
 
 // Location parses the record's location field.
 func (r *Record) Location() wire.Location {
@@ -61,13 +79,6 @@ func (r *Record) Location() wire.Location {
 		panic("herd: stored record is not an AT line: " + r.Line) // stored records are validated
 	}
 	return m.Loc
-}
-
-// NewRecord builds a record from a parsed AT line.
-func NewRecord(at *wire.Msg) *Record {
-	line := string(at.AppendFormat(make([]byte, 0, 96)))
-	start := len("AT ") + len(at.Server) + 1 + len(at.Skew) + 1
-	return &Record{Line: line, Client: line[start : start+len(at.Client)], Time: at.T}
 }
 
 // Cursor is how far a node has read a neighbor's change sequence.
@@ -126,12 +137,11 @@ func (n *Node) Name() string { return n.name }
 // IAMAT takes a client's IAMAT received at the given time. It returns the AT
 // reply, which is stored and flooded only if it is newer than what the node
 // knows of the client.
-func (n *Node) IAMAT(received wire.Time, m *wire.Msg) (reply []byte, stored bool) {
-	reply = wire.AppendAT(make([]byte, 0, 96), n.name, received, m)
-	line := string(reply)
-	start := len(line) - len(m.Time) - 1 - len(m.Location) - 1 - len(m.Client)
-	rec := &Record{Line: line, Client: line[start : start+len(m.Client)], Time: m.T}
-	return reply, n.Offer(rec)
+func (n *Node) IAMAT(received wire.Time, m *wire.Msg) (reply string, stored bool) {
+	var buf [128]byte
+	reply = string(wire.AppendAT(buf[:0], n.name, received, m))
+	start := len(reply) - len(m.Time) - 1 - len(m.Location) - 1 - len(m.Client)
+	return reply, n.Offer(newRecord(reply, start, m.Client, m.T))
 }
 
 // Offer stores rec if it is newer than the node's record for the client, and
@@ -160,13 +170,14 @@ func (n *Node) OfferFrom(peer string, cur Cursor, recs []*Record) (stored int) {
 }
 
 func (n *Node) offerLocked(rec *Record) bool {
-	old, ok := n.clients[rec.Client]
-	if ok && rec.Time.Compare(old.Time) <= 0 {
+	client := rec.Client()
+	old, ok := n.clients[client]
+	if ok && rec.Time().Compare(old.Time()) <= 0 {
 		return false
 	}
 	n.seq++
 	rec.Seq = n.seq
-	n.clients[rec.Client] = rec
+	n.clients[client] = rec
 	n.changes = append(n.changes, rec)
 	if ok {
 		old.replaced = true

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+	"unsafe"
 
 	"github.com/herd-dev/herd/internal/wire"
 )
@@ -91,7 +92,7 @@ func iamat(t testing.TB, n *Node, client string, sec int64, loc string) string {
 		t.Fatal(err)
 	}
 	reply, _ := n.IAMAT(wire.Time{Sec: sec + 1}, &m)
-	return string(reply)
+	return reply
 }
 
 func (nw *network) requireEverywhere(t *testing.T, client, line string) {
@@ -236,7 +237,7 @@ func TestNode_RandomDeliveryConverges(t *testing.T) {
 		for client, sec := range newest {
 			for name, n := range nw.nodes {
 				r, ok := n.Lookup([]byte(client))
-				if !ok || r.Time.Sec != sec {
+				if !ok || r.Time().Sec != sec {
 					t.Fatalf("seed %d: %s has %v for %s; want time %d", seed, name, r, client, sec)
 				}
 			}
@@ -333,4 +334,10 @@ func mustParse(t testing.TB, line string) *wire.Msg {
 		t.Fatal(err)
 	}
 	return &m
+}
+
+func TestRecord_Size(t *testing.T) {
+	if got := unsafe.Sizeof(Record{}); got > 64 {
+		t.Errorf("Record takes %d bytes; want at most 64 (one per client)", got)
+	}
 }

@@ -241,7 +241,9 @@ func (c *clientConn) handle(ctx context.Context, line []byte, tooLong bool) {
 		s.stats.IAMAT.Add(1)
 		reply, stored := s.node.IAMAT(wire.UnixTime(s.opt.Now().UnixNano()), &m)
 		c.dirty = c.dirty || stored
-		c.reply(reply, nil)
+		c.bw.WriteString(reply)
+		c.bw.WriteByte('\n')
+		s.log.Info("out", "remote", c.remote, "line", reply)
 		s.opt.Metrics.Command("iamat", outcome(stored), time.Since(start))
 	case m.Kind == wire.KindWHATSAT:
 		s.opt.Metrics.Command("whatsat", c.whatsat(ctx, line, &m), time.Since(start))
