@@ -234,8 +234,8 @@ func (h *localHerd) settle(ctx context.Context) error {
 		for _, m := range ms {
 			head := m.Node.Head()
 			for _, l := range m.Server.Links() {
-				if h.member(l.Peer) != nil && l.Sent < head {
-					return fmt.Errorf("%s has not sent %d changes to %s", m.Name, head-l.Sent, l.Peer)
+				if h.member(l.Peer) != nil && l.Acked < head {
+					return fmt.Errorf("%s has %d changes that %s has not acknowledged", m.Name, head-l.Acked, l.Peer)
 				}
 			}
 		}
