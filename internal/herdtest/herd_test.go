@@ -321,3 +321,40 @@ func TestHerd_ReconnectSendsOnlyWhatChanged(t *testing.T) {
 		t.Errorf("neighbors sent %d catch-up records to a restarted server that missed 1 update of %d clients", sent, n)
 	}
 }
+
+// TestHerd_SecondRestartSendsOnlyWhatChanged: a link that opens with nothing
+// new to send must not lose the receiver's place, or the next restart
+// resends the whole table.
+func TestHerd_SecondRestartSendsOnlyWhatChanged(t *testing.T) {
+	h := Start(t, Options{})
+	c := h.Dial("Alford")
+	const n = 3000
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "IAMAT twice%d +1+1 %d.5\n", i, 1000+i)
+	}
+	c.Send(b.String())
+	for range n {
+		c.Line()
+	}
+	h.WaitQuiet(10 * time.Second)
+	h.Stop("Holiday")
+	h.Restart("Holiday")
+	h.WaitQuiet(10 * time.Second)
+	if err := h.Member("Holiday").Compact(); err != nil {
+		t.Fatal(err)
+	}
+	h.Stop("Holiday")
+	moved := h.Dial("Alford").Ask("IAMAT twice7 +2+2 99999.5")
+	h.Restart("Holiday")
+	Eventually(t, 5*time.Second, func() error {
+		if got, err := LookupAT(h.Addr("Holiday"), "twice7"); got != moved {
+			return fmt.Errorf("Holiday has %q, %v; want %q", got, err, moved)
+		}
+		return nil
+	})
+	h.WaitQuiet(10 * time.Second)
+	if in := h.Member("Holiday").Server.Stats().FloodIn.Load(); in > 2 {
+		t.Errorf("after its second restart Holiday was sent %d records for 1 missed update", in)
+	}
+}

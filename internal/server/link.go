@@ -333,7 +333,7 @@ func (c *clientConn) receiveFeed(ctx context.Context, h peer.Hello, sess *peer.S
 	s.goSafe(func() { s.sendAcks(c.conn, sess, &applied, stopAcks) })
 
 	batch := make([]*herd.Record, 0, feedBatch)
-	var last uint64
+	last := sess.Cursor() // where the neighbor resumed: nothing before it is re-sent
 	catchUp := 0 // records in batch that the neighbor had before it dialed
 	apply := func() {
 		if len(batch) == 0 && last == applied.Load() {
