@@ -1,5 +1,7 @@
 package wire
 
+import "strconv"
+
 // Time is a POSIX time with nanosecond precision, as a client sends it.
 // It is kept as seconds and nanoseconds so that any int64 second count
 // compares and subtracts exactly.
@@ -132,9 +134,9 @@ func ParseLocation(b []byte) (Location, bool) {
 }
 
 // parseDegrees reads a signed decimal whose magnitude is at most limit.
-func parseDegrees(b []byte, limit float64) (float64, bool) {
+func parseDegrees(b []byte, limit uint64) (float64, bool) {
 	d, ok := parseDecimal(b[1:])
-	if !ok || d.value > limit || (d.value == limit && d.beyond) {
+	if !ok || !d.atMost(limit) {
 		return 0, false
 	}
 	if b[0] == '-' {
@@ -143,54 +145,57 @@ func parseDegrees(b []byte, limit float64) (float64, bool) {
 	return d.value, true
 }
 
-// decimal is an unsigned decimal number. Digits past the 18th significant
-// one are not added to value; beyond records that one of them was not zero,
-// so that 90.0000000000000000001 still compares above 90.
+// decimal is an unsigned decimal number. Range checks use its exact integer
+// part and whether any fractional digit is not zero, never the rounded
+// float, so 50.000000000000001 is above 50 and 0.0000000000000000001 above 0.
 type decimal struct {
-	value  float64
-	beyond bool
+	value      float64 // for arithmetic; may be rounded
+	integer    uint64  // the digits before the point
+	fractionNZ bool    // a digit after the point is not zero
 }
 
-var pow10 = [...]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
-	1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18}
+// atMost reports whether d <= limit.
+func (d decimal) atMost(limit uint64) bool {
+	return d.integer < limit || d.integer == limit && !d.fractionNZ
+}
+
+// positive reports whether d > 0.
+func (d decimal) positive() bool { return d.integer > 0 || d.fractionNZ }
+
+// maxIntegerDigits bounds the integer part: no field accepts more.
+const maxIntegerDigits = 18
 
 // parseDecimal reads digits with an optional fractional part: 12, 12.5, .5
 // and 12. are accepted; signs, exponents and anything else are not.
 func parseDecimal(b []byte) (decimal, bool) {
-	var mant uint64
 	var d decimal
-	digits, fracDigits, intDigits := 0, 0, 0
-	seenPoint := false
-	for _, c := range b {
+	point := len(b)
+	digits := 0
+	for i, c := range b {
 		switch {
-		case c == '.' && !seenPoint:
-			seenPoint = true
+		case c == '.' && point == len(b):
+			point = i
 		case c >= '0' && c <= '9':
-			if seenPoint {
-				fracDigits++
-			} else {
-				intDigits++
-			}
-			if mant == 0 && c == '0' && !seenPoint {
-				continue // leading zero
-			}
-			if digits == 18 {
-				if !seenPoint {
-					return decimal{}, false // integer part too large for any field
-				}
-				d.beyond = d.beyond || c != '0'
-				fracDigits--
+			digits++
+			if point < len(b) {
+				d.fractionNZ = d.fractionNZ || c != '0'
 				continue
 			}
-			mant = mant*10 + uint64(c-'0')
-			digits++
+			if d.integer >= 1e17 {
+				return decimal{}, false // more than maxIntegerDigits significant digits
+			}
+			d.integer = d.integer*10 + uint64(c-'0')
 		default:
 			return decimal{}, false
 		}
 	}
-	if intDigits+fracDigits == 0 {
+	if digits == 0 {
 		return decimal{}, false
 	}
-	d.value = float64(mant) / pow10[fracDigits]
+	v, err := strconv.ParseFloat(string(b), 64)
+	if err != nil {
+		return decimal{}, false
+	}
+	d.value = v
 	return d, true
 }

@@ -106,7 +106,7 @@ func parseWHATSAT(f [][]byte) (Msg, error) {
 	}
 	m := Msg{Kind: KindWHATSAT, Client: f[1]}
 	r, ok := parseDecimal(f[2])
-	if !ok || r.value <= 0 || r.value > MaxRadiusKm || (r.value == MaxRadiusKm && r.beyond) {
+	if !ok || !r.positive() || !r.atMost(MaxRadiusKm) {
 		return Msg{}, ErrRadius
 	}
 	m.RadiusKm = r.value
