@@ -216,6 +216,9 @@ func Parse(r io.Reader) (*Config, error) {
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("config: %s", explainYAMLError(err))
 	}
+	if err := dec.Decode(new(yaml.Node)); !errors.Is(err, io.EOF) {
+		return nil, errors.New("config: the file holds more than one YAML document; give one")
+	}
 	c.ApplyDefaults()
 	if err := c.Validate(); err != nil {
 		return nil, err
@@ -392,8 +395,8 @@ func (c *Config) Validate() error {
 	if err := c.Limits.validate(); err != nil {
 		return err
 	}
-	if c.Peers.Heartbeat <= 0 || c.Peers.DeadAfter <= c.Peers.Heartbeat {
-		return fmt.Errorf("config: peers.dead_after: %v must be longer than peers.heartbeat %v", c.Peers.DeadAfter.D(), c.Peers.Heartbeat.D())
+	if c.Peers.Heartbeat <= 0 || c.Peers.DeadAfter < 2*c.Peers.Heartbeat {
+		return fmt.Errorf("config: peers.dead_after: %v must be at least twice peers.heartbeat %v", c.Peers.DeadAfter.D(), c.Peers.Heartbeat.D())
 	}
 	return c.Places.validate()
 }

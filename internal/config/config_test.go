@@ -115,6 +115,8 @@ func TestParse_Errors(t *testing.T) {
 		{"not yaml", "servers: [", "config:"},
 		{"line cap too big", two("limits: {max_line_bytes: 10000000}\n"), "limits.max_line_bytes"},
 		{"dead before heartbeat", two("peers: {heartbeat: 2s, dead_after: 1s}\n"), "peers.dead_after"},
+		{"dead too soon after heartbeat", two("peers: {heartbeat: 1s, dead_after: 1200ms}\n"), "peers.dead_after"},
+		{"second document", two("---\nbogus: 1\n"), "more than one YAML document"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

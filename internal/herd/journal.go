@@ -67,7 +67,6 @@ func (st *State) Entries(yield func(entry []byte) bool) {
 // before it serves. It does not journal.
 func (n *Node) Restore(entry []byte) error {
 	kind, rest, _ := bytes.Cut(entry, []byte{' '})
-	f := bytes.Fields(rest)
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	switch string(kind) {
@@ -96,6 +95,7 @@ func (n *Node) Restore(entry []byte) error {
 		n.clients[client] = r
 		n.changes = append(n.changes, r)
 	case "C":
+		f := bytes.Fields(rest)
 		if len(f) != 3 {
 			return fmt.Errorf("%w: %q", ErrBadEntry, entry)
 		}

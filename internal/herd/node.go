@@ -320,18 +320,6 @@ func (n *Node) SaveCursors() {
 	}
 }
 
-// Records calls fn for every live record in change order until fn returns
-// false.
-func (n *Node) Records(fn func(*Record) bool) {
-	n.mu.RLock()
-	defer n.mu.RUnlock()
-	for _, r := range n.changes {
-		if !r.replaced && !fn(r) {
-			return
-		}
-	}
-}
-
 // Recent appends to dst up to max of the most recently changed live
 // records, newest first.
 func (n *Node) Recent(dst []*Record, max int) []*Record {

@@ -216,14 +216,18 @@ func TestHerd_PeerSecretRejectsStrangers(t *testing.T) {
 	if got := stranger.Ask(forged); got != "? "+forged {
 		t.Errorf("forged AT got %q; want it rejected", got)
 	}
+	// A HELLO without the proof only a secret-holder can make is refused
+	// like any invalid command, and so is what would follow it.
 	stranger = h.Dial("Ball")
-	hello := "HERD-HELLO 1 Welsh Ball 1 0 0123456789abcdef0123456789abcdef"
-	if got := stranger.Ask(hello); !strings.HasPrefix(got, "HERD-WELCOME Ball ") {
-		t.Fatalf("hello got %q", got)
-	}
-	bad := "HERD-AUTH 00"
-	if got := stranger.Ask(bad); got != "? "+bad {
-		t.Errorf("bad proof got %q; want %q", got, "? "+bad)
+	for _, bad := range []string{
+		"HERD-HELLO 1 Welsh Ball 1 0 0123456789abcdef0123456789abcdef -",
+		"HERD-HELLO 1 Welsh Ball 1 0 0123456789abcdef0123456789abcdef " + strings.Repeat("ab", 32),
+		"HERD-AUTH 00",
+		"HERD-AT - 1 " + forged,
+	} {
+		if got := stranger.Ask(bad); got != "? "+bad {
+			t.Errorf("stranger's %q got %q; want it rejected", bad, got)
+		}
 	}
 	if got, _ := LookupAT(h.Addr("Ball"), "kiwi"); got != reply {
 		t.Errorf("after forgeries Ball has %q; want %q", got, reply)

@@ -91,7 +91,7 @@ func TestHerd_PeerLinksOverTLS(t *testing.T) {
 	// Clients still speak plain text on the same port, and a plain-text
 	// HELLO is refused when peers must use TLS.
 	c := h.Dial("Ball")
-	hello := "HERD-HELLO 1 Welsh Ball 1 0 0123456789abcdef0123456789abcdef"
+	hello := "HERD-HELLO 1 Welsh Ball 1 0 0123456789abcdef0123456789abcdef -"
 	if got := c.Ask(hello); got != "? "+hello {
 		t.Errorf("plain-text hello with peer TLS on got %q", got)
 	}

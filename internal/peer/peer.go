@@ -8,7 +8,7 @@
 // pair, one per direction, so there is no double-dial race to settle.
 //
 //	dialer                                   acceptor
-//	HERD-HELLO 1 <from> <to> <epoch> <head> <nonceA>  ->
+//	HERD-HELLO 1 <from> <to> <epoch> <head> <nonceA> <proof>  ->
 //	                                        <- HERD-WELCOME <to> <cursor> <nonceB> <proof>
 //	HERD-AUTH <proof>                          ->
 //	HERD-AT <mac> <seq> <AT line>              ->   (one per changed client)
@@ -23,10 +23,14 @@
 // really stopped.
 // Records up to the head announced in HELLO are catch-up; later ones are live.
 //
-// With a secret, each proof is an HMAC-SHA256 keyed by the secret over both
-// nonces, both names, the epoch and the cursor, with a different label per
-// direction, so neither proof can be replayed as the other, and the secret
-// never crosses the wire. Every later message carries a MAC keyed by a
+// With a secret, each proof is an HMAC-SHA256 keyed by the secret, with a
+// different label per step so that no proof can be replayed as another, and
+// the secret never crosses the wire. The dialer proves itself first, in
+// HELLO (over its nonce, both names, its epoch and head), so a stranger's
+// HELLO is answered as an invalid command; acceptors remember recent HELLO
+// nonces, so a replayed one is too. WELCOME's proof covers both nonces and
+// the cursor, and AUTH's both nonces, so a live session needs the secret at
+// both ends. Every later message carries a MAC keyed by a
 // per-session, per-direction key derived from the same values, over a message
 // counter and the message, so a replayed, reordered, forged or tampered line
 // fails. Without a secret every proof and MAC is "-".
@@ -42,6 +46,7 @@ import (
 	"errors"
 	"hash"
 	"strconv"
+	"sync"
 )
 
 // Version is the protocol version sent in HELLO.
@@ -66,15 +71,13 @@ var (
 	ErrAuth      = errors.New("peer: authentication failed")
 )
 
-// IsPeerLine reports whether a line (already trimmed) looks like peer traffic.
-func IsPeerLine(line []byte) bool { return bytes.HasPrefix(line, []byte(Prefix)) }
-
 // Hello opens a link.
 type Hello struct {
 	From, To string
 	Epoch    uint64
 	Head     uint64 // the dialer's latest sequence number when it dialed
 	Nonce    string
+	Proof    string // see HelloProof
 }
 
 // Welcome answers a Hello.
@@ -94,13 +97,13 @@ func NewNonce() string {
 
 // Format renders h as a line.
 func (h *Hello) Format() []byte {
-	return fmtLine(KeyHello, Version, h.From, h.To, strconv.FormatUint(h.Epoch, 10), strconv.FormatUint(h.Head, 10), h.Nonce)
+	return fmtLine(KeyHello, Version, h.From, h.To, strconv.FormatUint(h.Epoch, 10), strconv.FormatUint(h.Head, 10), h.Nonce, h.Proof)
 }
 
 // ParseHello reads a HELLO line.
 func ParseHello(line []byte) (Hello, error) {
 	f := bytes.Fields(line)
-	if len(f) != 7 || string(f[0]) != KeyHello || string(f[1]) != Version {
+	if len(f) != 8 || string(f[0]) != KeyHello || string(f[1]) != Version {
 		return Hello{}, ErrMalformed
 	}
 	epoch, err1 := strconv.ParseUint(string(f[4]), 10, 64)
@@ -108,7 +111,21 @@ func ParseHello(line []byte) (Hello, error) {
 	if err1 != nil || err2 != nil || !validNonce(f[6]) {
 		return Hello{}, ErrMalformed
 	}
-	return Hello{From: string(f[2]), To: string(f[3]), Epoch: epoch, Head: head, Nonce: string(f[6])}, nil
+	return Hello{From: string(f[2]), To: string(f[3]), Epoch: epoch, Head: head, Nonce: string(f[6]), Proof: string(f[7])}, nil
+}
+
+// HelloProof is the dialer's first proof, sent in HELLO: an HMAC keyed by
+// the secret over everything else in it; "-" without a secret.
+func HelloProof(secret []byte, h Hello) string {
+	if len(secret) == 0 {
+		return "-"
+	}
+	m := hmac.New(sha256.New, secret)
+	for _, part := range []string{"herd-hello", h.From, h.To, strconv.FormatUint(h.Epoch, 10), strconv.FormatUint(h.Head, 10), h.Nonce} {
+		m.Write([]byte(part))
+		m.Write([]byte{0})
+	}
+	return hex.EncodeToString(m.Sum(nil))
 }
 
 // Format renders w as a line.
@@ -313,3 +330,33 @@ func (s *Session) AcceptorNonce() string { return s.nonceB }
 
 // Cursor returns where the dialer's feed resumes.
 func (s *Session) Cursor() uint64 { return s.cursor }
+
+// NonceCache remembers the most recent HELLO nonces, so that a replayed
+// HELLO is refused. It is safe for concurrent use.
+type NonceCache struct {
+	mu   sync.Mutex
+	seen map[string]struct{}
+	ring []string // insertion order, to forget the oldest
+	next int
+}
+
+// NewNonceCache remembers up to size nonces.
+func NewNonceCache(size int) *NonceCache {
+	return &NonceCache{seen: make(map[string]struct{}, size), ring: make([]string, size)}
+}
+
+// Fresh records nonce and reports whether it was not seen before.
+func (c *NonceCache) Fresh(nonce string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.seen[nonce]; ok {
+		return false
+	}
+	if old := c.ring[c.next]; old != "" {
+		delete(c.seen, old)
+	}
+	c.ring[c.next] = nonce
+	c.next = (c.next + 1) % len(c.ring)
+	c.seen[nonce] = struct{}{}
+	return true
+}

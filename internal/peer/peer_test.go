@@ -9,9 +9,13 @@ import (
 func handshake(t *testing.T, dialerSecret, acceptorSecret string) (dialer, acceptor *Session, err error) {
 	t.Helper()
 	h := Hello{From: "Alford", To: "Hamilton", Epoch: 42, Head: 99, Nonce: NewNonce()}
+	h.Proof = HelloProof([]byte(dialerSecret), h)
 	parsed, perr := ParseHello(h.Format())
 	if perr != nil || parsed != h {
 		t.Fatalf("ParseHello(Format(%+v)) = %+v, %v", h, parsed, perr)
+	}
+	if err := CheckProof(parsed.Proof, HelloProof([]byte(acceptorSecret), parsed)); err != nil {
+		return nil, nil, err
 	}
 	acceptor = NewSession([]byte(acceptorSecret), parsed, NewNonce(), 17, false)
 	w := Welcome{From: "Hamilton", Cursor: 17, Nonce: acceptor.AcceptorNonce(), Proof: acceptor.WelcomeProof()}
@@ -135,7 +139,7 @@ func TestSession_RejectsTamperingReplayReorderingAndReflection(t *testing.T) {
 }
 
 func TestParse_RejectsMalformed(t *testing.T) {
-	for _, l := range []string{"", "HERD-HELLO", "HERD-HELLO 2 A B 1 5 0123456789abcdef0123456789abcdef", "HERD-HELLO 1 A B x 5 0123456789abcdef0123456789abcdef", "HERD-HELLO 1 A B 1 x 0123456789abcdef0123456789abcdef", "HERD-HELLO 1 A B 1 5 short"} {
+	for _, l := range []string{"", "HERD-HELLO", "HERD-HELLO 2 A B 1 5 0123456789abcdef0123456789abcdef -", "HERD-HELLO 1 A B x 5 0123456789abcdef0123456789abcdef -", "HERD-HELLO 1 A B 1 x 0123456789abcdef0123456789abcdef -", "HERD-HELLO 1 A B 1 5 short -", "HERD-HELLO 1 A B 1 5 0123456789abcdef0123456789abcdef"} {
 		if _, err := ParseHello([]byte(l)); err == nil {
 			t.Errorf("ParseHello(%q) succeeded", l)
 		}
@@ -187,6 +191,18 @@ func BenchmarkSession_SealOpen(b *testing.B) {
 		line = d.Seal(line[:0], KeyAT, body)
 		if _, _, err := a.Open(line); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+func TestNonceCache_RefusesReplaysAndForgetsTheOldest(t *testing.T) {
+	c := NewNonceCache(2)
+	for _, step := range []struct {
+		nonce string
+		fresh bool
+	}{{"a", true}, {"a", false}, {"b", true}, {"c", true}, {"b", false}, {"a", true}} {
+		if got := c.Fresh(step.nonce); got != step.fresh {
+			t.Errorf("Fresh(%q) = %v; want %v", step.nonce, got, step.fresh)
 		}
 	}
 }

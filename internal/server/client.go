@@ -8,7 +8,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"syscall"
 	"time"
 
 	"github.com/herd-dev/herd/internal/herd"
@@ -16,8 +15,6 @@ import (
 	"github.com/herd-dev/herd/internal/places"
 	"github.com/herd-dev/herd/internal/wire"
 )
-
-var errTooManyFiles = syscall.EMFILE
 
 // readBufferSize is the per-connection read buffer. Longer lines, up to
 // MaxLineBytes, are gathered in a separate buffer.
@@ -27,7 +24,8 @@ const readBufferSize = 4 << 10
 // its first line turns it into an inbound peer link.
 type clientConn struct {
 	s      *Server
-	conn   net.Conn
+	conn   net.Conn // the connection, or its TLS layer
+	raw    net.Conn // the accepted connection
 	remote string
 	br     *bufio.Reader
 	bw     *bufio.Writer
@@ -46,7 +44,7 @@ type clientConn struct {
 // accepted past limits.max_connections: it is kept only if it opens a peer
 // link, so clients can never lock neighbors out.
 func (s *Server) serveConn(ctx context.Context, conn net.Conn, peerOnly bool) {
-	c := &clientConn{s: s, conn: conn, remote: conn.RemoteAddr().String(), peerOnly: peerOnly, readTimeout: s.opt.IdleTimeout}
+	c := &clientConn{s: s, conn: conn, raw: conn, remote: conn.RemoteAddr().String(), peerOnly: peerOnly, readTimeout: s.opt.IdleTimeout}
 	c.br = bufio.NewReaderSize(connReader{c, conn}, readBufferSize)
 	c.bw = bufio.NewWriterSize(replyWriter{c}, readBufferSize)
 	if s.opt.TLS != nil && !c.maybeTLS() {
@@ -143,6 +141,18 @@ func (c *clientConn) run(ctx context.Context) {
 		if c.br.Buffered() == 0 && !c.flush() {
 			return
 		}
+		c.releaseBuffers()
+	}
+}
+
+// releaseBuffers drops scratch buffers that one long line or large reply
+// grew, so that idle connections hold little memory.
+func (c *clientConn) releaseBuffers() {
+	if cap(c.long) > readBufferSize {
+		c.long = nil
+	}
+	if cap(c.out) > readBufferSize {
+		c.out = nil
 	}
 }
 
@@ -154,7 +164,7 @@ func (c *clientConn) admitPeer(ctx context.Context) bool {
 	s := c.s
 	c.readTimeout = s.opt.DeadAfter
 	line, _, err := c.readLine()
-	s.endProbation(c.conn)
+	s.endProbation(c.raw)
 	c.readTimeout = s.opt.IdleTimeout
 	if err == nil && bytes.HasPrefix(line, []byte(peer.KeyHello)) {
 		c.peerOnly = false // the link is served, or refused, like any other
@@ -240,7 +250,9 @@ func (c *clientConn) handle(ctx context.Context, line []byte, tooLong bool) {
 	case m.Kind == wire.KindIAMAT:
 		s.stats.IAMAT.Add(1)
 		reply, stored := s.node.IAMAT(wire.UnixTime(s.opt.Now().UnixNano()), &m)
-		c.dirty = c.dirty || stored
+		// Even a stale IAMAT waits for the commit: the newer record it
+		// lost to may not be durable yet.
+		c.dirty = true
 		c.bw.WriteString(reply)
 		c.bw.WriteByte('\n')
 		s.log.Info("out", "remote", c.remote, "line", reply)

@@ -51,7 +51,7 @@ func (s *Server) runLink(ctx context.Context, peerName, addr string) {
 			backoff = minBackoff
 		}
 		wait := backoff/2 + rand.N(backoff/2+1)
-		s.log.Debug("link retry", "peer", peerName, "err", err, "in", wait)
+		s.log.Info("peer link failed; redialing", "peer", peerName, "err", err, "in", wait)
 		select {
 		case <-ctx.Done():
 			return
@@ -69,6 +69,8 @@ func (s *Server) linkOnce(ctx context.Context, peerName, addr string) error {
 		return fmt.Errorf("dial %s: %w", addr, err)
 	}
 	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.Close() }) // shutdown cuts a write in progress
+	defer stop()
 	if s.opt.TLS != nil {
 		cfg := s.opt.TLS.Clone()
 		cfg.ServerName = peerName
@@ -106,20 +108,21 @@ func (s *Server) linkOnce(ctx context.Context, peerName, addr string) error {
 
 	watch, unwatch := s.node.Watch()
 	defer unwatch()
-	heartbeat := time.NewTicker(s.opt.Heartbeat)
+	// Ticking at half the heartbeat keeps every silence under one heartbeat.
+	heartbeat := time.NewTicker(s.opt.Heartbeat / 2)
 	defer heartbeat.Stop()
 	var (
-		recs   = make([]*herd.Record, 0, feedBatch)
-		out    = make([]byte, 0, writeChunk+4096)
-		body   = make([]byte, 0, 128)
-		active bool // sent something since the last heartbeat
+		recs      = make([]*herd.Record, 0, feedBatch)
+		out       = make([]byte, 0, writeChunk+4096)
+		body      = make([]byte, 0, 128)
+		lastWrite = time.Now()
 	)
 	write := func() error {
 		if len(out) == 0 {
 			return nil
 		}
 		err := s.writeWithProgress(conn, out)
-		out, active = out[:0], true
+		out, lastWrite = out[:0], time.Now()
 		return err
 	}
 	for {
@@ -164,13 +167,12 @@ func (s *Server) linkOnce(ctx context.Context, peerName, addr string) error {
 			return <-readErr
 		case <-watch:
 		case <-heartbeat.C:
-			if !active {
+			if time.Since(lastWrite) >= s.opt.Heartbeat/2 {
 				out = append(sess.Seal(out, peer.KeyPing, nil), '\n')
 				if err := write(); err != nil {
 					return fmt.Errorf("write to %s: %w", peerName, err)
 				}
 			}
-			active = false
 		}
 	}
 }
@@ -199,13 +201,17 @@ func (s *Server) dialHandshake(conn net.Conn, br *bufio.Reader, peerName string,
 	conn.SetDeadline(time.Now().Add(s.opt.DeadAfter))
 	defer conn.SetDeadline(time.Time{})
 	h := peer.Hello{From: s.opt.Name, To: peerName, Epoch: s.opt.Epoch, Head: head, Nonce: peer.NewNonce()}
-	if _, err := conn.Write(append(h.Format(), '\n')); err != nil {
+	h.Proof = peer.HelloProof(s.opt.Secret, h)
+	hello := h.Format()
+	s.log.Info("out", "peer", peerName, "line", hello)
+	if _, err := conn.Write(append(hello, '\n')); err != nil {
 		return nil, 0, fmt.Errorf("hello to %s: %w", peerName, err)
 	}
 	line, err := readPeerLine(br)
 	if err != nil {
 		return nil, 0, fmt.Errorf("welcome from %s: %w", peerName, err)
 	}
+	s.log.Info("in", "peer", peerName, "line", line)
 	w, err := peer.ParseWelcome(line)
 	if err != nil || w.From != peerName {
 		return nil, 0, fmt.Errorf("%s refused the link: %q", peerName, line)
@@ -215,7 +221,9 @@ func (s *Server) dialHandshake(conn net.Conn, br *bufio.Reader, peerName string,
 		s.log.Error("neighbor failed authentication: check HERD_PEER_SECRET", "peer", peerName)
 		return nil, 0, fmt.Errorf("%s: %w", peerName, err)
 	}
-	if _, err := conn.Write([]byte(peer.KeyAuth + " " + sess.AuthProof() + "\n")); err != nil {
+	auth := peer.KeyAuth + " " + sess.AuthProof()
+	s.log.Info("out", "peer", peerName, "line", auth)
+	if _, err := conn.Write([]byte(auth + "\n")); err != nil {
 		return nil, 0, fmt.Errorf("auth to %s: %w", peerName, err)
 	}
 	return sess, w.Cursor, nil
@@ -277,7 +285,10 @@ func (c *clientConn) servePeer(ctx context.Context, line []byte) bool {
 	s.log.Info("in", "remote", c.remote, "line", line)
 	h, err := peer.ParseHello(line)
 	_, known := s.opt.Neighbors[h.From]
-	if err != nil || !known || h.To != s.opt.Name || (s.opt.TLS != nil && !c.tlsPeerIs(h.From)) {
+	if err == nil {
+		err = peer.CheckProof(h.Proof, peer.HelloProof(s.opt.Secret, h))
+	}
+	if err != nil || !known || h.To != s.opt.Name || (s.opt.TLS != nil && !c.tlsPeerIs(h.From)) || !s.nonces.Fresh(h.Nonce) {
 		s.log.Warn("rejected peer hello", "remote", c.remote, "from", h.From, "to", h.To, "err", err)
 		c.invalid(line)
 		return false
@@ -288,7 +299,9 @@ func (c *clientConn) servePeer(ctx context.Context, line []byte) bool {
 	}
 	sess := peer.NewSession(s.opt.Secret, h, peer.NewNonce(), cursor, false)
 	w := peer.Welcome{From: s.opt.Name, Cursor: cursor, Nonce: sess.AcceptorNonce(), Proof: sess.WelcomeProof()}
-	c.bw.Write(append(w.Format(), '\n'))
+	welcome := w.Format()
+	s.log.Info("out", "remote", c.remote, "line", welcome)
+	c.bw.Write(append(welcome, '\n'))
 	if !c.flush() {
 		return true
 	}
@@ -334,7 +347,7 @@ func (c *clientConn) receiveFeed(ctx context.Context, h peer.Hello, sess *peer.S
 
 	batch := make([]*herd.Record, 0, feedBatch)
 	last := sess.Cursor() // where the neighbor resumed: nothing before it is re-sent
-	catchUp := 0 // records in batch that the neighbor had before it dialed
+	catchUp := 0          // records in batch that the neighbor had before it dialed
 	apply := func() {
 		if len(batch) == 0 && last == applied.Load() {
 			return
@@ -356,7 +369,7 @@ func (c *clientConn) receiveFeed(ctx context.Context, h peer.Hello, sess *peer.S
 		}
 		kw, body, err := sess.Open(line)
 		if err != nil {
-			s.log.Error("peer message failed authentication; dropping link", "peer", from, "remote", c.remote)
+			s.log.Error("peer link down: message failed authentication", "peer", from, "direction", "in", "remote", c.remote)
 			return
 		}
 		switch kw {
@@ -364,7 +377,7 @@ func (c *clientConn) receiveFeed(ctx context.Context, h peer.Hello, sess *peer.S
 			seq, at, err := peer.ParseUpdate(body)
 			m, perr := wire.Parse(at)
 			if err != nil || perr != nil || m.Kind != wire.KindAT {
-				s.log.Error("malformed update from peer; dropping link", "peer", from, "line", line)
+				s.log.Error("peer link down: malformed update", "peer", from, "direction", "in", "line", line)
 				return
 			}
 			batch = append(batch, herd.NewRecord(&m))
@@ -375,14 +388,14 @@ func (c *clientConn) receiveFeed(ctx context.Context, h peer.Hello, sess *peer.S
 		case peer.KeyMark:
 			seq, err := peer.ParseSeq(body)
 			if err != nil {
-				s.log.Error("malformed mark from peer; dropping link", "peer", from, "line", line)
+				s.log.Error("peer link down: malformed mark", "peer", from, "direction", "in", "line", line)
 				return
 			}
 			last = seq
 			apply()
 		case peer.KeyPing:
 		default:
-			s.log.Error("unexpected message from peer; dropping link", "peer", from, "line", line)
+			s.log.Error("peer link down: unexpected message", "peer", from, "direction", "in", "line", line)
 			return
 		}
 		if len(batch) == feedBatch || c.br.Buffered() == 0 {

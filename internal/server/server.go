@@ -26,9 +26,11 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/herd-dev/herd/internal/herd"
+	"github.com/herd-dev/herd/internal/peer"
 	"github.com/herd-dev/herd/internal/places"
 )
 
@@ -134,7 +136,8 @@ type Server struct {
 	links    map[string]*LinkStatus
 	wg       sync.WaitGroup
 
-	connSlots chan struct{} // one per connection, up to MaxConnections
+	nonces    *peer.NonceCache // recent HELLO nonces, to refuse replays
+	connSlots chan struct{}    // one per connection, up to MaxConnections
 	// probation holds, oldest first, connections accepted past
 	// MaxConnections that have yet to open a peer link; at most
 	// probationSize, the oldest making room for each new one.
@@ -179,6 +182,7 @@ func New(opt Options) (*Server, error) {
 		conns:     make(map[net.Conn]struct{}),
 		inbound:   make(map[string]net.Conn),
 		links:     make(map[string]*LinkStatus),
+		nonces:    peer.NewNonceCache(4096),
 		connSlots: make(chan struct{}, opt.MaxConnections),
 	}
 	for peer, addr := range opt.Neighbors {
@@ -253,9 +257,12 @@ func (s *Server) goSafe(fn func()) bool {
 // Serve accepts connections on ln and dials the neighbors until ctx is
 // cancelled. Then it stops accepting, lets each connection finish the
 // command it is on, closes every connection and link, commits the journal,
-// and returns once every goroutine it started has ended (or after a 5 s
-// grace period).
+// and returns once every goroutine it started has ended; connections still
+// busy after a 5 s grace period are closed (a places lookup under way may
+// still finish first, within places.timeout).
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	s.log.Info("serving", "addr", ln.Addr().String(), "neighbors", len(s.opt.Neighbors),
 		"peer_auth", len(s.opt.Secret) > 0, "peer_tls", s.opt.TLS != nil)
 	if len(s.opt.Secret) == 0 {
@@ -277,6 +284,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		<-acceptDone
 	case err = <-acceptDone:
 		ln.Close()
+		cancel()
 	}
 	s.shutdown()
 	return err
@@ -291,7 +299,7 @@ func (s *Server) acceptLoop(ctx context.Context, ln net.Listener) error {
 				return nil
 			}
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTooManyFiles) {
+			if errors.As(err, &ne) && ne.Timeout() || isResourceShortage(err) {
 				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
 				s.log.Warn("accept failed; retrying", "err", err, "in", backoff)
 				time.Sleep(backoff)
@@ -377,6 +385,13 @@ func (s *Server) untrack(c net.Conn) {
 		s.stats.ConnsOpen.Add(-1)
 	}
 	c.Close()
+}
+
+// isResourceShortage reports whether accept failed for want of file
+// descriptors, buffers or memory: conditions that pass.
+func isResourceShortage(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
+		errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM)
 }
 
 // shutdownGrace bounds how long shutdown waits for connections to finish.
