@@ -88,7 +88,11 @@ func runUp(ctx context.Context, env *Env, args []string) error {
 		}
 		logPath := filepath.Join(cfg.LogDir, s.Name+".log")
 		if !slices.Contains(failed, s.Name) {
-			fmt.Fprintf(env.Stdout, "%-10s up on %s (pid %d), log %s\n", s.Name, s.Addr, cmd.Process.Pid, logPath)
+			admin := ""
+			if s.Admin != "" {
+				admin = ", status page http://" + s.Admin + "/"
+			}
+			fmt.Fprintf(env.Stdout, "%-10s up on %s (pid %d), log %s%s\n", s.Name, s.Addr, cmd.Process.Pid, logPath, admin)
 		} else {
 			fmt.Fprintf(env.Stdout, "%-10s FAILED to listen on %s; see %s\n", s.Name, s.Addr, filepath.Join(cfg.LogDir, s.Name+".out"))
 		}

@@ -152,11 +152,11 @@ func (d Duration) D() time.Duration { return time.Duration(d) }
 func Default() *Config {
 	c := &Config{
 		Servers: []Server{
-			{Name: "Alford", Addr: "127.0.0.1:11550", Neighbors: []string{"Hamilton", "Welsh"}},
-			{Name: "Ball", Addr: "127.0.0.1:11551", Neighbors: []string{"Holiday", "Welsh"}},
-			{Name: "Hamilton", Addr: "127.0.0.1:11552", Neighbors: []string{"Alford", "Holiday"}},
-			{Name: "Holiday", Addr: "127.0.0.1:11553", Neighbors: []string{"Ball", "Hamilton"}},
-			{Name: "Welsh", Addr: "127.0.0.1:11554", Neighbors: []string{"Alford", "Ball"}},
+			{Name: "Alford", Addr: "127.0.0.1:11550", Neighbors: []string{"Hamilton", "Welsh"}, Admin: "127.0.0.1:12550"},
+			{Name: "Ball", Addr: "127.0.0.1:11551", Neighbors: []string{"Holiday", "Welsh"}, Admin: "127.0.0.1:12551"},
+			{Name: "Hamilton", Addr: "127.0.0.1:11552", Neighbors: []string{"Alford", "Holiday"}, Admin: "127.0.0.1:12552"},
+			{Name: "Holiday", Addr: "127.0.0.1:11553", Neighbors: []string{"Ball", "Hamilton"}, Admin: "127.0.0.1:12553"},
+			{Name: "Welsh", Addr: "127.0.0.1:11554", Neighbors: []string{"Alford", "Ball"}, Admin: "127.0.0.1:12554"},
 		},
 	}
 	c.ApplyDefaults()

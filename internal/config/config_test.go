@@ -64,7 +64,7 @@ func TestDefault_IsValidAndMatchesTheRepositoryFile(t *testing.T) {
 	}
 	for i, s := range d.Servers {
 		got := f.Servers[i]
-		if got.Name != s.Name || got.Addr != s.Addr || strings.Join(got.Neighbors, ",") != strings.Join(s.Neighbors, ",") {
+		if got.Name != s.Name || got.Addr != s.Addr || got.Admin != s.Admin || strings.Join(got.Neighbors, ",") != strings.Join(s.Neighbors, ",") {
 			t.Errorf("herd.yaml server %d = %+v; built-in default %+v", i, got, s)
 		}
 	}
