@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -44,6 +45,10 @@ type Options struct {
 	Dial func(ctx context.Context, addr string) (net.Conn, error)
 	// LogOutput receives every server's log; nil discards it.
 	LogOutput io.Writer
+	// Silent names servers of the topology that are not started: their
+	// listeners are left for the test (see Herd.Listener), to play a
+	// neighbor that accepts connections and never answers.
+	Silent []string
 }
 
 // Herd is a running test herd.
@@ -56,6 +61,7 @@ type Herd struct {
 
 	mu      sync.Mutex
 	running map[string]*running
+	silent  map[string]net.Listener
 }
 
 type running struct {
@@ -96,7 +102,13 @@ func Start(tb testing.TB, opt Options) *Herd {
 		tb.Fatal(err)
 	}
 	h.Cfg = cfg
+	h.silent = map[string]net.Listener{}
 	for name, ln := range listeners {
+		if slices.Contains(opt.Silent, name) {
+			h.silent[name] = ln
+			tb.Cleanup(func() { ln.Close() })
+			continue
+		}
 		h.serve(name, ln)
 	}
 	tb.Cleanup(h.StopAll)
@@ -126,6 +138,9 @@ func (h *Herd) serve(name string, ln net.Listener) {
 	h.running[name] = r
 	h.mu.Unlock()
 }
+
+// Listener returns the listener of a server named in Options.Silent.
+func (h *Herd) Listener(name string) net.Listener { return h.silent[name] }
 
 // Addr returns a server's address.
 func (h *Herd) Addr(name string) string { return h.addrs[name] }

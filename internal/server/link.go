@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -83,7 +84,7 @@ func (s *Server) linkOnce(ctx context.Context, peerName, addr string) error {
 	}
 	br := bufio.NewReaderSize(conn, readBufferSize)
 	catchUpEnd := s.node.Head()
-	sess, cursor, err := s.dialHandshake(conn, br, peerName, catchUpEnd)
+	sess, cursor, welcomeLate, err := s.dialHandshake(conn, br, peerName, catchUpEnd)
 	if err != nil {
 		return err
 	}
@@ -99,7 +100,7 @@ func (s *Server) linkOnce(ctx context.Context, peerName, addr string) error {
 	defer cancel()
 	readErr := make(chan error, 1)
 	if !s.goSafe(func() {
-		readErr <- s.readAcks(conn, br, sess, peerName)
+		readErr <- s.readAcks(conn, br, sess, peerName, welcomeLate)
 		cancel()
 	}) {
 		return errors.New("server shutting down")
@@ -195,49 +196,79 @@ func (s *Server) writeWithProgress(conn net.Conn, p []byte) error {
 	return nil
 }
 
+// welcomeWait is how long a link without a peer secret waits for WELCOME
+// before it streams anyway. Without a secret nothing in WELCOME is needed
+// to start, only its cursor, which saves resending what the neighbor has.
+const welcomeWait = 250 * time.Millisecond
+
 // dialHandshake sends HELLO, checks WELCOME and answers AUTH. It returns the
-// session and the neighbor's cursor into this server's change feed.
-func (s *Server) dialHandshake(conn net.Conn, br *bufio.Reader, peerName string, head uint64) (*peer.Session, uint64, error) {
-	conn.SetDeadline(time.Now().Add(s.opt.DeadAfter))
+// session, the neighbor's cursor into this server's change feed, and
+// whether WELCOME is still to come (see welcomeWait).
+func (s *Server) dialHandshake(conn net.Conn, br *bufio.Reader, peerName string, head uint64) (sess *peer.Session, cursor uint64, welcomeLate bool, err error) {
+	open := len(s.opt.Secret) == 0
+	wait := s.opt.DeadAfter
+	if open {
+		wait = min(wait, welcomeWait)
+	}
+	conn.SetDeadline(time.Now().Add(wait))
 	defer conn.SetDeadline(time.Time{})
 	h := peer.Hello{From: s.opt.Name, To: peerName, Epoch: s.opt.Epoch, Head: head, Nonce: peer.NewNonce()}
 	h.Proof = peer.HelloProof(s.opt.Secret, h)
-	hello := h.Format()
-	s.log.Info("out", "peer", peerName, "line", hello)
-	if _, err := conn.Write(append(hello, '\n')); err != nil {
-		return nil, 0, fmt.Errorf("hello to %s: %w", peerName, err)
+	out := append(h.Format(), '\n')
+	s.log.Info("out", "peer", peerName, "line", out[:len(out)-1])
+	if open { // AUTH needs nothing from WELCOME: send it at once
+		sess = peer.NewSession(nil, h, "", 0, true)
+		auth := peer.KeyAuth + " " + sess.AuthProof()
+		s.log.Info("out", "peer", peerName, "line", auth)
+		out = append(append(out, auth...), '\n')
+	}
+	if _, err := conn.Write(out); err != nil {
+		return nil, 0, false, fmt.Errorf("hello to %s: %w", peerName, err)
 	}
 	line, err := readPeerLine(br)
+	var ne net.Error
+	if open && errors.As(err, &ne) && ne.Timeout() {
+		s.log.Warn("neighbor has not answered HELLO; streaming the whole change feed", "peer", peerName, "waited", wait)
+		return sess, 0, true, nil
+	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("welcome from %s: %w", peerName, err)
+		return nil, 0, false, fmt.Errorf("welcome from %s: %w", peerName, err)
 	}
 	s.log.Info("in", "peer", peerName, "line", line)
 	w, err := peer.ParseWelcome(line)
 	if err != nil || w.From != peerName {
-		return nil, 0, fmt.Errorf("%s refused the link: %q", peerName, line)
+		return nil, 0, false, fmt.Errorf("%s refused the link: %q", peerName, line)
 	}
-	sess := peer.NewSession(s.opt.Secret, h, w.Nonce, w.Cursor, true)
+	if open {
+		return sess, w.Cursor, false, nil
+	}
+	sess = peer.NewSession(s.opt.Secret, h, w.Nonce, w.Cursor, true)
 	if err := peer.CheckProof(w.Proof, sess.WelcomeProof()); err != nil {
 		s.log.Error("neighbor failed authentication: check HERD_PEER_SECRET", "peer", peerName)
-		return nil, 0, fmt.Errorf("%s: %w", peerName, err)
+		return nil, 0, false, fmt.Errorf("%s: %w", peerName, err)
 	}
 	auth := peer.KeyAuth + " " + sess.AuthProof()
 	s.log.Info("out", "peer", peerName, "line", auth)
 	if _, err := conn.Write([]byte(auth + "\n")); err != nil {
-		return nil, 0, fmt.Errorf("auth to %s: %w", peerName, err)
+		return nil, 0, false, fmt.Errorf("auth to %s: %w", peerName, err)
 	}
-	return sess, w.Cursor, nil
+	return sess, w.Cursor, false, nil
 }
 
 // readAcks reads the neighbor's acknowledgements until the link fails. A
 // neighbor that stays silent past DeadAfter is dead, even if TCP says
 // nothing (a black hole).
-func (s *Server) readAcks(conn net.Conn, br *bufio.Reader, sess *peer.Session, peerName string) error {
+func (s *Server) readAcks(conn net.Conn, br *bufio.Reader, sess *peer.Session, peerName string, welcomeLate bool) error {
 	for {
 		conn.SetReadDeadline(time.Now().Add(s.opt.DeadAfter))
 		line, err := readPeerLine(br)
 		if err != nil {
 			return fmt.Errorf("read from %s: %w", peerName, err)
+		}
+		if welcomeLate && bytes.HasPrefix(line, []byte(peer.KeyWelcome)) {
+			s.log.Info("in", "peer", peerName, "line", line)
+			welcomeLate = false
+			continue
 		}
 		kw, body, err := sess.Open(line)
 		if err != nil || kw != peer.KeyAck {
