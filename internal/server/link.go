@@ -199,7 +199,7 @@ func (s *Server) writeWithProgress(conn net.Conn, p []byte) error {
 // welcomeWait is how long a link without a peer secret waits for WELCOME
 // before it streams anyway. Without a secret nothing in WELCOME is needed
 // to start, only its cursor, which saves resending what the neighbor has.
-const welcomeWait = 250 * time.Millisecond
+const welcomeWait = time.Second
 
 // dialHandshake sends HELLO, checks WELCOME and answers AUTH. It returns the
 // session, the neighbor's cursor into this server's change feed, and
