@@ -266,15 +266,7 @@ func TestHerd_CatchUpOfManyUpdates(t *testing.T) {
 	h.Stop("Holiday") // Hamilton's other way in: it must learn from Alford alone
 	c := h.Dial("Alford")
 	const n = 5000
-	var b strings.Builder
-	for i := range n {
-		fmt.Fprintf(&b, "IAMAT many%d +1+1 %d.5\n", i, 1000+i)
-	}
-	c.Send(b.String())
-	var last string
-	for range n {
-		last = c.Line()
-	}
+	last := pipelineIAMATs(t, c, "many", n)
 	h.Restart("Hamilton")
 	Eventually(t, 10*time.Second, func() error {
 		if got := h.Member("Hamilton").Node.Len(); got != n {
@@ -294,14 +286,7 @@ func TestHerd_ReconnectSendsOnlyWhatChanged(t *testing.T) {
 	h := Start(t, Options{})
 	c := h.Dial("Alford")
 	const n = 2000
-	var b strings.Builder
-	for i := range n {
-		fmt.Fprintf(&b, "IAMAT quiet%d +1+1 %d.5\n", i, 1000+i)
-	}
-	c.Send(b.String())
-	for range n {
-		c.Line()
-	}
+	pipelineIAMATs(t, c, "quiet", n)
 	h.WaitQuiet(10 * time.Second)
 	h.Stop("Hamilton")
 	moved := h.Dial("Alford").Ask("IAMAT quiet7 +2+2 5000.5") // one change while it is down
@@ -333,14 +318,7 @@ func TestHerd_SecondRestartSendsOnlyWhatChanged(t *testing.T) {
 	h := Start(t, Options{})
 	c := h.Dial("Alford")
 	const n = 3000
-	var b strings.Builder
-	for i := range n {
-		fmt.Fprintf(&b, "IAMAT twice%d +1+1 %d.5\n", i, 1000+i)
-	}
-	c.Send(b.String())
-	for range n {
-		c.Line()
-	}
+	pipelineIAMATs(t, c, "twice", n)
 	h.WaitQuiet(10 * time.Second)
 	h.Stop("Holiday")
 	h.Restart("Holiday")
@@ -361,4 +339,19 @@ func TestHerd_SecondRestartSendsOnlyWhatChanged(t *testing.T) {
 	if in := h.Member("Holiday").Server.Stats().FloodIn.Load(); in > 2 {
 		t.Errorf("after its second restart Holiday was sent %d records for 1 missed update", in)
 	}
+}
+
+// pipelineIAMATs sends n IAMATs for clients prefix0... in one write, reads
+// every reply, and returns the last.
+func pipelineIAMATs(t *testing.T, c *Client, prefix string, n int) (last string) {
+	t.Helper()
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "IAMAT %s%d +1+1 %d.5\n", prefix, i, 1000+i)
+	}
+	c.Send(b.String())
+	for range n {
+		last = c.Line()
+	}
+	return last
 }
