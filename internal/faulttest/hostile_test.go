@@ -387,18 +387,7 @@ func TestMaxConnections_RefusedCleanly(t *testing.T) {
 // renewed at will by a hostile client).
 func TestMaxConnections_ClientsCannotLockOutPeers(t *testing.T) {
 	const limit = 3
-	h := startPair(t, herdtest.Options{Configure: func(c *config.Config) { c.Limits.MaxConnections = limit }})
-	srv := h.Member("Front").Server
-	h.Stop("Back")
-	herdtest.Eventually(t, 5*time.Second, func() error {
-		if got := srv.Stats().ConnsOpen.Load(); got != 0 {
-			return fmt.Errorf("Front has %d connections open after Back stopped; want 0", got)
-		}
-		return nil
-	})
-	for i := range limit {
-		askTimed(t, h.Dial("Front"), fmt.Sprintf("hog-%d", i))
-	}
+	h, srv := frontFullOfClients(t, limit)
 	h.Restart("Back")
 	reply := h.Dial("Back").Ask("IAMAT from-back +1+1 " + nowTime())
 	// Front's slots are all taken, so ask its node rather than over TCP.
@@ -415,18 +404,7 @@ func TestMaxConnections_ClientsCannotLockOutPeers(t *testing.T) {
 // as the server closes one. A neighbor coming back must still get its link.
 func TestMaxConnections_SilentConnectionsCannotLockOutPeers(t *testing.T) {
 	const limit = 3
-	h := startPair(t, herdtest.Options{Configure: func(c *config.Config) { c.Limits.MaxConnections = limit }})
-	srv := h.Member("Front").Server
-	h.Stop("Back")
-	herdtest.Eventually(t, 5*time.Second, func() error {
-		if got := srv.Stats().ConnsOpen.Load(); got != 0 {
-			return fmt.Errorf("Front has %d connections open after Back stopped; want 0", got)
-		}
-		return nil
-	})
-	for i := range limit {
-		askTimed(t, h.Dial("Front"), fmt.Sprintf("hog-%d", i))
-	}
+	h, srv := frontFullOfClients(t, limit)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -653,4 +631,23 @@ func TestUnterminatedLine_CommandOnlyAfterHalfClose(t *testing.T) {
 			}
 		})
 	}
+}
+
+// frontFullOfClients starts a pair with Back stopped and every one of
+// Front's limit connection slots held by a client.
+func frontFullOfClients(t *testing.T, limit int) (*herdtest.Herd, *server.Server) {
+	t.Helper()
+	h := startPair(t, herdtest.Options{Configure: func(c *config.Config) { c.Limits.MaxConnections = limit }})
+	srv := h.Member("Front").Server
+	h.Stop("Back")
+	herdtest.Eventually(t, 5*time.Second, func() error {
+		if got := srv.Stats().ConnsOpen.Load(); got != 0 {
+			return fmt.Errorf("Front has %d connections open after Back stopped; want 0", got)
+		}
+		return nil
+	})
+	for i := range limit {
+		askTimed(t, h.Dial("Front"), fmt.Sprintf("hog-%d", i))
+	}
+	return h, srv
 }
