@@ -79,6 +79,7 @@ func TestHerd_InvalidCommands(t *testing.T) {
 	for _, bad := range []string{
 		"HELLO", "IAMAT kiwi.cs.ucla.edu", "WHATSAT kiwi.cs.ucla.edu 51 5", "WHATSAT nobody 10 5",
 		"IAMAT k +91+0 1.5", "WHATSAT k 10 21", "", "  spaced   out  ", "HERD-ACK - 5", "IAMAT k\x00 +1+1 x\xff",
+		"BOGUS\r", // CR is white space, but part of the line as received
 	} {
 		if got := c.Ask(bad); got != "? "+bad {
 			t.Errorf("reply to %q = %q; want %q", bad, got, "? "+bad)

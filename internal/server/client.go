@@ -202,7 +202,9 @@ func (c *clientConn) finish(reason string) {
 	c.s.log.Info("client disconnected", "remote", c.remote, "reason", reason)
 }
 
-// readLine returns the next line without its line ending (\n or \r\n). At
+// readLine returns the next line without its line ending, \n. (A CR before
+// it is white space, which parsing ignores, and part of the line as
+// received, which "? line" echoes.) At
 // end of input it returns a last unterminated line with io.EOF. A line over
 // MaxLineBytes comes back cut to that length with tooLong set; the rest of
 // it is read and dropped, so memory stays bounded.
@@ -223,9 +225,6 @@ func (c *clientConn) readLine() (line []byte, tooLong bool, err error) {
 	}
 	if n := len(line); n > 0 && line[n-1] == '\n' {
 		line = line[:n-1]
-		if n := len(line); n > 0 && line[n-1] == '\r' {
-			line = line[:n-1]
-		}
 	}
 	if tooLong || len(line) > limit {
 		return line[:min(len(line), limit)], true, err
