@@ -11,17 +11,18 @@
 //	HERD-HELLO 1 <from> <to> <epoch> <head> <nonceA> <proof>  ->
 //	                                        <- HERD-WELCOME <to> <cursor> <nonceB> <proof>
 //	HERD-AUTH <proof>                          ->
-//	HERD-AT <mac> <seq> <AT line>              ->   (one per changed client)
-//	HERD-MARK <mac> <seq>                      ->   (skipped up to seq)
-//	HERD-PING <mac>                            ->   (when idle)
-//	                                        <- HERD-ACK <mac> <seq>   (every heartbeat)
+//	HERD-AT <seq> <AT line>                    ->   (one per changed client)
+//	HERD-MARK <seq>                            ->   (skipped up to seq)
+//	HERD-PING                                  ->   (when idle)
+//	HERD-SEAL <mac>                            ->   (after each write's messages)
+//	                                        <- HERD-ACK <seq>, HERD-SEAL <mac>   (every heartbeat)
 //
 // The cursor in WELCOME is the last of the dialer's sequence numbers that the
 // acceptor applied, for the dialer's epoch; the dialer resumes after it.
 // MARK moves that cursor past records the dialer skipped (superseded ones,
 // and those that came from the acceptor), so a link resumes where it
-// really stopped.
-// Records up to the head announced in HELLO are catch-up; later ones are live.
+// really stopped. Records up to the head announced in HELLO are catch-up;
+// later ones are live.
 //
 // With a secret, each proof is an HMAC-SHA256 keyed by the secret, with a
 // different label per step so that no proof can be replayed as another, and
@@ -30,10 +31,15 @@
 // HELLO is answered as an invalid command; acceptors remember recent HELLO
 // nonces, so a replayed one is too. WELCOME's proof covers both nonces and
 // the cursor, and AUTH's both nonces, so a live session needs the secret at
-// both ends. Every later message carries a MAC keyed by a
-// per-session, per-direction key derived from the same values, over a message
-// counter and the message, so a replayed, reordered, forged or tampered line
-// fails. Without a secret every proof and MAC is "-".
+// both ends.
+//
+// After the handshake, each write ends with a SEAL: a MAC, keyed by a
+// per-session, per-direction key derived from the same values, over a seal
+// counter and every message since the previous seal. A receiver applies
+// nothing until the seal that covers it checks out, so a replayed,
+// reordered, forged or tampered message fails and drops the link; one MAC
+// per write rather than per message keeps the cost off each update. Without
+// a secret there are no seals and every proof is "-".
 package peer
 
 import (
@@ -62,6 +68,7 @@ const (
 	KeyAT      = "HERD-AT"
 	KeyMark    = "HERD-MARK"
 	KeyPing    = "HERD-PING"
+	KeySeal    = "HERD-SEAL"
 	KeyAck     = "HERD-ACK"
 )
 
@@ -182,14 +189,15 @@ type Session struct {
 	cursor uint64
 	nonceB string
 
-	// sendMAC and recvMAC are HMAC-SHA256 states keyed for each direction,
-	// reset for every message (keying is the costly part); nil without a
-	// secret. Seal and Open each use their own, so one goroutine may seal
-	// while another opens.
-	sendMAC, recvMAC hash.Hash
-	sent, received   uint64 // message counters, per direction
-	macBuf           [sha256.Size]byte
-	openBuf          [sha256.Size]byte
+	// sendMAC and recvMAC are HMAC-SHA256 states keyed for each direction
+	// (keying is the costly part), each running over the messages since the
+	// last seal; nil without a secret. Sending and receiving use their own
+	// state, so one goroutine may send while another receives.
+	sendMAC, recvMAC   hash.Hash
+	sendOpen, recvOpen bool   // a group of messages awaits its seal
+	sent, received     uint64 // seal counters, per direction
+	macBuf             [sha256.Size]byte
+	openBuf            [sha256.Size]byte
 }
 
 // NewSession prepares a session for the link described by h, answered with
@@ -238,65 +246,88 @@ func CheckProof(got, want string) error {
 	return nil
 }
 
-// macLen is the length of a message MAC in hex digits (128 bits).
+// macLen is the length of a seal's MAC in hex digits (128 bits).
 const macLen = 32
 
-// Seal appends a message line: keyword, MAC, then body (which may be empty).
-func (s *Session) Seal(dst []byte, keyword string, body []byte) []byte {
+// Append appends a message line (keyword, then body if any) and covers it
+// with the next seal.
+func (s *Session) Append(dst []byte, keyword string, body []byte) []byte {
+	start := len(dst)
 	dst = append(dst, keyword...)
-	dst = append(dst, ' ')
-	if s.sendMAC == nil {
-		dst = append(dst, '-')
-	} else {
-		dst = hex.AppendEncode(dst, mac(s.sendMAC, s.macBuf[:0], s.sent, keyword, body))
-	}
-	s.sent++
 	if len(body) > 0 {
 		dst = append(dst, ' ')
 		dst = append(dst, body...)
 	}
+	dst = append(dst, '\n')
+	if s.sendMAC != nil {
+		s.sendOpen = s.feed(s.sendMAC, s.sendOpen, s.sent, dst[start:])
+	}
 	return dst
 }
 
-// Open checks a message line and returns its keyword and body. Any failure
-// is fatal to the link: the counter has moved on.
-func (s *Session) Open(line []byte) (keyword string, body []byte, err error) {
-	kw, rest, _ := bytes.Cut(line, []byte{' '})
-	tag, body, _ := bytes.Cut(rest, []byte{' '})
-	if !bytes.HasPrefix(kw, []byte(Prefix)) || len(tag) == 0 {
-		return "", nil, ErrMalformed
+// Seal appends the SEAL line that authenticates every message appended
+// since the last one; without a secret, or with nothing to cover, it
+// appends nothing. Call it before each write.
+func (s *Session) Seal(dst []byte) []byte {
+	if s.sendMAC == nil || !s.sendOpen {
+		return dst
 	}
-	keyword = string(kw)
-	n := s.received
-	s.received++
-	if s.recvMAC == nil {
-		if string(tag) != "-" {
-			return "", nil, ErrAuth
-		}
-		return keyword, body, nil
-	}
-	var got [macLen / 2]byte
-	if len(tag) != macLen {
-		return "", nil, ErrAuth
-	}
-	if _, err := hex.Decode(got[:], tag); err != nil {
-		return "", nil, ErrAuth
-	}
-	if !hmac.Equal(got[:], mac(s.recvMAC, s.openBuf[:0], n, keyword, body)) {
-		return "", nil, ErrAuth
-	}
-	return keyword, body, nil
+	dst = append(dst, KeySeal...)
+	dst = append(dst, ' ')
+	dst = hex.AppendEncode(dst, s.sendMAC.Sum(s.macBuf[:0])[:macLen/2])
+	s.sent++
+	s.sendOpen = false
+	return append(dst, '\n')
 }
 
-// mac computes a message's truncated MAC into buf with a keyed HMAC state.
-func mac(m hash.Hash, buf []byte, counter uint64, keyword string, body []byte) []byte {
-	m.Reset()
-	var head [8 + 16]byte
-	binary.BigEndian.PutUint64(head[:8], counter)
-	h := append(append(head[:8], keyword...), 0)
-	m.Write(h)
-	m.Write(body)
-	return m.Sum(buf)[:macLen/2]
+// Receive takes one received line (without its newline). For a message it
+// returns the keyword and body, which the caller must hold back until a
+// receive reports sealed: then every message since the previous seal is
+// authentic. Without a secret every message is sealed at once. Any error is
+// fatal to the link.
+func (s *Session) Receive(line []byte) (keyword string, body []byte, sealed bool, err error) {
+	kw, body, _ := bytes.Cut(line, []byte{' '})
+	if !bytes.HasPrefix(kw, []byte(Prefix)) {
+		return "", nil, false, ErrMalformed
+	}
+	if s.recvMAC == nil {
+		if string(kw) == KeySeal {
+			return "", nil, false, ErrAuth
+		}
+		return string(kw), body, true, nil
+	}
+	if string(kw) != KeySeal {
+		s.recvOpen = s.feed(s.recvMAC, s.recvOpen, s.received, line)
+		s.recvMAC.Write([]byte{'\n'})
+		return string(kw), body, false, nil
+	}
+	var got [macLen / 2]byte
+	if !s.recvOpen || len(body) != macLen {
+		return "", nil, false, ErrAuth
+	}
+	if _, err := hex.Decode(got[:], body); err != nil {
+		return "", nil, false, ErrAuth
+	}
+	if !hmac.Equal(got[:], s.recvMAC.Sum(s.openBuf[:0])[:macLen/2]) {
+		return "", nil, false, ErrAuth
+	}
+	s.received++
+	s.recvOpen = false
+	return "", nil, true, nil
+}
+
+// feed adds b to a direction's running MAC, starting a new group (keyed
+// state reset, then the seal counter) if none is open. It returns true: a
+// group is open.
+func (s *Session) feed(m hash.Hash, open bool, counter uint64, b []byte) bool {
+	if !open {
+		m.Reset()
+		var c [8]byte
+		binary.BigEndian.PutUint64(c[:], counter)
+		m.Write(c[:])
+	}
+	m.Write(b)
+	return true
 }
 
 // AppendUpdate appends the body of an AT message: sequence number and AT line.

@@ -3,6 +3,7 @@ package peer
 import (
 	"bytes"
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -61,8 +62,8 @@ func TestHandshake_SecretNeverOnTheWire(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wire := bytes.Join([][]byte{[]byte(d.AuthProof()), []byte(a.WelcomeProof()),
-		d.Seal(nil, KeyAT, AppendUpdate(nil, 1, "AT A +0.000000000 c +1+1 1"))}, nil)
+	sent := d.Seal(d.Append(nil, KeyAT, AppendUpdate(nil, 1, "AT A +0.000000000 c +1+1 1")))
+	wire := bytes.Join([][]byte{[]byte(d.AuthProof()), []byte(a.WelcomeProof()), sent}, nil)
 	if bytes.Contains(wire, []byte("s3cret-value")) {
 		t.Error("the secret appears in what is sent")
 	}
@@ -71,71 +72,120 @@ func TestHandshake_SecretNeverOnTheWire(t *testing.T) {
 	}
 }
 
-func TestSession_SealOpen(t *testing.T) {
+// receiveAll feeds the lines of a write to a receiver and returns the
+// messages it may apply, or the first error.
+func receiveAll(r *Session, write []byte) (applied []string, err error) {
+	var held []string
+	for _, line := range bytes.Split(bytes.TrimSuffix(write, []byte("\n")), []byte("\n")) {
+		kw, body, sealed, err := r.Receive(line)
+		if err != nil {
+			return applied, err
+		}
+		if kw != "" {
+			held = append(held, kw+" "+string(body))
+		}
+		if sealed {
+			applied, held = append(applied, held...), nil
+		}
+	}
+	return applied, nil
+}
+
+func TestSession_SealedWritesArriveInOrder(t *testing.T) {
 	for _, secret := range []string{"", "s3cret"} {
 		d, a, err := handshake(t, secret, secret)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for i := range uint64(3) {
-			line := d.Seal(nil, KeyAT, AppendUpdate(nil, i+1, "AT Alford +0.100000000 kiwi +1+1 5.5"))
-			kw, body, err := a.Open(line)
-			if err != nil || kw != KeyAT {
-				t.Fatalf("secret %q: Open(%q) = %q, %v", secret, line, kw, err)
+		for round := range uint64(3) {
+			var w []byte
+			for i := range uint64(3) {
+				w = d.Append(w, KeyAT, AppendUpdate(nil, 3*round+i+1, "AT Alford +0.100000000 kiwi +1+1 5.5"))
 			}
-			seq, at, err := ParseUpdate(body)
-			if err != nil || seq != i+1 || string(at) != "AT Alford +0.100000000 kiwi +1+1 5.5" {
-				t.Fatalf("ParseUpdate(%q) = %d, %q, %v", body, seq, at, err)
+			w = d.Append(w, KeyPing, nil)
+			w = d.Seal(w)
+			if secret == "" && bytes.Contains(w, []byte(KeySeal)) {
+				t.Errorf("a write without a secret carries a seal: %q", w)
+			}
+			applied, err := receiveAll(a, w)
+			if err != nil || len(applied) != 4 {
+				t.Fatalf("secret %q round %d: applied %q, %v; want 4 messages", secret, round, applied, err)
+			}
+			seq, at, err := ParseUpdate([]byte(strings.TrimPrefix(applied[2], KeyAT+" ")))
+			if err != nil || seq != 3*round+3 || string(at) != "AT Alford +0.100000000 kiwi +1+1 5.5" {
+				t.Fatalf("ParseUpdate(%q) = %d, %q, %v", applied[2], seq, at, err)
 			}
 		}
-		ack := a.Seal(nil, KeyAck, []byte("3"))
-		if kw, body, err := d.Open(ack); err != nil || kw != KeyAck || string(body) != "3" {
-			t.Errorf("ack: %q %q %v", kw, body, err)
+		ack := a.Seal(a.Append(nil, KeyAck, []byte("3")))
+		if applied, err := receiveAll(d, ack); err != nil || len(applied) != 1 || applied[0] != KeyAck+" 3" {
+			t.Errorf("ack: %q %v", applied, err)
 		}
 	}
 }
 
 func TestSession_RejectsTamperingReplayReorderingAndReflection(t *testing.T) {
-	update := func(s *Session, seq uint64) []byte {
-		return s.Seal(nil, KeyAT, AppendUpdate(nil, seq, "AT Alford +0.100000000 kiwi +1+1 5.5"))
+	write := func(s *Session, seq uint64) []byte {
+		return s.Seal(s.Append(nil, KeyAT, AppendUpdate(nil, seq, "AT Alford +0.100000000 kiwi +1+1 5.5")))
 	}
-	t.Run("tampered", func(t *testing.T) {
-		d, a, _ := handshake(t, "s3cret", "s3cret")
-		line := bytes.Replace(update(d, 1), []byte("+1+1"), []byte("+2+2"), 1)
-		if _, _, err := a.Open(line); !errors.Is(err, ErrAuth) {
-			t.Errorf("err = %v; want ErrAuth", err)
-		}
-	})
-	t.Run("replayed", func(t *testing.T) {
-		d, a, _ := handshake(t, "s3cret", "s3cret")
-		line := update(d, 1)
-		if _, _, err := a.Open(line); err != nil {
-			t.Fatal(err)
-		}
-		if _, _, err := a.Open(line); !errors.Is(err, ErrAuth) {
-			t.Errorf("second delivery: err = %v; want ErrAuth", err)
-		}
-	})
-	t.Run("reordered", func(t *testing.T) {
-		d, a, _ := handshake(t, "s3cret", "s3cret")
-		update(d, 1)
-		if _, _, err := a.Open(update(d, 2)); !errors.Is(err, ErrAuth) {
-			t.Errorf("err = %v; want ErrAuth", err)
-		}
-	})
-	t.Run("from another session", func(t *testing.T) {
-		d, _, _ := handshake(t, "s3cret", "s3cret")
-		_, other, _ := handshake(t, "s3cret", "s3cret")
-		if _, _, err := other.Open(update(d, 1)); !errors.Is(err, ErrAuth) {
-			t.Errorf("err = %v; want ErrAuth", err)
-		}
-	})
-	t.Run("reflected", func(t *testing.T) {
-		_, a, _ := handshake(t, "s3cret", "s3cret")
-		if _, _, err := a.Open(update(a, 1)); !errors.Is(err, ErrAuth) {
-			t.Errorf("a line the acceptor sealed was accepted as the dialer's: err = %v", err)
-		}
-	})
+	tests := []struct {
+		name string
+		run  func(t *testing.T) error // the receiver's error on the bad write
+	}{
+		{"tampered", func(t *testing.T) error {
+			d, a, _ := handshake(t, "s3cret", "s3cret")
+			_, err := receiveAll(a, bytes.Replace(write(d, 1), []byte("+1+1"), []byte("+2+2"), 1))
+			return err
+		}},
+		{"forged message in a sealed write", func(t *testing.T) error {
+			d, a, _ := handshake(t, "s3cret", "s3cret")
+			forged := append([]byte(KeyAT+" 9 AT Evil +0.100000000 kiwi +9+9 9.5\n"), write(d, 1)...)
+			_, err := receiveAll(a, forged)
+			return err
+		}},
+		{"made-up seal", func(t *testing.T) error {
+			_, a, _ := handshake(t, "s3cret", "s3cret")
+			_, err := receiveAll(a, []byte(KeyPing+"\n"+KeySeal+" "+strings.Repeat("0", macLen)+"\n"))
+			return err
+		}},
+		{"replayed", func(t *testing.T) error {
+			d, a, _ := handshake(t, "s3cret", "s3cret")
+			w := write(d, 1)
+			if _, err := receiveAll(a, w); err != nil {
+				t.Fatal(err)
+			}
+			_, err := receiveAll(a, w)
+			return err
+		}},
+		{"reordered", func(t *testing.T) error {
+			d, a, _ := handshake(t, "s3cret", "s3cret")
+			write(d, 1)
+			_, err := receiveAll(a, write(d, 2))
+			return err
+		}},
+		{"from another session", func(t *testing.T) error {
+			d, _, _ := handshake(t, "s3cret", "s3cret")
+			_, other, _ := handshake(t, "s3cret", "s3cret")
+			_, err := receiveAll(other, write(d, 1))
+			return err
+		}},
+		{"reflected", func(t *testing.T) error {
+			_, a, _ := handshake(t, "s3cret", "s3cret")
+			_, err := receiveAll(a, write(a, 1))
+			return err
+		}},
+		{"seal sent to an open link", func(t *testing.T) error {
+			_, a, _ := handshake(t, "", "")
+			_, err := receiveAll(a, []byte(KeySeal+" -\n"))
+			return err
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.run(t); !errors.Is(err, ErrAuth) {
+				t.Errorf("err = %v; want ErrAuth", err)
+			}
+		})
+	}
 }
 
 func TestParse_RejectsMalformed(t *testing.T) {
@@ -156,45 +206,6 @@ func TestParse_RejectsMalformed(t *testing.T) {
 	}
 }
 
-// FuzzOpen feeds arbitrary lines to both kinds of receiver: nothing may
-// panic, and with a secret nothing unsealed may pass.
-func FuzzOpen(f *testing.F) {
-	f.Add([]byte("HERD-AT - 1 AT Alford +0.100000000 kiwi +1+1 5.5"))
-	f.Add([]byte("HERD-PING 00112233445566778899aabbccddeeff"))
-	f.Add([]byte("HERD-ACK"))
-	f.Fuzz(func(t *testing.T, line []byte) {
-		h := Hello{From: "A", To: "B", Epoch: 1, Nonce: "0123456789abcdef0123456789abcdef"}
-		open := NewSession(nil, h, "fedcba9876543210fedcba9876543210", 0, false)
-		if kw, body, err := open.Open(line); err == nil {
-			ParseUpdate(body)
-			ParseSeq(body)
-			_ = kw
-		}
-		sealed := NewSession([]byte("k"), h, "fedcba9876543210fedcba9876543210", 0, false)
-		if _, _, err := sealed.Open(line); err == nil {
-			t.Fatalf("Open(%q) accepted a line that was never sealed", line)
-		}
-		ParseHello(line)
-		ParseWelcome(line)
-		ParseAuth(line)
-	})
-}
-
-func BenchmarkSession_SealOpen(b *testing.B) {
-	h := Hello{From: "Alford", To: "Hamilton", Epoch: 1, Head: 2, Nonce: "0123456789abcdef0123456789abcdef"}
-	d := NewSession([]byte("s3cret"), h, "fedcba9876543210fedcba9876543210", 0, true)
-	a := NewSession([]byte("s3cret"), h, "fedcba9876543210fedcba9876543210", 0, false)
-	body := AppendUpdate(nil, 12345, "AT Alford +0.263873386 kiwi.cs.ucla.edu +34.068930-118.445127 1479413884.392014450")
-	var line []byte
-	b.ReportAllocs()
-	for b.Loop() {
-		line = d.Seal(line[:0], KeyAT, body)
-		if _, _, err := a.Open(line); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
 func TestNonceCache_RefusesReplaysAndForgetsTheOldest(t *testing.T) {
 	c := NewNonceCache(2)
 	for _, step := range []struct {
@@ -205,4 +216,49 @@ func TestNonceCache_RefusesReplaysAndForgetsTheOldest(t *testing.T) {
 			t.Errorf("Fresh(%q) = %v; want %v", step.nonce, got, step.fresh)
 		}
 	}
+}
+
+// FuzzReceive feeds arbitrary lines to both kinds of receiver: nothing may
+// panic, and with a secret nothing may ever count as sealed.
+func FuzzReceive(f *testing.F) {
+	f.Add([]byte("HERD-AT 1 AT Alford +0.100000000 kiwi +1+1 5.5\nHERD-SEAL 00112233445566778899aabbccddeeff"))
+	f.Add([]byte("HERD-PING\nHERD-ACK 5"))
+	f.Add([]byte("HERD-SEAL"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		h := Hello{From: "A", To: "B", Epoch: 1, Nonce: "0123456789abcdef0123456789abcdef"}
+		open := NewSession(nil, h, "fedcba9876543210fedcba9876543210", 0, false)
+		sealed := NewSession([]byte("k"), h, "fedcba9876543210fedcba9876543210", 0, false)
+		for _, line := range bytes.Split(data, []byte("\n")) {
+			if _, body, _, err := open.Receive(line); err == nil {
+				ParseUpdate(body)
+				ParseSeq(body)
+			}
+			if _, _, ok, err := sealed.Receive(line); ok && err == nil {
+				t.Fatalf("Receive accepted a seal over %q that was never sealed", data)
+			}
+			ParseHello(line)
+			ParseWelcome(line)
+			ParseAuth(line)
+		}
+	})
+}
+
+func BenchmarkSession_Write(b *testing.B) {
+	h := Hello{From: "Alford", To: "Hamilton", Epoch: 1, Head: 2, Nonce: "0123456789abcdef0123456789abcdef"}
+	d := NewSession([]byte("s3cret"), h, "fedcba9876543210fedcba9876543210", 0, true)
+	a := NewSession([]byte("s3cret"), h, "fedcba9876543210fedcba9876543210", 0, false)
+	body := AppendUpdate(nil, 12345, "AT Alford +0.263873386 kiwi.cs.ucla.edu +34.068930-118.445127 1479413884.392014450")
+	var w []byte
+	b.ReportAllocs()
+	for b.Loop() { // one write of 64 updates, as a busy link sends
+		w = w[:0]
+		for range 64 {
+			w = d.Append(w, KeyAT, body)
+		}
+		w = d.Seal(w)
+		if _, err := receiveAll(a, w); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(64, "updates/op")
 }

@@ -122,6 +122,7 @@ func (s *Server) linkOnce(ctx context.Context, peerName, addr string) error {
 		if len(out) == 0 {
 			return nil
 		}
+		out = sess.Seal(out)
 		err := s.writeWithProgress(conn, out)
 		out, lastWrite = out[:0], time.Now()
 		return err
@@ -137,11 +138,11 @@ func (s *Server) linkOnce(ctx context.Context, peerName, addr string) error {
 		if progressed {
 			for _, r := range recs {
 				body = peer.AppendUpdate(body[:0], r.Seq, r.Line)
-				out = append(sess.Seal(out, peer.KeyAT, body), '\n')
+				out = sess.Append(out, peer.KeyAT, body)
 			}
 			if len(recs) == 0 || recs[len(recs)-1].Seq != next {
 				body = strconv.AppendUint(body[:0], next, 10)
-				out = append(sess.Seal(out, peer.KeyMark, body), '\n')
+				out = sess.Append(out, peer.KeyMark, body)
 			}
 			s.stats.FloodOut.Add(uint64(len(recs)))
 			if cursor < catchUpEnd {
@@ -169,7 +170,7 @@ func (s *Server) linkOnce(ctx context.Context, peerName, addr string) error {
 		case <-watch:
 		case <-heartbeat.C:
 			if time.Since(lastWrite) >= s.opt.Heartbeat/2 {
-				out = append(sess.Seal(out, peer.KeyPing, nil), '\n')
+				out = sess.Append(out, peer.KeyPing, nil)
 				if err := write(); err != nil {
 					return fmt.Errorf("write to %s: %w", peerName, err)
 				}
@@ -259,6 +260,7 @@ func (s *Server) dialHandshake(conn net.Conn, br *bufio.Reader, peerName string,
 // neighbor that stays silent past DeadAfter is dead, even if TCP says
 // nothing (a black hole).
 func (s *Server) readAcks(conn net.Conn, br *bufio.Reader, sess *peer.Session, peerName string, welcomeLate bool) error {
+	var acked uint64 // by the latest ACK, counted once its seal checks out
 	for {
 		conn.SetReadDeadline(time.Now().Add(s.opt.DeadAfter))
 		line, err := readPeerLine(br)
@@ -270,15 +272,18 @@ func (s *Server) readAcks(conn net.Conn, br *bufio.Reader, sess *peer.Session, p
 			welcomeLate = false
 			continue
 		}
-		kw, body, err := sess.Open(line)
-		if err != nil || kw != peer.KeyAck {
+		kw, body, sealed, err := sess.Receive(line)
+		if err != nil || kw != "" && kw != peer.KeyAck {
 			return fmt.Errorf("%s sent %q: %w", peerName, line, peer.ErrMalformed)
 		}
-		seq, err := peer.ParseSeq(body)
-		if err != nil {
-			return fmt.Errorf("%s sent %q: %w", peerName, line, err)
+		if kw == peer.KeyAck {
+			if acked, err = peer.ParseSeq(body); err != nil {
+				return fmt.Errorf("%s sent %q: %w", peerName, line, err)
+			}
 		}
-		s.updateLink(peerName, func(l *LinkStatus) { l.Acked = seq })
+		if sealed {
+			s.updateLink(peerName, func(l *LinkStatus) { l.Acked = acked })
+		}
 	}
 }
 
@@ -376,9 +381,16 @@ func (c *clientConn) receiveFeed(ctx context.Context, h peer.Hello, sess *peer.S
 	defer close(stopAcks)
 	s.goSafe(func() { s.sendAcks(c.conn, sess, &applied, stopAcks) })
 
-	batch := make([]*herd.Record, 0, feedBatch)
-	last := sess.Cursor() // where the neighbor resumed: nothing before it is re-sent
-	catchUp := 0          // records in batch that the neighbor had before it dialed
+	// Messages are held until the seal that covers them checks out, then
+	// applied in batches.
+	var (
+		held      []*herd.Record // received, not yet sealed
+		heldLast  = sess.Cursor()
+		heldCatch int
+		batch     = make([]*herd.Record, 0, feedBatch) // sealed, to apply
+		last      = sess.Cursor()                      // where the neighbor resumed: nothing before it is re-sent
+		catchUp   int                                  // records in batch that the neighbor had before it dialed
+	)
 	apply := func() {
 		if len(batch) == 0 && last == applied.Load() {
 			return
@@ -398,12 +410,13 @@ func (c *clientConn) receiveFeed(ctx context.Context, h peer.Hello, sess *peer.S
 			s.log.Info("peer link down", "peer", from, "direction", "in", "reason", closeReason(err, s.stopped.Load()))
 			return
 		}
-		kw, body, err := sess.Open(line)
+		kw, body, sealed, err := sess.Receive(line)
 		if err != nil {
 			s.log.Error("peer link down: message failed authentication", "peer", from, "direction", "in", "remote", c.remote)
 			return
 		}
 		switch kw {
+		case "": // a seal
 		case peer.KeyAT:
 			seq, at, err := peer.ParseUpdate(body)
 			m, perr := wire.Parse(at)
@@ -411,29 +424,39 @@ func (c *clientConn) receiveFeed(ctx context.Context, h peer.Hello, sess *peer.S
 				s.log.Error("peer link down: malformed update", "peer", from, "direction", "in", "line", line)
 				return
 			}
-			batch = append(batch, herd.NewRecord(&m))
-			last = seq
+			held = append(held, herd.NewRecord(&m))
+			heldLast = seq
 			if seq <= h.Head {
-				catchUp++
+				heldCatch++
 			}
 		case peer.KeyMark:
-			seq, err := peer.ParseSeq(body)
-			if err != nil {
+			if heldLast, err = peer.ParseSeq(body); err != nil {
 				s.log.Error("peer link down: malformed mark", "peer", from, "direction", "in", "line", line)
 				return
 			}
-			last = seq
-			apply()
 		case peer.KeyPing:
 		default:
 			s.log.Error("peer link down: unexpected message", "peer", from, "direction", "in", "line", line)
 			return
 		}
-		if len(batch) == feedBatch || c.br.Buffered() == 0 {
+		if sealed {
+			batch = append(batch, held...)
+			held, last, catchUp = held[:0], heldLast, catchUp+heldCatch
+			heldCatch = 0
+		} else if len(held) > maxUnsealed {
+			s.log.Error("peer link down: too many messages without a seal", "peer", from, "direction", "in")
+			return
+		}
+		if len(batch) >= feedBatch || c.br.Buffered() == 0 {
 			apply()
 		}
 	}
 }
+
+// maxUnsealed bounds the messages a receiver holds while it waits for
+// their seal; a sender seals every write (at most writeChunk bytes, plus
+// one batch).
+const maxUnsealed = 4 * feedBatch
 
 // sendAcks tells the neighbor, every heartbeat, how far its feed has been
 // applied. It also proves to the neighbor that this end is alive.
@@ -442,8 +465,8 @@ func (s *Server) sendAcks(conn net.Conn, sess *peer.Session, applied *atomic.Uin
 	defer t.Stop()
 	var line, body []byte
 	for {
-		body = fmt.Appendf(body[:0], "%d", applied.Load())
-		line = append(sess.Seal(line[:0], peer.KeyAck, body), '\n')
+		body = strconv.AppendUint(body[:0], applied.Load(), 10)
+		line = sess.Seal(sess.Append(line[:0], peer.KeyAck, body))
 		if err := s.writeWithProgress(conn, line); err != nil {
 			conn.Close()
 			return
