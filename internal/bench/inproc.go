@@ -318,31 +318,22 @@ func (t *traffic) dialer(from string) func(ctx context.Context, addr string) (ne
 
 // into returns the bytes server name has received over peer links so far:
 // what its dialers wrote to it, and what it read on the links it dialed.
-func (t *traffic) into(name string) uint64 {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	var n uint64
-	for k, lb := range t.links {
-		if k[1] == name {
-			n += lb.sent.Load()
-		}
-		if k[0] == name {
-			n += lb.received.Load()
-		}
-	}
-	return n
-}
+func (t *traffic) into(name string) uint64 { return t.total(name, false) }
 
 // outOf returns the bytes server name has sent over peer links so far.
-func (t *traffic) outOf(name string) uint64 {
+func (t *traffic) outOf(name string) uint64 { return t.total(name, true) }
+
+// total adds up name's peer traffic in one direction. A link [a, b] is
+// dialed by a: a sends what the link wrote and receives what it read.
+func (t *traffic) total(name string, sent bool) uint64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var n uint64
 	for k, lb := range t.links {
-		if k[0] == name {
+		switch {
+		case k[0] == name && sent, k[1] == name && !sent:
 			n += lb.sent.Load()
-		}
-		if k[1] == name {
+		case k[0] == name, k[1] == name:
 			n += lb.received.Load()
 		}
 	}
