@@ -41,7 +41,7 @@ type localMember struct {
 const (
 	stopTimeout   = 20 * time.Second
 	listenTimeout = 5 * time.Second
-	readyTimeout  = 15 * time.Second
+	readyTimeout  = time.Minute
 )
 
 // startLocalHerd starts the herd with its files under dir. With peerAuth,
