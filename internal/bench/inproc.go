@@ -72,6 +72,7 @@ func startLocalHerd(ctx context.Context, dir string, peerAuth bool) (*localHerd,
 		}
 		listeners[i] = ln
 		cfg.Servers[i].Addr = ln.Addr().String()
+		cfg.Servers[i].Admin = "" // the built-in herd's fixed admin ports may be taken
 		h.names = append(h.names, cfg.Servers[i].Name)
 	}
 	if err := cfg.Validate(); err != nil {
