@@ -147,6 +147,7 @@ func Open(ctx context.Context, cfg *config.Config, name string, o Overrides) (m 
 		Node:           m.Node,
 		Neighbors:      neighbors,
 		Places:         m.Places,
+		PlacesMayBlock: cfg.Places.Provider != config.ProviderOffline || o.Places != nil,
 		Journal:        m.Store,
 		Epoch:          m.Store.Epoch(),
 		Secret:         []byte(getenv(config.EnvPeerSecret)),

@@ -294,8 +294,8 @@ func (c *clientConn) whatsat(ctx context.Context, line []byte, m *wire.Msg) stri
 		return "unknown_client"
 	}
 	s.stats.WHATSAT.Add(1)
-	// The lookup may be slow: let earlier replies go first.
-	if !c.flush() {
+	// A slow lookup must not hold back the replies before it.
+	if s.opt.PlacesMayBlock && !c.flush() {
 		return "ok"
 	}
 	loc := rec.Location()

@@ -49,6 +49,9 @@ type Options struct {
 	// to these addresses and inbound peers must be among them.
 	Neighbors map[string]string
 	Places    places.Provider
+	// PlacesMayBlock says that a lookup can take long (a remote API): the
+	// replies before a WHATSAT are then sent before its lookup starts.
+	PlacesMayBlock bool
 	// Journal is committed before a client sees the reply to an IAMAT that
 	// changed the node. Nil means no durability.
 	Journal Journal
