@@ -360,10 +360,9 @@ const StubKey = "test-key"
 type PlacesStub struct {
 	srv *httptest.Server
 
-	mu       sync.Mutex
-	requests []http.Header
-	queries  []map[string]string
-	delay    time.Duration
+	mu      sync.Mutex
+	queries []map[string]string
+	delay   time.Duration
 }
 
 // NewPlacesStub starts a stub that answers 20 results around any point.

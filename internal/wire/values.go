@@ -162,9 +162,6 @@ func (d decimal) atMost(limit uint64) bool {
 // positive reports whether d > 0.
 func (d decimal) positive() bool { return d.integer > 0 || d.fractionNZ }
 
-// maxIntegerDigits bounds the integer part: no field accepts more.
-const maxIntegerDigits = 18
-
 // parseDecimal reads digits with an optional fractional part: 12, 12.5, .5
 // and 12. are accepted; signs, exponents and anything else are not.
 func parseDecimal(b []byte) (decimal, bool) {
@@ -182,7 +179,7 @@ func parseDecimal(b []byte) (decimal, bool) {
 				continue
 			}
 			if d.integer >= 1e17 {
-				return decimal{}, false // more than maxIntegerDigits significant digits
+				return decimal{}, false // more than 18 integer digits: out of every range
 			}
 			d.integer = d.integer*10 + uint64(c-'0')
 		default:
