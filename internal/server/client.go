@@ -116,7 +116,8 @@ func (b *bufferedConn) Read(p []byte) (int, error) { return b.r.Read(p) }
 func (c *clientConn) run(ctx context.Context) {
 	s := c.s
 	s.log.Info("client connected", "remote", c.remote)
-	if c.peerOnly && !c.admitPeer(ctx) {
+	if c.peerOnly {
+		c.admitPeer(ctx)
 		return
 	}
 	first := true
@@ -158,24 +159,21 @@ func (c *clientConn) releaseBuffers() {
 
 // admitPeer runs a connection accepted past the connection limit: only a
 // neighbor that opens its link with its first line, within DeadAfter, is
-// served. It reports whether the connection went on as a client's, which it
-// never does.
-func (c *clientConn) admitPeer(ctx context.Context) bool {
+// served; anything else is refused and closed.
+func (c *clientConn) admitPeer(ctx context.Context) {
 	s := c.s
 	c.readTimeout = s.opt.DeadAfter
 	line, _, err := c.readLine()
 	s.endProbation(c.raw)
 	c.readTimeout = s.opt.IdleTimeout
 	if err == nil && bytes.HasPrefix(line, []byte(peer.KeyHello)) {
-		c.peerOnly = false // the link is served, or refused, like any other
 		if !c.servePeer(ctx, line) {
-			c.flush()
+			c.flush() // its "? line", before the connection closes
 		}
-		return false
+		return
 	}
 	s.stats.ConnsRefused.Add(1)
 	s.log.Warn("connection refused: too many connections", "remote", c.remote, "max", s.opt.MaxConnections)
-	return false
 }
 
 func isTLSPeer(conn net.Conn) bool {
