@@ -69,7 +69,7 @@ func writeStatusLoop(ctx context.Context, dir string, m *member.Member) {
 	}
 	path := filepath.Join(dir, m.Name+".json")
 	defer os.Remove(path)
-	t := time.NewTicker(time.Second)
+	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
 	for {
 		st := serverStatus{Name: m.Name, PID: os.Getpid(), Addr: m.Addr, Clients: m.Node.Len(),

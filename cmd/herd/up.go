@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,8 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/herd-dev/herd/internal/config"
 )
 
 const (
@@ -164,7 +167,11 @@ func runStatus(_ context.Context, env *Env, args []string) error {
 		state, clients, links := "down", "-", "-"
 		if listening(s.Addr) {
 			state = "up"
-			if st, err := readStatus(cfg.RunDir, s.Name); err == nil {
+			st, err := liveStatus(s)
+			if err != nil {
+				st, err = readStatus(cfg.RunDir, s.Name)
+			}
+			if err == nil {
 				clients = strconv.Itoa(st.Clients)
 				links = formatLinks(st)
 			}
@@ -198,6 +205,26 @@ func upDown(up bool) string {
 	return "down"
 }
 
+// liveStatus asks a server's admin listener, when it has one, for its status.
+func liveStatus(s config.Server) (serverStatus, error) {
+	var st serverStatus
+	if s.Admin == "" {
+		return st, errors.New("no admin address")
+	}
+	client := http.Client{Timeout: time.Second}
+	resp, err := client.Get("http://" + s.Admin + "/api/status?recent=0&locations=0")
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return st, fmt.Errorf("admin answered %s", resp.Status)
+	}
+	err = json.NewDecoder(resp.Body).Decode(&st)
+	return st, err
+}
+
+// readStatus reads the status file a running server writes to run_dir.
 func readStatus(run, name string) (serverStatus, error) {
 	var st serverStatus
 	data, err := os.ReadFile(filepath.Join(run, name+".json"))
