@@ -425,10 +425,13 @@ func (p *Places) validate() error {
 	default:
 		return fmt.Errorf("config: places.provider: %q is not one of offline, google, google-new", p.Provider)
 	}
-	for field, raw := range map[string]string{"places.google.url": p.Google.URL, "places.google_new.url": p.GoogleNew.URL} {
-		u, err := url.Parse(raw)
+	for _, f := range []struct{ field, raw string }{
+		{"places.google.url", p.Google.URL},
+		{"places.google_new.url", p.GoogleNew.URL},
+	} {
+		u, err := url.Parse(f.raw)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("config: %s: %q is not an http or https URL", field, raw)
+			return fmt.Errorf("config: %s: %q is not an http or https URL", f.field, f.raw)
 		}
 	}
 	switch {
