@@ -25,10 +25,16 @@ const (
 	maxBackoff = 2 * time.Second
 )
 
-// Batching of the change feed onto a link.
+// Batching of the change feed onto a link. After each write a link waits
+// linkPace before the next, so that under load one write carries every
+// record that arrived meanwhile, while an idle link still sends a new record
+// at once. Writes per link stay under about 4,000 a second whatever the
+// load, so the syscalls and wake-ups on both ends are shared by many
+// records; the price is at most linkPace per hop of propagation delay.
 const (
 	feedBatch  = 256
 	writeChunk = 32 << 10
+	linkPace   = 250 * time.Microsecond
 )
 
 // runLink keeps this server's outbound link to one neighbor up until ctx is
@@ -112,12 +118,23 @@ func (s *Server) linkOnce(ctx context.Context, peerName, addr string) error {
 	// Ticking at half the heartbeat keeps every silence under one heartbeat.
 	heartbeat := time.NewTicker(s.opt.Heartbeat / 2)
 	defer heartbeat.Stop()
+	pacer := time.NewTimer(linkPace)
+	pacer.Stop()
+	defer pacer.Stop()
 	var (
 		recs      = make([]*herd.Record, 0, feedBatch)
 		out       = make([]byte, 0, writeChunk+4096)
 		body      = make([]byte, 0, 128)
 		lastWrite = time.Now()
 	)
+	// linkDown reports why the link ended: shutdown, or what the reader saw.
+	linkDown := func() error {
+		conn.Close()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return <-readErr
+	}
 	write := func() error {
 		if len(out) == 0 {
 			return nil
@@ -154,19 +171,25 @@ func (s *Server) linkOnce(ctx context.Context, peerName, addr string) error {
 				continue // gather more before writing
 			}
 		}
+		wrote := len(out) > 0
 		if err := write(); err != nil {
 			return fmt.Errorf("write to %s: %w", peerName, err)
 		}
 		if progressed {
 			continue
 		}
+		if wrote {
+			pacer.Reset(linkPace)
+			select {
+			case <-linkCtx.Done():
+				return linkDown()
+			case <-pacer.C:
+			}
+			continue
+		}
 		select {
 		case <-linkCtx.Done():
-			conn.Close()
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return <-readErr
+			return linkDown()
 		case <-watch:
 		case <-heartbeat.C:
 			if time.Since(lastWrite) >= s.opt.Heartbeat/2 {
