@@ -9,6 +9,7 @@
 package wire
 
 import (
+	"bytes"
 	"errors"
 	"strconv"
 )
@@ -249,6 +250,8 @@ func allDigits(b []byte) bool {
 	return len(b) > 0
 }
 
+var doubleNewline = []byte("\n\n")
+
 // AppendPlacesReply appends a WHATSAT reply: the stored AT line, then the
 // places JSON with every run of newlines folded into one and trailing
 // newlines removed, then the blank line that ends the reply.
@@ -258,11 +261,14 @@ func AppendPlacesReply(dst []byte, atLine string, body []byte) []byte {
 	for len(body) > 0 && body[len(body)-1] == '\n' {
 		body = body[:len(body)-1]
 	}
-	for i := 0; i < len(body); i++ {
-		if body[i] == '\n' && i > 0 && body[i-1] == '\n' {
-			continue
+	for {
+		i := bytes.Index(body, doubleNewline)
+		if i < 0 {
+			break
 		}
-		dst = append(dst, body[i])
+		dst = append(dst, body[:i+1]...)
+		body = bytes.TrimLeft(body[i+1:], "\n")
 	}
+	dst = append(dst, body...)
 	return append(dst, '\n', '\n')
 }

@@ -175,3 +175,22 @@ func equalMsg(a, b Msg) bool {
 		bytes.Equal(a.Client, b.Client) && bytes.Equal(a.Location, b.Location) && bytes.Equal(a.Time, b.Time) &&
 		a.Loc == b.Loc && a.T == b.T && a.RadiusKm == b.RadiusKm && a.Limit == b.Limit
 }
+
+func TestAppendPlacesReply_FoldsNewlines(t *testing.T) {
+	const at = "AT Alford +0.5 kiwi +1+2 3.5"
+	tests := []struct{ body, want string }{
+		{"{}", "{}"},
+		{"{\n}\n", "{\n}"},
+		{"{\n\n\n   \"a\" : 1,\n\n}\n\n\n", "{\n   \"a\" : 1,\n}"},
+		{"\n\n{}", "\n{}"},
+		{"a\n\nb\n\n\nc\nd", "a\nb\nc\nd"},
+		{"\n\n\n", ""},
+		{"", ""},
+	}
+	for _, tt := range tests {
+		got := string(AppendPlacesReply([]byte("x"), at, []byte(tt.body)))
+		if want := "x" + at + "\n" + tt.want + "\n\n"; got != want {
+			t.Errorf("AppendPlacesReply(%q) = %q, want %q", tt.body, got, want)
+		}
+	}
+}
