@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -163,42 +164,57 @@ func needsQuoting[T string | []byte](s T) bool {
 
 const hexDigits = "0123456789abcdef"
 
+// plainByte marks the bytes a quoted string holds as they are: printable
+// ASCII but the quote and the backslash.
+var plainByte = func() (plain [256]bool) {
+	for c := ' '; c < 0x7f; c++ {
+		plain[c] = c != '"' && c != '\\'
+	}
+	return plain
+}()
+
 // appendQuoted appends s as a Go-style double-quoted string. Printable
-// ASCII is copied in runs; valid UTF-8 is kept; other bytes are escaped.
+// ASCII and valid, printable UTF-8 are kept; other bytes are escaped.
 func appendQuoted(b, s []byte) []byte {
 	if !needsQuoting(s) {
 		return append(b, s...)
 	}
-	b = append(b, '"')
-	start := 0
+	// Room for the worst case, every byte as \xNN, so the loop writes by
+	// index rather than appending byte by byte.
+	j := len(b)
+	b = slices.Grow(b, 4*len(s)+2)[:j+4*len(s)+2]
+	b[j] = '"'
+	j++
 	for i := 0; i < len(s); {
 		c := s[i]
-		if c >= ' ' && c < 0x7f && c != '"' && c != '\\' {
-			i++
+		if plainByte[c] {
+			b[j] = c
+			i, j = i+1, j+1
 			continue
 		}
 		if c >= utf8.RuneSelf {
 			if r, size := utf8.DecodeRune(s[i:]); r != utf8.RuneError && strconv.IsPrint(r) {
+				j += copy(b[j:], s[i:i+size])
 				i += size
 				continue
 			}
 		}
-		b = append(b, s[start:i]...)
+		b[j] = '\\'
 		switch c {
 		case '"', '\\':
-			b = append(b, '\\', c)
+			b[j+1] = c
 		case '\n':
-			b = append(b, '\\', 'n')
+			b[j+1] = 'n'
 		case '\r':
-			b = append(b, '\\', 'r')
+			b[j+1] = 'r'
 		case '\t':
-			b = append(b, '\\', 't')
+			b[j+1] = 't'
 		default:
-			b = append(b, '\\', 'x', hexDigits[c>>4], hexDigits[c&0xf])
+			b[j+1], b[j+2], b[j+3] = 'x', hexDigits[c>>4], hexDigits[c&0xf]
+			j += 2
 		}
-		i++
-		start = i
+		i, j = i+1, j+2
 	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
+	b[j] = '"'
+	return b[:j+1]
 }

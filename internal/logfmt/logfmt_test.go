@@ -67,3 +67,26 @@ func BenchmarkHandler(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAppendQuoted_PlacesBody quotes a WHATSAT reply's JSON body, the
+// longest value herd logs.
+func BenchmarkAppendQuoted_PlacesBody(b *testing.B) {
+	var body []byte
+	body = append(body, "{\n   \"html_attributions\" : [],\n   \"results\" : [\n"...)
+	for range 5 {
+		body = append(body, `      {
+         "geometry" : { "location" : { "lat" : 34.01945, "lng" : -118.49119 } },
+         "name" : "Santa Monica",
+         "place_id" : "geonames:5393212",
+         "types" : [ "locality", "political" ],
+         "vicinity" : "CA, United States"
+      },
+`...)
+	}
+	body = append(body, "   ],\n   \"status\" : \"OK\"\n}"...)
+	buf := make([]byte, 0, 2*len(body))
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		buf = appendQuoted(buf[:0], body)
+	}
+}
