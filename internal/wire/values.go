@@ -162,18 +162,29 @@ func (d decimal) atMost(limit uint64) bool {
 // positive reports whether d > 0.
 func (d decimal) positive() bool { return d.integer > 0 || d.fractionNZ }
 
+// exactDigits is the most decimal digits whose integer is exact in a float64
+// (10^15 < 2^53); exactPow10 holds the powers of ten such a number may be
+// scaled by, all exact too.
+const exactDigits = 15
+
+var exactPow10 = [exactDigits + 1]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15}
+
 // parseDecimal reads digits with an optional fractional part: 12, 12.5, .5
 // and 12. are accepted; signs, exponents and anything else are not.
 func parseDecimal(b []byte) (decimal, bool) {
 	var d decimal
 	point := len(b)
 	digits := 0
+	var mantissa uint64 // every digit, while there are at most exactDigits
 	for i, c := range b {
 		switch {
 		case c == '.' && point == len(b):
 			point = i
 		case c >= '0' && c <= '9':
 			digits++
+			if digits <= exactDigits {
+				mantissa = mantissa*10 + uint64(c-'0')
+			}
 			if point < len(b) {
 				d.fractionNZ = d.fractionNZ || c != '0'
 				continue
@@ -188,6 +199,13 @@ func parseDecimal(b []byte) (decimal, bool) {
 	}
 	if digits == 0 {
 		return decimal{}, false
+	}
+	if digits <= exactDigits {
+		// Both numbers are exact in a float64, so one division rounds
+		// correctly: the result is ParseFloat's, without its cost.
+		fraction := max(len(b)-point-1, 0)
+		d.value = float64(mantissa) / exactPow10[fraction]
+		return d, true
 	}
 	v, err := strconv.ParseFloat(string(b), 64)
 	if err != nil {

@@ -3,6 +3,7 @@ package wire
 import (
 	"bytes"
 	"errors"
+	"strconv"
 	"testing"
 )
 
@@ -193,4 +194,22 @@ func TestAppendPlacesReply_FoldsNewlines(t *testing.T) {
 			t.Errorf("AppendPlacesReply(%q) = %q, want %q", tt.body, got, want)
 		}
 	}
+}
+
+// FuzzParseDecimal checks the fast path of parseDecimal against
+// strconv.ParseFloat: every decimal it accepts must have ParseFloat's value.
+func FuzzParseDecimal(f *testing.F) {
+	for _, s := range []string{"0", "34.068930", "118.445127", ".5", "12.", "90.000000000000001",
+		"123456789012345", "1234567890123456", "0.000000000000001", "999999999999999.", "7.000000000000000000001"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, ok := parseDecimal([]byte(s))
+		if !ok {
+			return
+		}
+		if v, err := strconv.ParseFloat(s, 64); err != nil || v != d.value {
+			t.Fatalf("parseDecimal(%q) = %v; ParseFloat gives %v, %v", s, d.value, v, err)
+		}
+	})
 }
