@@ -107,7 +107,7 @@ func TestCrashBeforeFirstFlush_NewRecordsStayAboveNeighborsCursor(t *testing.T) 
 		if err != nil {
 			t.Fatal(err)
 		}
-		return herd.NewRecord(&m)
+		return herd.NewRecord([]byte(line), &m)
 	}
 
 	// An earlier run left a record on disk.

@@ -78,7 +78,7 @@ func (n *Node) Restore(entry []byte) error {
 		if err != nil || perr != nil || m.Kind != wire.KindAT {
 			return fmt.Errorf("%w: %q", ErrBadEntry, entry)
 		}
-		r := NewRecord(&m)
+		r := NewRecord(line, &m)
 		r.Seq = seq
 		if string(from) != "-" {
 			r.From = string(from)

@@ -59,11 +59,18 @@ func newRecord(line string, clientStart int, client []byte, t wire.Time) *Record
 		clientStart: uint32(clientStart), clientEnd: uint32(clientStart + len(client))}
 }
 
-// NewRecord builds a record from a parsed AT line.
-func NewRecord(at *wire.Msg) *Record {
-	line := string(at.AppendFormat(make([]byte, 0, 96)))
+// NewRecord builds a record from at, parsed from line. A line already in
+// canonical form (as the peers of this herd send it) is kept as it is;
+// any other is rewritten in canonical form.
+func NewRecord(line []byte, at *wire.Msg) *Record {
+	var text string
+	if at.IsCanonical(line) {
+		text = string(line)
+	} else {
+		text = string(at.AppendFormat(make([]byte, 0, 96)))
+	}
 	start := len("AT ") + len(at.Server) + 1 + len(at.Skew) + 1
-	return newRecord(line, start, at.Client, at.T)
+	return newRecord(text, start, at.Client, at.T)
 }
 
 // Client returns the record's client id.

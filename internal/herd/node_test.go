@@ -341,3 +341,17 @@ func TestRecord_Size(t *testing.T) {
 		t.Errorf("Record takes %d bytes; want at most 64 (one per client)", got)
 	}
 }
+
+func TestNewRecord_StoresTheCanonicalLine(t *testing.T) {
+	const canonical = "AT Alford +0.500000000 kiwi +34.068930-118.445127 3.5"
+	for _, line := range []string{canonical, "AT\tAlford  +0.500000000 kiwi +34.068930-118.445127 3.5"} {
+		m, err := wire.Parse([]byte(line))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := NewRecord([]byte(line), &m)
+		if r.Line != canonical || r.Client() != "kiwi" || r.Time() != (wire.Time{Sec: 3, Nsec: 500000000}) {
+			t.Errorf("NewRecord(%q) = line %q, client %q, time %v", line, r.Line, r.Client(), r.Time())
+		}
+	}
+}

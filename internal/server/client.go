@@ -326,7 +326,7 @@ func (c *clientConn) injected(line []byte, m *wire.Msg) string {
 		c.invalid(line)
 		return "rejected"
 	}
-	stored := s.node.Offer(herd.NewRecord(m))
+	stored := s.node.Offer(herd.NewRecord(line, m))
 	s.stats.Injected.Add(1)
 	c.dirty = c.dirty || stored
 	s.log.Info("took AT line from a client connection", "remote", c.remote, "stored", stored)

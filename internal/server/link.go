@@ -447,7 +447,7 @@ func (c *clientConn) receiveFeed(ctx context.Context, h peer.Hello, sess *peer.S
 				s.log.Error("peer link down: malformed update", "peer", from, "direction", "in", "line", line)
 				return
 			}
-			held = append(held, herd.NewRecord(&m))
+			held = append(held, herd.NewRecord(at, &m))
 			heldLast = seq
 			if seq <= h.Head {
 				heldCatch++

@@ -150,6 +150,41 @@ func (m *Msg) AppendFormat(dst []byte) []byte {
 	return dst
 }
 
+// IsCanonical reports whether line, the text m was parsed from, is already
+// what AppendFormat would make of m, so that a caller can keep line as it is.
+// It answers false for a WHATSAT, whose radius may be written many ways.
+func (m *Msg) IsCanonical(line []byte) bool {
+	switch m.Kind {
+	case KindIAMAT:
+		return hasFields(line, "IAMAT ", m.Client, m.Location, m.Time)
+	case KindAT:
+		return hasFields(line, "AT ", m.Server, m.Skew, m.Client, m.Location, m.Time)
+	}
+	return false
+}
+
+// hasFields reports whether line is keyword followed by fs, each after one
+// space. The fields come from parsing line, so they hold no white space.
+func hasFields(line []byte, keyword string, fs ...[]byte) bool {
+	if len(line) < len(keyword) || string(line[:len(keyword)]) != keyword {
+		return false
+	}
+	at := len(keyword)
+	for i, f := range fs {
+		if i > 0 {
+			if at >= len(line) || line[at] != ' ' {
+				return false
+			}
+			at++
+		}
+		if at+len(f) > len(line) || string(line[at:at+len(f)]) != string(f) {
+			return false
+		}
+		at += len(f)
+	}
+	return at == len(line)
+}
+
 func appendFields(dst []byte, fs ...[]byte) []byte {
 	for i, f := range fs {
 		if i > 0 {

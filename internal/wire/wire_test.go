@@ -178,7 +178,7 @@ func equalMsg(a, b Msg) bool {
 }
 
 func TestAppendPlacesReply_FoldsNewlines(t *testing.T) {
-	const at = "AT Alford +0.5 kiwi +1+2 3.5"
+	const at = "AT Alford +0.500000000 kiwi +1+2 3.5"
 	tests := []struct{ body, want string }{
 		{"{}", "{}"},
 		{"{\n}\n", "{\n}"},
@@ -212,4 +212,32 @@ func FuzzParseDecimal(f *testing.F) {
 			t.Fatalf("parseDecimal(%q) = %v; ParseFloat gives %v, %v", s, d.value, v, err)
 		}
 	})
+}
+
+func TestMsg_IsCanonical(t *testing.T) {
+	tests := []struct {
+		line string
+		want bool
+	}{
+		{"AT Alford +0.500000000 kiwi +1+2 3.5", true},
+		{"IAMAT kiwi +1+2 3.5", true},
+		{"AT Alford +0.500000000 kiwi +1+2 3.5 ", false},
+		{" AT Alford +0.500000000 kiwi +1+2 3.5", false},
+		{"AT Alford  +0.500000000 kiwi +1+2 3.5", false},
+		{"AT Alford\t+0.500000000 kiwi +1+2 3.5", false},
+		{"AT Alford +0.500000000 kiwi +1+2 3.5\r", false},
+		{"WHATSAT kiwi 10 5", false},
+	}
+	for _, tt := range tests {
+		m, err := Parse([]byte(tt.line))
+		if err != nil {
+			t.Fatalf("Parse(%q): %v", tt.line, err)
+		}
+		if got := m.IsCanonical([]byte(tt.line)); got != tt.want {
+			t.Errorf("IsCanonical(%q) = %v, want %v", tt.line, got, tt.want)
+		}
+		if got := string(m.AppendFormat(nil)) == tt.line; got != tt.want && m.Kind != KindWHATSAT {
+			t.Errorf("AppendFormat(%q) round trip = %v, disagrees with IsCanonical", tt.line, got)
+		}
+	}
 }
