@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 )
@@ -46,7 +47,7 @@ func (h *Handler) Handle(_ context.Context, r slog.Record) error {
 	b := (*bp)[:0]
 	if !r.Time.IsZero() {
 		b = append(b, "time="...)
-		b = r.Time.UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z07:00")
+		b = appendTime(b, r.Time)
 		b = append(b, ' ')
 	}
 	b = append(b, "level="...)
@@ -66,6 +67,30 @@ func (h *Handler) Handle(_ context.Context, r slog.Record) error {
 	}
 	return err
 }
+
+// appendTime appends t in UTC as 2006-01-02T15:04:05.000Z. Records come in
+// bursts within one second, so the part up to the second is formatted once
+// per second and shared.
+func appendTime(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	sec := t.Unix()
+	c := lastSecond.Load()
+	if c == nil || c.sec != sec {
+		c = &formattedSecond{sec: sec, text: t.Truncate(time.Second).AppendFormat(nil, "2006-01-02T15:04:05")}
+		lastSecond.Store(c)
+	}
+	b = append(b, c.text...)
+	ms := t.Nanosecond() / int(time.Millisecond)
+	return append(b, '.', byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10), 'Z')
+}
+
+// formattedSecond is one second of wall time, formatted.
+type formattedSecond struct {
+	sec  int64
+	text []byte
+}
+
+var lastSecond atomic.Pointer[formattedSecond]
 
 // WithAttrs implements slog.Handler.
 func (h *Handler) WithAttrs(attrs []slog.Attr) slog.Handler {

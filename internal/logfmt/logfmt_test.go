@@ -90,3 +90,14 @@ func BenchmarkAppendQuoted_PlacesBody(b *testing.B) {
 		buf = appendQuoted(buf[:0], body)
 	}
 }
+
+func TestAppendTime_MatchesTimeFormat(t *testing.T) {
+	base := time.Date(2026, 11, 25, 20, 42, 23, 0, time.FixedZone("X", 3600))
+	for _, d := range []time.Duration{0, time.Millisecond, 999 * time.Millisecond, 999999999, time.Second + 5*time.Millisecond, -time.Nanosecond, 40 * 24 * time.Hour} {
+		tm := base.Add(d)
+		want := tm.UTC().Format("2006-01-02T15:04:05.000Z07:00")
+		if got := string(appendTime(nil, tm)); got != want {
+			t.Errorf("appendTime(%v) = %s, want %s", tm, got, want)
+		}
+	}
+}
