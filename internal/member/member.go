@@ -276,6 +276,7 @@ func (m *Member) compactLoop(ctx context.Context) {
 
 // Compact writes a snapshot of the node and drops the journal before it.
 func (m *Member) Compact() error {
+	m.Store.Sync() // so that the segment switch, which holds up commits, is quick
 	var snap *store.Snapshot
 	st := m.Node.Freeze(func() { snap = m.Store.BeginSnapshot() })
 	if snap == nil {

@@ -496,14 +496,19 @@ func (l *Log) syncLoop() {
 		case <-l.stop:
 			return
 		case <-ticker.C:
-			l.backgroundSync()
+			l.Sync()
 		}
 	}
 }
 
-// backgroundSync fsyncs the open segment without holding wmu during the
-// fsync, so that writers are not stalled by a slow disk.
-func (l *Log) backgroundSync() {
+// Sync fsyncs what has been written to the open segment. Appends and Commits
+// go on meanwhile: the writer's lock is not held during the fsync, so a slow
+// disk stalls nobody. Errors are sticky and reported by the next Commit.
+//
+// Calling Sync just before BeginSnapshot keeps the segment switch short: the
+// switch fsyncs the old segment while Commits wait, and after Sync little is
+// left to sync.
+func (l *Log) Sync() {
 	if l.synced.Load() >= l.written.Load() {
 		return
 	}
