@@ -21,12 +21,13 @@ func frameChecksum(length, payload []byte) uint32 {
 	return crc32.Update(crc32.Checksum(length, castagnoli), castagnoli, payload)
 }
 
-// frameHeader returns the header of a frame carrying entry.
-func frameHeader(entry []byte) [frameHeaderSize]byte {
-	var h [frameHeaderSize]byte
-	binary.LittleEndian.PutUint32(h[0:4], uint32(len(entry)))
-	binary.LittleEndian.PutUint32(h[4:8], frameChecksum(h[0:4], entry))
-	return h
+// appendFrame appends a frame carrying entry to dst. The checksum is taken
+// over dst's own copy of the length, so nothing escapes to the heap.
+func appendFrame(dst, entry []byte) []byte {
+	at := len(dst)
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(entry)))
+	dst = binary.LittleEndian.AppendUint32(dst, frameChecksum(dst[at:at+4], entry))
+	return append(dst, entry...)
 }
 
 // parseFrame reports whether b starts with a whole, valid frame, and if so

@@ -258,8 +258,7 @@ func (l *Log) Append(entry []byte) {
 	if len(entry) > MaxEntrySize {
 		panic(fmt.Sprintf("store: Append of %d bytes exceeds MaxEntrySize", len(entry)))
 	}
-	h := frameHeader(entry)
-	size := int64(len(h) + len(entry))
+	size := int64(frameHeaderSize + len(entry))
 
 	l.mu.Lock()
 	if !l.ready {
@@ -271,8 +270,7 @@ func (l *Log) Append(entry []byte) {
 		return
 	}
 	wasEmpty := len(l.buf) == 0
-	l.buf = append(l.buf, h[:]...)
-	l.buf = append(l.buf, entry...)
+	l.buf = appendFrame(l.buf, entry)
 	l.appended.Add(uint64(size))
 	l.stats.sinceSnapshot.Add(size)
 	l.stats.entries.Add(1)

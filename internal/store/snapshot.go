@@ -121,6 +121,7 @@ func (s *Snapshot) write(entries iter.Seq[[]byte]) (size int64, err error) {
 	}()
 
 	w := bufio.NewWriterSize(f, 1<<20)
+	var frame []byte
 	for entry := range entries {
 		if l.isClosed.Load() {
 			return 0, ErrClosed
@@ -128,12 +129,11 @@ func (s *Snapshot) write(entries iter.Seq[[]byte]) (size int64, err error) {
 		if len(entry) > MaxEntrySize {
 			return 0, fmt.Errorf("store: snapshot entry of %d bytes exceeds MaxEntrySize", len(entry))
 		}
-		h := frameHeader(entry)
-		w.Write(h[:])
-		if _, err := w.Write(entry); err != nil { // bufio.Writer errors are sticky
+		frame = appendFrame(frame[:0], entry)
+		if _, err := w.Write(frame); err != nil { // bufio.Writer errors are sticky
 			return 0, fmt.Errorf("store: write snapshot: %w", err)
 		}
-		size += int64(len(h) + len(entry))
+		size += int64(len(frame))
 	}
 	if err := w.Flush(); err != nil {
 		return 0, fmt.Errorf("store: write snapshot: %w", err)
