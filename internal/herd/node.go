@@ -203,17 +203,20 @@ func (n *Node) offerLocked(rec *Record) bool {
 }
 
 // compactLocked drops superseded records from the change feed once they are
-// the majority, keeping memory proportional to the number of clients.
+// the majority, keeping memory proportional to the number of clients. It
+// filters the feed in place: the array, about twice the number of clients
+// long by then, is reused as the feed grows back instead of reallocated.
 func (n *Node) compactLocked() {
 	if n.stale < 1024 || n.stale < len(n.changes)/2 {
 		return
 	}
-	live := make([]*Record, 0, len(n.clients)+len(n.clients)/4)
+	live := n.changes[:0]
 	for _, r := range n.changes {
 		if !r.replaced {
 			live = append(live, r)
 		}
 	}
+	clear(n.changes[len(live):]) // let the superseded records go
 	n.changes, n.stale = live, 0
 }
 
