@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -311,9 +310,6 @@ func (l *Log) Commit() error {
 		}
 		l.flushing = true
 		l.cmu.Unlock()
-		// Let goroutines that are about to append run first, so that this
-		// one write carries their entries too.
-		runtime.Gosched()
 		err := l.leadFlush()
 		l.cmu.Lock()
 		l.flushing = false
