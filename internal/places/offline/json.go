@@ -13,11 +13,20 @@ type jsonWriter struct {
 	empty bool // the innermost open object or array has no member yet
 }
 
+// newlineIndent is a line break followed by enough indentation for any
+// depth the answers reach; deeper levels are indented in further steps.
+const newlineIndent = "\n                              "
+
 func (w *jsonWriter) newline() {
-	w.b = append(w.b, '\n')
-	for range w.depth {
-		w.b = append(w.b, "   "...)
+	spaces := 3 * w.depth
+	if n := len(newlineIndent) - 1; spaces > n {
+		w.b = append(w.b, newlineIndent...)
+		for spaces -= n; spaces > 0; spaces -= 3 {
+			w.b = append(w.b, "   "...)
+		}
+		return
 	}
+	w.b = append(w.b, newlineIndent[:1+spaces]...)
 }
 
 // open starts an object ('{') or array ('[') as the current value.
@@ -46,11 +55,13 @@ func (w *jsonWriter) elem() {
 	w.empty = false
 }
 
-// key starts the next member of an object.
+// key starts the next member of an object. Keys are constants of plain
+// ASCII, so they are written without escaping.
 func (w *jsonWriter) key(k string) {
 	w.elem()
-	w.str(k)
-	w.b = append(w.b, ": "...)
+	w.b = append(w.b, '"')
+	w.b = append(w.b, k...)
+	w.b = append(w.b, `": `...)
 }
 
 // str appends s as a JSON string.
