@@ -316,10 +316,14 @@ func (c *clientConn) whatsat(ctx context.Context, line []byte, m *wire.Msg) stri
 	loc := rec.Location()
 	// A lookup under way when shutdown begins still finishes (within the
 	// shutdown grace period), so the client gets its reply.
-	qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opt.PlacesTimeout)
+	qctx := context.WithoutCancel(ctx)
+	if s.opt.PlacesMayBlock {
+		var cancel context.CancelFunc
+		qctx, cancel = context.WithTimeout(qctx, s.opt.PlacesTimeout)
+		defer cancel()
+	}
 	start := time.Now()
 	body, err := s.opt.Places.Nearby(qctx, places.Query{Lat: loc.Lat, Lng: loc.Lng, RadiusMeters: m.RadiusKm * 1000, Limit: m.Limit})
-	cancel()
 	result := "ok"
 	if err != nil {
 		s.stats.PlacesErrors.Add(1)

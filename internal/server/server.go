@@ -50,7 +50,9 @@ type Options struct {
 	Neighbors map[string]string
 	Places    places.Provider
 	// PlacesMayBlock says that a lookup can take long (a remote API): the
-	// replies before a WHATSAT are then sent before its lookup starts.
+	// replies before a WHATSAT are then sent before its lookup starts, and
+	// the lookup is given PlacesTimeout. A lookup that cannot block (the
+	// offline data) gets no deadline, which would only cost a timer.
 	PlacesMayBlock bool
 	// Journal is committed before a client sees the reply to an IAMAT that
 	// changed the node. Nil means no durability.
