@@ -1,14 +1,46 @@
 package bench
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"io"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/herd-dev/herd/internal/wire"
 )
+
+func TestSkipThroughBlankLine(t *testing.T) {
+	long := strings.Repeat("x", 100)
+	for _, c := range []struct {
+		name, in, rest string
+	}{
+		{"blank at once", "\nNEXT", "NEXT"},
+		{"after lines", "{\n   \"a\": 1\n}\n\nNEXT", "NEXT"},
+		{"lines longer than the buffer", long + "\n" + long + "\n\nNEXT", "NEXT"},
+		{"only the first blank line", "a\n\n\nNEXT", "\nNEXT"},
+		{"a CR is not a blank line", "a\n\r\n\nNEXT", "NEXT"},
+	} {
+		// One byte per read, so the blank line is split across reads at
+		// every possible place; a 16-byte buffer, so long lines span fills.
+		for _, r := range []io.Reader{strings.NewReader(c.in), iotest.OneByteReader(strings.NewReader(c.in))} {
+			br := bufio.NewReaderSize(r, 16)
+			if err := skipThroughBlankLine(br); err != nil {
+				t.Fatalf("%s: %v", c.name, err)
+			}
+			if rest, _ := io.ReadAll(br); string(rest) != c.rest {
+				t.Errorf("%s: left %q, want %q", c.name, rest, c.rest)
+			}
+		}
+	}
+	br := bufio.NewReader(strings.NewReader("a\nb\n"))
+	if err := skipThroughBlankLine(br); err != io.EOF {
+		t.Errorf("input without a blank line: err = %v, want EOF", err)
+	}
+}
 
 func TestHistogramQuantiles(t *testing.T) {
 	var h histogram

@@ -318,34 +318,50 @@ func (w *worker) readReply(sent time.Duration) error {
 
 // readFrame reads one reply and reports whether it starts with okPrefix.
 func (w *worker) readFrame() (ok bool, err error) {
-	first, _, err := readLine(w.br, w.spec.okPrefix)
+	first, err := readLine(w.br, w.spec.okPrefix)
 	if err != nil {
 		return false, err
 	}
 	if w.spec.reply == replyLine || !first {
 		return first, nil
 	}
+	return true, skipThroughBlankLine(w.br)
+}
+
+// skipThroughBlankLine reads up to and including the next blank line,
+// given that what came before ended a line. It searches each buffered chunk
+// at once, so a long WHATSAT body costs the load generator little.
+func skipThroughBlankLine(br *bufio.Reader) error {
+	lineStart := true // the next byte starts a line
 	for {
-		_, empty, err := readLine(w.br, "")
+		chunk, err := br.Peek(max(br.Buffered(), 1))
 		if err != nil {
-			return false, err
+			return err
 		}
-		if empty {
-			return true, nil
+		if lineStart && chunk[0] == '\n' {
+			_, err = br.Discard(1)
+			return err
+		}
+		if i := bytes.Index(chunk, []byte("\n\n")); i >= 0 {
+			_, err = br.Discard(i + 2)
+			return err
+		}
+		lineStart = chunk[len(chunk)-1] == '\n'
+		if _, err := br.Discard(len(chunk)); err != nil {
+			return err
 		}
 	}
 }
 
 // readLine reads a whole line of any length and reports whether it starts
-// with prefix and whether it is empty.
-func readLine(br *bufio.Reader, prefix string) (hasPrefix, empty bool, err error) {
+// with prefix.
+func readLine(br *bufio.Reader, prefix string) (hasPrefix bool, err error) {
 	seg, err := br.ReadSlice('\n')
 	hasPrefix = bytes.HasPrefix(seg, []byte(prefix))
-	empty = len(seg) == 1 && seg[0] == '\n'
 	for errors.Is(err, bufio.ErrBufferFull) {
 		_, err = br.ReadSlice('\n')
 	}
-	return hasPrefix, empty, err
+	return hasPrefix, err
 }
 
 // locationTable holds the locations clients report, 21 bytes each: large

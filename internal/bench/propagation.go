@@ -266,14 +266,8 @@ func (o *pollObserver) poll(c net.Conn, rw *bufio.ReadWriter, k int, p *probe) e
 		if bytes.Contains(line, p.time) {
 			p.mark(k, time.Since(o.begin))
 		}
-		for { // the places body, up to the blank line
-			_, empty, err := readLine(rw.Reader, "")
-			if err != nil {
-				return err
-			}
-			if empty {
-				break
-			}
+		if err := skipThroughBlankLine(rw.Reader); err != nil { // the places body
+			return err
 		}
 	}
 	return nil
