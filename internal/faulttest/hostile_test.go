@@ -246,7 +246,10 @@ func TestAbruptConnects_ThenNormalServiceAndNoLeak(t *testing.T) {
 }
 
 func TestNonReader_DroppedAfterWriteTimeout(t *testing.T) {
-	const writeTimeout = 300 * time.Millisecond
+	// Long enough that a bystander held up by the non-reader (which would
+	// wait out this timeout) is told apart from one slowed by a loaded
+	// machine.
+	const writeTimeout = time.Second
 	var logs syncBuffer
 	h := startPair(t, herdtest.Options{
 		LogOutput: &logs,
@@ -296,8 +299,8 @@ func TestNonReader_DroppedAfterWriteTimeout(t *testing.T) {
 		return nil
 	})
 	t.Logf("non-reader dropped after %v; slowest bystander IAMAT %v", time.Since(start), worst)
-	if worst > maxOtherLatency {
-		t.Errorf("a bystander's IAMAT took %v while a client read nothing; want at most %v", worst, maxOtherLatency)
+	if worst >= writeTimeout/2 {
+		t.Errorf("a bystander's IAMAT took %v while a client read nothing; want well under the write timeout, %v", worst, writeTimeout)
 	}
 	if line := logLine(logs.String(), "client dropped: cannot write"); !strings.Contains(line, "i/o timeout") {
 		t.Errorf("the drop was not a write timeout: %s", line)
