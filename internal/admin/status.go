@@ -103,7 +103,7 @@ func (s *Server) status(recent, locations int) Status {
 	recs := s.opt.Node.Recent(nil, max(recent, locations))
 	st.Recent = make([]Update, 0, min(recent, len(recs)))
 	for _, r := range recs[:min(recent, len(recs))] {
-		st.Recent = append(st.Recent, Update{Seq: r.Seq, Client: r.Client(), Line: r.Line, From: r.From})
+		st.Recent = append(st.Recent, Update{Seq: r.Seq, Client: r.Client(), Line: r.Line, From: s.opt.Node.From(r)})
 	}
 	st.Locations = make([][2]float64, 0, min(locations, len(recs)))
 	for _, r := range recs[:min(locations, len(recs))] {

@@ -19,14 +19,15 @@ import (
 // ErrBadEntry reports a journal entry that does not parse.
 var ErrBadEntry = errors.New("herd: bad journal entry")
 
-func appendRecordEntry(dst []byte, r *Record) []byte {
+// appendRecordEntry appends the entry for r, which came from neighbor from.
+func appendRecordEntry(dst []byte, r *Record, from string) []byte {
 	dst = append(dst, "R "...)
 	dst = strconv.AppendUint(dst, r.Seq, 10)
 	dst = append(dst, ' ')
-	if r.From == "" {
+	if from == "" {
 		dst = append(dst, '-')
 	} else {
-		dst = append(dst, r.From...)
+		dst = append(dst, from...)
 	}
 	dst = append(dst, ' ')
 	return append(dst, r.Line...)
@@ -52,7 +53,7 @@ func (st *State) Entries(yield func(entry []byte) bool) {
 		return
 	}
 	for _, r := range st.Records {
-		if !yield(appendRecordEntry(buf[:0], r)) {
+		if !yield(appendRecordEntry(buf[:0], r, st.sources[r.from])) {
 			return
 		}
 	}
@@ -81,7 +82,7 @@ func (n *Node) Restore(entry []byte) error {
 		r := NewRecord(line, &m)
 		r.Seq = seq
 		if string(from) != "-" {
-			r.From = string(from)
+			r.from = sourceLocked(n, from)
 		}
 		n.seq = max(n.seq, seq)
 		client := r.Client()

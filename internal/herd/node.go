@@ -35,24 +35,35 @@ import (
 
 // Record is what the herd knows of one client: the AT line of its latest
 // IAMAT, as the server that took it produced it. Its exported fields do not
-// change once it is stored. It is laid out to take 64 bytes: a server keeps
+// change once it is stored. It is laid out to take 48 bytes: a server keeps
 // one per client.
 type Record struct {
 	// Line is the AT line without line ending.
 	Line string
-	// From is the neighbor the record came from, or "" if this node took
-	// the IAMAT (or the record was injected by a client without peer auth).
-	From string
 	// Seq is this node's change sequence number for the record.
 	Seq uint64
 
 	sec                    int64  // client time, seconds
 	nsec                   int32  // and nanoseconds
 	clientStart, clientEnd uint32 // the client id is Line[clientStart:clientEnd]
+	// from is the neighbor the record came from, as an index into its
+	// node's sources (see Node.From).
+	from source
 	// replaced is set, under the node's lock, once a newer record for the
 	// client is stored; the change feed then skips this one.
 	replaced bool
 }
+
+// source numbers the neighbors records come from within one node, so that
+// a record names its neighbor in two bytes rather than a string's sixteen.
+// Source 0 is the node itself.
+type source uint16
+
+// maxSources bounds a node's sources. A node has as many as it has had
+// neighbors, so the bound is never reached in practice; past it, records
+// are kept as the node's own, which costs only duplicates: they are then
+// also sent back to the neighbor they came from, which drops them.
+const maxSources = 1<<16 - 1
 
 func newRecord(line string, clientStart int, client []byte, t wire.Time) *Record {
 	return &Record{Line: line, sec: t.Sec, nsec: t.Nsec,
@@ -108,6 +119,10 @@ type Node struct {
 
 	mu      sync.RWMutex
 	clients map[string]*Record
+	// sources names the neighbors records came from, by their source;
+	// sources[0] is "", the node itself. It only grows.
+	sources  []string
+	sourceOf map[string]source
 	// changes holds records in Seq order. Replaced records stay until
 	// compaction.
 	changes []*Record
@@ -125,12 +140,14 @@ func NewNode(name string, journal Journal) *Node {
 		journal = discard{}
 	}
 	return &Node{
-		name:    name,
-		journal: journal,
-		clients: make(map[string]*Record),
-		cursors: make(map[string]Cursor),
-		saved:   make(map[string]Cursor),
-		waiters: make(map[chan struct{}]struct{}),
+		name:     name,
+		journal:  journal,
+		clients:  make(map[string]*Record),
+		sources:  []string{""},
+		sourceOf: map[string]source{"": 0},
+		cursors:  make(map[string]Cursor),
+		saved:    make(map[string]Cursor),
+		waiters:  make(map[chan struct{}]struct{}),
 	}
 }
 
@@ -166,8 +183,9 @@ func (n *Node) Offer(rec *Record) bool {
 func (n *Node) OfferFrom(peer string, cur Cursor, recs []*Record) (stored int) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	from := sourceLocked(n, peer)
 	for _, r := range recs {
-		r.From = peer
+		r.from = from
 		if n.offerLocked(r) {
 			stored++
 		}
@@ -191,7 +209,7 @@ func (n *Node) offerLocked(rec *Record) bool {
 		n.stale++
 		n.compactLocked()
 	}
-	n.entry = appendRecordEntry(n.entry[:0], rec)
+	n.entry = appendRecordEntry(n.entry[:0], rec, n.sources[rec.from])
 	n.journal.Append(n.entry)
 	for w := range n.waiters {
 		select {
@@ -218,6 +236,30 @@ func (n *Node) compactLocked() {
 	}
 	clear(n.changes[len(live):]) // let the superseded records go
 	n.changes, n.stale = live, 0
+}
+
+// sourceLocked returns the source that stands for neighbor name in n,
+// numbering it if it is new. The caller holds the node's lock for writing.
+func sourceLocked[Name string | []byte](n *Node, name Name) source {
+	if src, ok := n.sourceOf[string(name)]; ok {
+		return src
+	}
+	if len(n.sources) > maxSources {
+		return 0
+	}
+	src := source(len(n.sources))
+	n.sources = append(n.sources, string(name))
+	n.sourceOf[string(name)] = src
+	return src
+}
+
+// From returns the neighbor r came from, or "" if this node took the IAMAT
+// (or the record was injected by a client without peer auth). r must be
+// one of the node's records.
+func (n *Node) From(r *Record) string {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.sources[r.from]
 }
 
 // Lookup returns the node's record for client.
@@ -257,12 +299,14 @@ func (n *Node) Cursor(peer string) Cursor {
 func (n *Node) Changes(dst []*Record, after uint64, max int, skip string) ([]*Record, uint64) {
 	n.mu.RLock()
 	defer n.mu.RUnlock()
+	skipFrom, skipping := n.sourceOf[skip]
+	skipping = skipping && skip != ""
 	i := sort.Search(len(n.changes), func(i int) bool { return n.changes[i].Seq > after })
 	next := after
 	for ; i < len(n.changes) && len(dst) < max; i++ {
 		r := n.changes[i]
 		next = r.Seq
-		if r.replaced || (skip != "" && r.From == skip) {
+		if r.replaced || (skipping && r.from == skipFrom) {
 			continue
 		}
 		dst = append(dst, r)
@@ -292,6 +336,7 @@ type State struct {
 	Seq     uint64
 	Records []*Record // live records in change order
 	Cursors map[string]Cursor
+	sources []string // the node's sources, which the records refer to
 }
 
 // Freeze copies the node's state under its lock, calling during (if not nil)
@@ -301,7 +346,7 @@ type State struct {
 func (n *Node) Freeze(during func()) State {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	st := State{Seq: n.seq, Records: make([]*Record, 0, len(n.clients)), Cursors: make(map[string]Cursor, len(n.cursors))}
+	st := State{Seq: n.seq, Records: make([]*Record, 0, len(n.clients)), Cursors: make(map[string]Cursor, len(n.cursors)), sources: n.sources}
 	for _, r := range n.changes {
 		if !r.replaced {
 			st.Records = append(st.Records, r)

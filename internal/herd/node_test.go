@@ -3,6 +3,7 @@ package herd
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"unsafe"
 
@@ -337,8 +338,64 @@ func mustParse(t testing.TB, line string) *wire.Msg {
 }
 
 func TestRecord_Size(t *testing.T) {
-	if got := unsafe.Sizeof(Record{}); got > 64 {
-		t.Errorf("Record takes %d bytes; want at most 64 (one per client)", got)
+	if got := unsafe.Sizeof(Record{}); got > 48 {
+		t.Errorf("Record takes %d bytes; want at most 48 (one per client)", got)
+	}
+}
+
+// received builds the record a neighbor sends for client.
+func received(t testing.TB, server, client string, sec int64) *Record {
+	line := fmt.Sprintf("AT %s +0.500000000 %s +34.068930-118.445127 %d.5", server, client, sec)
+	return NewRecord([]byte(line), mustParse(t, line))
+}
+
+func TestNode_RemembersWhereRecordsCameFrom(t *testing.T) {
+	a := NewNode("Alford", nil)
+	a.OfferFrom("Ball", Cursor{Epoch: 1, Seq: 1}, []*Record{received(t, "Ball", "kiwi", 5)})
+	a.OfferFrom("Welsh", Cursor{Epoch: 2, Seq: 1}, []*Record{received(t, "Welsh", "plum", 5)})
+	iamat(t, a, "own", 5, "+1+1")
+	check := func(n *Node, when string) {
+		t.Helper()
+		for client, want := range map[string]string{"kiwi": "Ball", "plum": "Welsh", "own": ""} {
+			if r, ok := n.Lookup([]byte(client)); !ok || n.From(r) != want {
+				t.Errorf("%s: %s came from %q; want %q", when, client, n.From(r), want)
+			}
+		}
+		var sent []string
+		recs, _ := n.Changes(nil, 0, 10, "Ball")
+		for _, r := range recs {
+			sent = append(sent, r.Client())
+		}
+		if !slices.Equal(sent, []string{"plum", "own"}) {
+			t.Errorf("%s: the feed to Ball holds %v; want [plum own], not Ball's own kiwi", when, sent)
+		}
+	}
+	check(a, "running")
+	st := a.Freeze(nil)
+	b := NewNode("Alford", nil)
+	for e := range st.Entries {
+		if err := b.Restore(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.FinishRestore()
+	check(b, "restored")
+}
+
+func TestNode_PastMaxSourcesRecordsCountAsItsOwn(t *testing.T) {
+	n := NewNode("Alford", nil)
+	for i := range maxSources - 1 { // sources[0] is the node itself
+		n.OfferFrom(fmt.Sprint("peer", i), Cursor{}, nil)
+	}
+	n.OfferFrom("last", Cursor{}, []*Record{received(t, "last", "kiwi", 5)})
+	n.OfferFrom("beyond", Cursor{}, []*Record{received(t, "beyond", "plum", 5)})
+	for client, want := range map[string]string{"kiwi": "last", "plum": ""} {
+		if r, ok := n.Lookup([]byte(client)); !ok || n.From(r) != want {
+			t.Errorf("%s came from %q; want %q", client, n.From(r), want)
+		}
+	}
+	if recs, _ := n.Changes(nil, 0, 10, "beyond"); len(recs) != 2 {
+		t.Errorf("the feed to beyond holds %d records; want both, its own sent back and dropped there", len(recs))
 	}
 }
 
