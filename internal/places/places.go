@@ -39,6 +39,14 @@ type Provider interface {
 	Nearby(ctx context.Context, q Query) ([]byte, error)
 }
 
+// Appender is a Provider that can also append its answer to a buffer the
+// caller reuses, sparing an allocation per lookup. AppendNearby returns dst
+// extended by the body Nearby would return, or dst unchanged and an error.
+type Appender interface {
+	Provider
+	AppendNearby(ctx context.Context, dst []byte, q Query) ([]byte, error)
+}
+
 // Status values of a Nearby Search answer.
 const (
 	StatusOK             = "OK"

@@ -36,6 +36,7 @@ type clientConn struct {
 	long        []byte // gathers lines longer than the read buffer
 	dirty       bool   // the node changed since the journal was last committed
 	out         []byte // scratch for building replies
+	body        []byte // scratch for places bodies, when the provider appends
 	// peerOnly: accepted past the connection limit, so it must open a peer
 	// link with its first line or be closed.
 	peerOnly bool
@@ -155,6 +156,9 @@ func (c *clientConn) releaseBuffers() {
 	}
 	if cap(c.out) > readBufferSize {
 		c.out = nil
+	}
+	if cap(c.body) > readBufferSize {
+		c.body = nil
 	}
 }
 
@@ -323,7 +327,7 @@ func (c *clientConn) whatsat(ctx context.Context, line []byte, m *wire.Msg) stri
 		defer cancel()
 	}
 	start := time.Now()
-	body, err := s.opt.Places.Nearby(qctx, places.Query{Lat: loc.Lat, Lng: loc.Lng, RadiusMeters: m.RadiusKm * 1000, Limit: m.Limit})
+	body, err := c.nearby(qctx, places.Query{Lat: loc.Lat, Lng: loc.Lng, RadiusMeters: m.RadiusKm * 1000, Limit: m.Limit})
 	result := "ok"
 	if err != nil {
 		s.stats.PlacesErrors.Add(1)
@@ -335,6 +339,17 @@ func (c *clientConn) whatsat(ctx context.Context, line []byte, m *wire.Msg) stri
 	first := bytes.IndexByte(c.out, '\n')
 	c.reply(c.out[:first], c.out[first+1:])
 	return result
+}
+
+// nearby asks the places provider, into the connection's scratch buffer if
+// the provider can append.
+func (c *clientConn) nearby(ctx context.Context, q places.Query) ([]byte, error) {
+	if a, ok := c.s.opt.Places.(places.Appender); ok {
+		var err error
+		c.body, err = a.AppendNearby(ctx, c.body[:0], q)
+		return c.body, err
+	}
+	return c.s.opt.Places.Nearby(ctx, q)
 }
 
 // injected takes an AT line from a connection that is not an authenticated

@@ -40,7 +40,6 @@
 package offline
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"fmt"
@@ -130,17 +129,24 @@ func newProvider(cities *cityIndex, pois []poi) *Provider {
 // cut to q.Limit. A query outside the valid ranges is an INVALID_REQUEST
 // *places.Error.
 func (p *Provider) Nearby(ctx context.Context, q places.Query) ([]byte, error) {
+	return p.AppendNearby(ctx, nil, q)
+}
+
+// AppendNearby is Nearby appending to dst (see places.Appender).
+func (p *Provider) AppendNearby(ctx context.Context, dst []byte, q places.Query) ([]byte, error) {
 	if err := validate(q); err != nil {
-		return nil, err
+		return dst, err
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return dst, err
 	}
 	s := p.scratch.Get().(*search)
 	defer p.scratch.Put(s)
 	s.run(q)
-	return bytes.Clone(s.render()), nil
+	return append(dst, s.render()...), nil
 }
+
+var _ places.Appender = (*Provider)(nil)
 
 func validate(q places.Query) error {
 	invalid := func(format string, args ...any) error {

@@ -779,6 +779,28 @@ func TestConcurrentNearby(t *testing.T) {
 	wg.Wait()
 }
 
+func TestAppendNearby(t *testing.T) {
+	p := builtin(t)
+	ctx := context.Background()
+	q := places.Query{Lat: 34.068930, Lng: -118.445127, RadiusMeters: 10000, Limit: 5}
+	want, err := p.Nearby(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := []byte("kept|")
+	for range 2 { // the second time into the first answer's memory
+		got, err := p.AppendNearby(ctx, buf[:len("kept|")], q)
+		if err != nil || string(got[:len("kept|")]) != "kept|" || !bytes.Equal(got[len("kept|"):], want) {
+			t.Fatalf("AppendNearby = %q, %v; want kept| and Nearby's answer", got, err)
+		}
+		buf = got
+	}
+	q.Limit = 0
+	if got, err := p.AppendNearby(ctx, buf[:3], q); err == nil || string(got) != "kep" {
+		t.Errorf("AppendNearby of an invalid query = %q, %v; want dst unchanged and an error", got, err)
+	}
+}
+
 func TestTwoPassesMatchOne(t *testing.T) {
 	ci, err := builtinCities()
 	if err != nil {
