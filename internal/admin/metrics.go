@@ -131,7 +131,11 @@ func (m *Metrics) InstrumentPlaces(p places.Provider, name string) places.Provid
 		g.SetObserver(m.observePlaces)
 		return g
 	}
-	return &observedProvider{p: p, name: name, m: m}
+	o := &observedProvider{p: p, name: name, m: m}
+	if a, ok := p.(places.Appender); ok {
+		return &observedAppender{observedProvider: o, a: a}
+	}
+	return o
 }
 
 // observedProvider counts the lookups of a provider that has no Guard.
@@ -147,6 +151,22 @@ func (o *observedProvider) Nearby(ctx context.Context, q places.Query) ([]byte, 
 	body, err := o.p.Nearby(ctx, q)
 	o.m.observePlaces(o.name, answerStatus(body, err), time.Since(start), false)
 	return body, err
+}
+
+// observedAppender is an observedProvider over a places.Appender, which
+// stays one, so that lookups still append to the caller's buffer.
+type observedAppender struct {
+	*observedProvider
+	a places.Appender
+}
+
+// AppendNearby implements places.Appender.
+func (o *observedAppender) AppendNearby(ctx context.Context, dst []byte, q places.Query) ([]byte, error) {
+	start := time.Now()
+	n := len(dst)
+	dst, err := o.a.AppendNearby(ctx, dst, q)
+	o.m.observePlaces(o.name, answerStatus(dst[n:], err), time.Since(start), false)
+	return dst, err
 }
 
 // answerStatus is the Nearby Search status a client sees for a lookup's

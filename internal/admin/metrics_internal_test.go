@@ -24,6 +24,17 @@ func (f *fakeProvider) Nearby(context.Context, places.Query) ([]byte, error) {
 	return f.body, f.err
 }
 
+// fakeAppender is a fakeProvider that also appends its answer.
+type fakeAppender struct{ fakeProvider }
+
+func (f *fakeAppender) AppendNearby(ctx context.Context, dst []byte, q places.Query) ([]byte, error) {
+	body, err := f.Nearby(ctx, q)
+	if err != nil {
+		return dst, err
+	}
+	return append(dst, body...), nil
+}
+
 // written returns what metric m holds.
 func written(t *testing.T, m prometheus.Metric) *dto.Metric {
 	t.Helper()
@@ -73,24 +84,52 @@ func TestInstrumentPlacesWithoutGuard(t *testing.T) {
 		{"wrapped places error", "", errors.Join(errors.New("x"), &places.Error{Status: places.StatusRequestDenied}), places.StatusRequestDenied},
 		{"other error", "", context.DeadlineExceeded, places.StatusUnknownError},
 	} {
+		q := places.Query{Lat: 1, Lng: 2, RadiusMeters: 10, Limit: 1}
 		t.Run(tc.name, func(t *testing.T) {
 			m := NewMetrics()
 			fake := &fakeProvider{body: []byte(tc.body), err: tc.err}
 			p := m.InstrumentPlaces(fake, "offline")
-			body, err := p.Nearby(t.Context(), places.Query{Lat: 1, Lng: 2, RadiusMeters: 10, Limit: 1})
+			if _, ok := p.(places.Appender); ok {
+				t.Errorf("InstrumentPlaces made a provider that cannot append an Appender")
+			}
+			body, err := p.Nearby(t.Context(), q)
 			if string(body) != tc.body || !errors.Is(err, tc.err) || fake.calls != 1 {
 				t.Fatalf("Nearby = %q, %v after %d calls; want the provider's %q, %v once", body, err, fake.calls, tc.body, tc.err)
 			}
-			if got := counterValue(t, m.placesRequests.WithLabelValues("offline", tc.status)); got != 1 {
-				t.Errorf("herd_places_requests_total{provider=offline,status=%s} = %v, want 1", tc.status, got)
-			}
-			if got := series(m.placesRequests); got != 1 {
-				t.Errorf("herd_places_requests_total has %d series, want 1", got)
-			}
-			if got := histogramCount(t, m.placesSeconds.WithLabelValues("offline")); got != 1 {
-				t.Errorf("herd_places_upstream_seconds count = %d, want 1", got)
-			}
+			checkCounted(t, m, tc.status)
 		})
+		t.Run(tc.name+", appending", func(t *testing.T) {
+			m := NewMetrics()
+			fake := &fakeAppender{fakeProvider{body: []byte(tc.body), err: tc.err}}
+			p, ok := m.InstrumentPlaces(fake, "offline").(places.Appender)
+			if !ok {
+				t.Fatalf("InstrumentPlaces hid the provider's AppendNearby")
+			}
+			got, err := p.AppendNearby(t.Context(), []byte("kept|"), q)
+			want := "kept|" + tc.body
+			if tc.err != nil {
+				want = "kept|"
+			}
+			if string(got) != want || !errors.Is(err, tc.err) || fake.calls != 1 {
+				t.Fatalf("AppendNearby = %q, %v after %d calls; want %q, %v once", got, err, fake.calls, want, tc.err)
+			}
+			checkCounted(t, m, tc.status)
+		})
+	}
+}
+
+// checkCounted checks that m counted one lookup of the offline provider,
+// with the given status.
+func checkCounted(t *testing.T, m *Metrics, status string) {
+	t.Helper()
+	if got := counterValue(t, m.placesRequests.WithLabelValues("offline", status)); got != 1 {
+		t.Errorf("herd_places_requests_total{provider=offline,status=%s} = %v, want 1", status, got)
+	}
+	if got := series(m.placesRequests); got != 1 {
+		t.Errorf("herd_places_requests_total has %d series, want 1", got)
+	}
+	if got := histogramCount(t, m.placesSeconds.WithLabelValues("offline")); got != 1 {
+		t.Errorf("herd_places_upstream_seconds count = %d, want 1", got)
 	}
 }
 

@@ -168,9 +168,10 @@ func (n *Node) IAMAT(received wire.Time, m *wire.Msg) (reply string, stored bool
 	return reply, n.Offer(newRecord(reply, start, m.Client, m.T))
 }
 
-// Offer stores rec if it is newer than the node's record for the client, and
-// reports whether it did. rec.Seq is assigned here; rec.From says where it
-// came from.
+// Offer stores rec, taken by this node (an IAMAT, or an AT line injected by
+// a client without peer auth), if it is newer than the node's record for
+// the client, and reports whether it did. rec.Seq is assigned here. Records
+// from neighbors go through OfferFrom.
 func (n *Node) Offer(rec *Record) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
