@@ -36,7 +36,6 @@ type clientConn struct {
 	long        []byte // gathers lines longer than the read buffer
 	dirty       bool   // the node changed since the journal was last committed
 	out         []byte // scratch for building replies
-	body        []byte // scratch for places bodies, when the provider appends
 	// peerOnly: accepted past the connection limit, so it must open a peer
 	// link with its first line or be closed.
 	peerOnly bool
@@ -156,9 +155,6 @@ func (c *clientConn) releaseBuffers() {
 	}
 	if cap(c.out) > readBufferSize {
 		c.out = nil
-	}
-	if cap(c.body) > readBufferSize {
-		c.body = nil
 	}
 }
 
@@ -326,30 +322,39 @@ func (c *clientConn) whatsat(ctx context.Context, line []byte, m *wire.Msg) stri
 		qctx, cancel = context.WithTimeout(qctx, s.opt.PlacesTimeout)
 		defer cancel()
 	}
+	c.out = append(append(c.out[:0], rec.Line...), '\n')
 	start := time.Now()
-	body, err := c.nearby(qctx, places.Query{Lat: loc.Lat, Lng: loc.Lng, RadiusMeters: m.RadiusKm * 1000, Limit: m.Limit})
+	err := c.appendPlaces(qctx, places.Query{Lat: loc.Lat, Lng: loc.Lng, RadiusMeters: m.RadiusKm * 1000, Limit: m.Limit})
 	result := "ok"
 	if err != nil {
 		s.stats.PlacesErrors.Add(1)
 		s.log.Warn("places lookup failed", "remote", c.remote, "err", err, "latency", time.Since(start))
-		body = places.ErrorBody(err)
+		c.out = wire.AppendPlacesBody(c.out[:len(rec.Line)+1], places.ErrorBody(err))
 		result = "places_error"
 	}
-	c.out = wire.AppendPlacesReply(c.out[:0], rec.Line, body)
-	first := bytes.IndexByte(c.out, '\n')
-	c.reply(c.out[:first], c.out[first+1:])
+	c.reply(c.out[:len(rec.Line)], c.out[len(rec.Line)+1:])
 	return result
 }
 
-// nearby asks the places provider, into the connection's scratch buffer if
-// the provider can append.
-func (c *clientConn) nearby(ctx context.Context, q places.Query) ([]byte, error) {
+// appendPlaces asks the places provider and appends its answer, folded, to
+// c.out. A provider that can append writes straight into c.out, where the
+// answer is folded in place. On error c.out is unchanged.
+func (c *clientConn) appendPlaces(ctx context.Context, q places.Query) error {
 	if a, ok := c.s.opt.Places.(places.Appender); ok {
-		var err error
-		c.body, err = a.AppendNearby(ctx, c.body[:0], q)
-		return c.body, err
+		start := len(c.out)
+		out, err := a.AppendNearby(ctx, c.out, q)
+		if err != nil {
+			return err
+		}
+		c.out = wire.AppendPlacesBody(out[:start], out[start:])
+		return nil
 	}
-	return c.s.opt.Places.Nearby(ctx, q)
+	body, err := c.s.opt.Places.Nearby(ctx, q)
+	if err != nil {
+		return err
+	}
+	c.out = wire.AppendPlacesBody(c.out, body)
+	return nil
 }
 
 // injected takes an AT line from a connection that is not an authenticated

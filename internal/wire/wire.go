@@ -292,7 +292,15 @@ var doubleNewline = []byte("\n\n")
 // newlines removed, then the blank line that ends the reply.
 func AppendPlacesReply(dst []byte, atLine string, body []byte) []byte {
 	dst = append(dst, atLine...)
-	dst = append(dst, '\n')
+	return AppendPlacesBody(append(dst, '\n'), body)
+}
+
+// AppendPlacesBody appends the part of a WHATSAT reply after the AT line:
+// body folded as AppendPlacesReply folds it, then the blank line. body may
+// also be the bytes that follow dst in its array (dst[len(dst):][:len(body)]),
+// as when the places provider appended it to dst: it is then folded in
+// place, since folding only ever moves bytes towards the front.
+func AppendPlacesBody(dst, body []byte) []byte {
 	for len(body) > 0 && body[len(body)-1] == '\n' {
 		body = body[:len(body)-1]
 	}

@@ -189,9 +189,16 @@ func TestAppendPlacesReply_FoldsNewlines(t *testing.T) {
 		{"", ""},
 	}
 	for _, tt := range tests {
-		got := string(AppendPlacesReply([]byte("x"), at, []byte(tt.body)))
-		if want := "x" + at + "\n" + tt.want + "\n\n"; got != want {
+		want := "x" + at + "\n" + tt.want + "\n\n"
+		if got := string(AppendPlacesReply([]byte("x"), at, []byte(tt.body))); got != want {
 			t.Errorf("AppendPlacesReply(%q) = %q, want %q", tt.body, got, want)
+		}
+		// The body already in place after the AT line, as a provider that
+		// appends leaves it.
+		buf := []byte("x" + at + "\n" + tt.body)
+		line := len(buf) - len(tt.body)
+		if got := string(AppendPlacesBody(buf[:line], buf[line:])); got != want {
+			t.Errorf("AppendPlacesBody(%q) in place = %q, want %q", tt.body, got, want)
 		}
 	}
 }
