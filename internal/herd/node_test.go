@@ -279,20 +279,28 @@ func TestNode_JournalRestoresState(t *testing.T) {
 	}
 }
 
+// restartFromSnapshot rebuilds n, as a restart does, from the entries of a
+// snapshot of it.
+func restartFromSnapshot(t *testing.T, n *Node) *Node {
+	t.Helper()
+	st := n.Freeze(nil)
+	restarted := NewNode(n.Name(), nil)
+	for e := range st.Entries {
+		if err := restarted.Restore(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	restarted.FinishRestore()
+	return restarted
+}
+
 func TestNode_FreezeEntriesRoundTrip(t *testing.T) {
 	a := NewNode("Alford", nil)
 	for i := range 100 {
 		iamat(t, a, fmt.Sprintf("c%d", i%10), int64(i), "+1+1")
 	}
 	a.OfferFrom("Ball", Cursor{Epoch: 3, Seq: 7}, nil)
-	st := a.Freeze(nil)
-	b := NewNode("Alford", nil)
-	for e := range st.Entries {
-		if err := b.Restore(e); err != nil {
-			t.Fatal(err)
-		}
-	}
-	b.FinishRestore()
+	b := restartFromSnapshot(t, a)
 	if b.Len() != 10 || b.Cursor("Ball") != (Cursor{3, 7}) {
 		t.Errorf("restored %d clients, cursor %+v; want 10, {3 7}", b.Len(), b.Cursor("Ball"))
 	}
@@ -371,14 +379,7 @@ func TestNode_RemembersWhereRecordsCameFrom(t *testing.T) {
 		}
 	}
 	check(a, "running")
-	st := a.Freeze(nil)
-	b := NewNode("Alford", nil)
-	for e := range st.Entries {
-		if err := b.Restore(e); err != nil {
-			t.Fatal(err)
-		}
-	}
-	b.FinishRestore()
+	b := restartFromSnapshot(t, a)
 	check(b, "restored")
 }
 
