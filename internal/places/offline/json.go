@@ -80,9 +80,37 @@ func (w *jsonWriter) strs(parts ...string) {
 	w.b = append(w.b, '"')
 }
 
-// float appends f in its shortest decimal form, as encoding/json does for
-// values in the range coordinates take.
-func (w *jsonWriter) float(f float64) { w.b = strconv.AppendFloat(w.b, f, 'f', -1, 64) }
+// degrees appends a coordinate stored in units of 1e-7 degree as
+// encoding/json writes float64(v)/1e7: the shortest decimal that reads back
+// as that float. Within ±2^31 (so ±214.7 degrees) that is the exact decimal
+// v/1e7 with trailing zeros dropped: two decimals of at most seven
+// fractional digits lie 1e-7 apart, far more than the floats' spacing
+// there, so no shorter one reads back the same. It is formatted from the
+// integer, without strconv's float formatting.
+func (w *jsonWriter) degrees(v int32) {
+	u := uint64(v)
+	if v < 0 {
+		w.b = append(w.b, '-')
+		u = uint64(-int64(v))
+	}
+	w.b = strconv.AppendUint(w.b, u/e7, 10)
+	frac := u % e7
+	if frac == 0 {
+		return
+	}
+	digits := 7
+	for frac%10 == 0 {
+		frac /= 10
+		digits--
+	}
+	var buf [8]byte
+	buf[0] = '.'
+	for i := digits; i > 0; i-- {
+		buf[i] = byte('0' + frac%10)
+		frac /= 10
+	}
+	w.b = append(w.b, buf[:1+digits]...)
+}
 
 // uint appends n.
 func (w *jsonWriter) uint(n uint64) { w.b = strconv.AppendUint(w.b, n, 10) }

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -817,5 +818,25 @@ func TestTwoPassesMatchOne(t *testing.T) {
 	}
 	if len(got[0]) < 1000 || !reflect.DeepEqual(got[0], got[1]) {
 		t.Errorf("one pass found %d points of interest, two passes %d, or they differ", len(got[0]), len(got[1]))
+	}
+}
+
+func TestDegreesMatchesShortestFloat(t *testing.T) {
+	check := func(v int32) {
+		var w jsonWriter
+		w.degrees(v)
+		if want := strconv.FormatFloat(float64(v)/e7, 'f', -1, 64); string(w.b) != want {
+			t.Fatalf("degrees(%d) = %s, want %s", v, w.b, want)
+		}
+	}
+	for _, v := range []int32{0, 1, -1, 9, 10, 1e7, -1e7, 1e7 + 1, 5e6, 1_800_000_000, -1_800_000_000, 900_000_000, math.MaxInt32, math.MinInt32} {
+		check(v)
+	}
+	for v := int32(-2_000_000); v <= 2_000_000; v++ { // every value within 0.2 degree of 0
+		check(v)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 2_000_000 {
+		check(int32(rng.Uint32()))
 	}
 }

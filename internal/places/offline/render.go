@@ -48,9 +48,9 @@ func (w *jsonWriter) location(latE7, lngE7 int32) {
 	w.key("location")
 	w.open('{')
 	w.key("lat")
-	w.float(float64(latE7) / e7)
+	w.degrees(latE7)
 	w.key("lng")
-	w.float(float64(lngE7) / e7)
+	w.degrees(lngE7)
 	w.close('}')
 	w.close('}')
 }
