@@ -77,9 +77,10 @@ func Open(ctx context.Context, cfg *config.Config, name string, o Overrides) (m 
 		getenv = os.Getenv
 	}
 	m = &Member{Name: name, Addr: sc.Addr, adminAddr: sc.Admin, adminLn: o.AdminListener}
+	opened := m // the error returns below set m to nil
 	defer func() {
 		if err != nil {
-			m.Close()
+			opened.Close()
 		}
 	}()
 
