@@ -246,6 +246,22 @@ func TestAbruptConnects_ThenNormalServiceAndNoLeak(t *testing.T) {
 }
 
 func TestNonReader_DroppedAfterWriteTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		places func(*config.Config)
+	}{
+		{"remote places", func(c *config.Config) {
+			c.Places.CacheTTL = config.Duration(time.Minute) // the stub is asked once
+		}},
+		// Answers of 20 places are larger than the connection's write
+		// buffer, so they are written past it.
+		{"offline places", func(c *config.Config) { c.Places.Provider = config.ProviderOffline }},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testNonReaderDropped(t, tc.places) })
+	}
+}
+
+func testNonReaderDropped(t *testing.T, places func(*config.Config)) {
 	// Long enough that a bystander held up by the non-reader (which would
 	// wait out this timeout) is told apart from one slowed by a loaded
 	// machine.
@@ -255,7 +271,7 @@ func TestNonReader_DroppedAfterWriteTimeout(t *testing.T) {
 		LogOutput: &logs,
 		Configure: func(c *config.Config) {
 			c.Limits.WriteTimeout = config.Duration(writeTimeout)
-			c.Places.CacheTTL = config.Duration(time.Minute) // the stub is asked once
+			places(c)
 		},
 	})
 	srv := h.Member("Front").Server

@@ -35,6 +35,9 @@ type clientConn struct {
 	readTimeout time.Duration
 	long        []byte // gathers lines longer than the read buffer
 	dirty       bool   // the node changed since the journal was last committed
+	// writeErr is the first error writing to the connection. The buffered
+	// writer then drops every later reply, so the connection is closed.
+	writeErr error
 	out         []byte // scratch for building replies
 	// peerOnly: accepted past the connection limit, so it must open a peer
 	// link with its first line or be closed.
@@ -69,7 +72,11 @@ func (w replyWriter) Write(p []byte) (int, error) {
 		c.dirty = false
 	}
 	c.conn.SetWriteDeadline(time.Now().Add(c.s.opt.WriteTimeout))
-	return c.conn.Write(p)
+	n, err := c.conn.Write(p)
+	if err != nil && c.writeErr == nil {
+		c.writeErr = err
+	}
+	return n, err
 }
 
 // connReader is what a connection's buffered reader reads through. Each
@@ -140,7 +147,9 @@ func (c *clientConn) run(ctx context.Context) {
 			c.finish(closeReason(err, s.stopped.Load()))
 			return
 		}
-		if c.br.Buffered() == 0 && !c.flush() {
+		// A failed write ends the connection at once, even in the middle of
+		// pipelined input: its replies could no longer be sent.
+		if (c.writeErr != nil || c.br.Buffered() == 0) && !c.flush() {
 			return
 		}
 		c.releaseBuffers()
@@ -375,11 +384,9 @@ func (c *clientConn) injected(line []byte, m *wire.Msg) string {
 }
 
 // flush sends buffered replies (committing the journal first; see
-// replyWriter). It reports whether the connection is still usable.
+// replyWriter). It reports whether the connection is still usable: a write
+// that failed earlier, even one that bypassed the buffer, makes it unusable.
 func (c *clientConn) flush() bool {
-	if c.bw.Buffered() == 0 {
-		return true
-	}
 	if err := c.bw.Flush(); err != nil {
 		c.s.log.Info("client dropped: cannot write", "remote", c.remote, "err", err)
 		return false
