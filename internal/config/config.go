@@ -15,6 +15,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -214,7 +216,7 @@ func Parse(r io.Reader) (*Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("config: %s", explainYAMLError(err))
+		return nil, fmt.Errorf("config: %s", nameFields(explainYAMLError(err), data))
 	}
 	if err := dec.Decode(new(yaml.Node)); !errors.Is(err, io.EOF) {
 		return nil, errors.New("config: the file holds more than one YAML document; give one")
@@ -288,6 +290,91 @@ func explainYAMLError(err error) string {
 		}
 		return fmt.Sprintf("unknown key %q in %s", sub[1], where)
 	})
+}
+
+// lineError is how the YAML decoder (and Duration) place an error: by line.
+var lineError = regexp.MustCompile(`line (\d+): (.*)`)
+
+// nameFields adds to each "line N: ..." in msg the field whose value on
+// line N the error is about, as in "servers[0].neighbors (line 6): ...", so
+// that a value of the wrong type is reported with the field that holds it.
+func nameFields(msg string, data []byte) string {
+	var root yaml.Node
+	if yaml.Unmarshal(data, &root) != nil {
+		return msg
+	}
+	values := valuesByLine(&root)
+	lines := strings.Split(msg, "\n")
+	for i, l := range lines {
+		m := lineError.FindStringSubmatchIndex(l)
+		if m == nil {
+			continue
+		}
+		n, _ := strconv.Atoi(l[m[2]:m[3]])
+		if path := fieldFor(values[n], l[m[4]:m[5]]); path != "" {
+			lines[i] = l[:m[0]] + path + " (" + l[m[0]:m[3]] + ")" + l[m[3]:]
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+// yamlValue is a value in a configuration file and the field that holds it.
+type yamlValue struct {
+	path string // as Validate names fields: servers[0].neighbors
+	node *yaml.Node
+}
+
+// valuesByLine lists the values that start on each line, outer ones first.
+func valuesByLine(root *yaml.Node) map[int][]yamlValue {
+	values := map[int][]yamlValue{}
+	var walk func(n *yaml.Node, path string)
+	walk = func(n *yaml.Node, path string) {
+		if path != "" {
+			values[n.Line] = append(values[n.Line], yamlValue{path, n})
+		}
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				walk(c, path)
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				key := n.Content[i].Value
+				if path != "" {
+					key = path + "." + key
+				}
+				walk(n.Content[i+1], key)
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				walk(c, fmt.Sprintf("%s[%d]", path, i))
+			}
+		}
+	}
+	walk(root, "")
+	return values
+}
+
+// fieldFor picks, among the values on a line, the one an error is about:
+// the innermost scalar whose text it quotes, or list or map whose tag it
+// names; failing both, the outermost value.
+func fieldFor(values []yamlValue, err string) string {
+	for _, v := range slices.Backward(values) {
+		switch v.node.Kind {
+		case yaml.ScalarNode:
+			if strings.Contains(err, "`"+v.node.Value+"`") || strings.Contains(err, strconv.Quote(v.node.Value)) {
+				return v.path
+			}
+		case yaml.SequenceNode, yaml.MappingNode:
+			if strings.Contains(err, v.node.ShortTag()) {
+				return v.path
+			}
+		}
+	}
+	if len(values) > 0 {
+		return values[0].path
+	}
+	return ""
 }
 
 // Server returns the server called name.

@@ -117,6 +117,12 @@ func TestParse_Errors(t *testing.T) {
 		{"dead before heartbeat", two("peers: {heartbeat: 2s, dead_after: 1s}\n"), "peers.dead_after"},
 		{"dead too soon after heartbeat", two("peers: {heartbeat: 1s, dead_after: 1200ms}\n"), "peers.dead_after"},
 		{"second document", two("---\nbogus: 1\n"), "more than one YAML document"},
+		// A value of the wrong type is reported with the field holding it.
+		{"neighbors not a list", "servers:\n  - name: A\n    addr: \"127.0.0.1:1\"\n    neighbors: B\n", "servers[0].neighbors (line 4): cannot unmarshal !!str `B`"},
+		{"addr a list", "servers:\n  - {name: A, addr: [1, 2]}\n", "servers[0].addr (line 2): cannot unmarshal !!seq"},
+		{"line cap not a number", two("limits: {max_line_bytes: abc}\n"), "limits.max_line_bytes (line 4): cannot unmarshal !!str `abc`"},
+		{"pprof not a bool", two("admin_pprof: maybe\n"), "admin_pprof (line 4)"},
+		{"duration without unit", two("places:\n  timeout: 10\n"), `places.timeout (line 5): "10" is not a duration`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
