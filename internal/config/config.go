@@ -10,10 +10,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -221,6 +223,12 @@ func Parse(r io.Reader) (*Config, error) {
 	if err := dec.Decode(new(yaml.Node)); !errors.Is(err, io.EOF) {
 		return nil, errors.New("config: the file holds more than one YAML document; give one")
 	}
+	var root yaml.Node
+	if yaml.Unmarshal(data, &root) == nil {
+		if err := checkWholeNumbers(&root, reflect.TypeFor[Config](), ""); err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+	}
 	c.ApplyDefaults()
 	if err := c.Validate(); err != nil {
 		return nil, err
@@ -290,6 +298,71 @@ func explainYAMLError(err error) string {
 		}
 		return fmt.Sprintf("unknown key %q in %s", sub[1], where)
 	})
+}
+
+// checkWholeNumbers finds an integer field given a number that is not
+// whole, such as max_connections: 1.5, which the decoder would silently cut
+// to 1. n is the YAML value of a field of type t, named path.
+func checkWholeNumbers(n *yaml.Node, t reflect.Type, path string) error {
+	if reflect.PointerTo(t).Implements(reflect.TypeFor[yaml.Unmarshaler]()) {
+		return nil // it decodes itself (Duration)
+	}
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			if err := checkWholeNumbers(c, t, path); err != nil {
+				return err
+			}
+		}
+	case yaml.MappingNode:
+		if t.Kind() != reflect.Struct {
+			return nil
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key := n.Content[i].Value
+			f, ok := fieldByYAMLKey(t, key)
+			if !ok {
+				continue // the decoder has reported it
+			}
+			if path != "" {
+				key = path + "." + key
+			}
+			if err := checkWholeNumbers(n.Content[i+1], f.Type, key); err != nil {
+				return err
+			}
+		}
+	case yaml.SequenceNode:
+		if t.Kind() != reflect.Slice {
+			return nil
+		}
+		for i, c := range n.Content {
+			if err := checkWholeNumbers(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
+				return err
+			}
+		}
+	case yaml.ScalarNode:
+		switch t.Kind() {
+		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+			reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+			if n.ShortTag() != "!!float" {
+				return nil // an integer, or a value the decoder has refused
+			}
+			if f, err := strconv.ParseFloat(n.Value, 64); err != nil || f != math.Trunc(f) {
+				return fmt.Errorf("%s (line %d): %s is not a whole number", path, n.Line, n.Value)
+			}
+		}
+	}
+	return nil
+}
+
+// fieldByYAMLKey returns the field of struct type t that key sets.
+func fieldByYAMLKey(t reflect.Type, key string) (reflect.StructField, bool) {
+	for f := range t.Fields() {
+		if name, _, _ := strings.Cut(f.Tag.Get("yaml"), ","); name == key {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
 }
 
 // lineError is how the YAML decoder (and Duration) place an error: by line.

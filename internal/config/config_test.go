@@ -122,6 +122,8 @@ func TestParse_Errors(t *testing.T) {
 		{"addr a list", "servers:\n  - {name: A, addr: [1, 2]}\n", "servers[0].addr (line 2): cannot unmarshal !!seq"},
 		{"line cap not a number", two("limits: {max_line_bytes: abc}\n"), "limits.max_line_bytes (line 4): cannot unmarshal !!str `abc`"},
 		{"pprof not a bool", two("admin_pprof: maybe\n"), "admin_pprof (line 4)"},
+		{"fraction for an integer", two("limits:\n  max_connections: 1.5\n"), "limits.max_connections (line 5): 1.5 is not a whole number"},
+		{"fraction in a flow map", two("places: {rate_burst: 2.5}\n"), "places.rate_burst (line 4): 2.5 is not a whole number"},
 		{"duration without unit", two("places:\n  timeout: 10\n"), `places.timeout (line 5): "10" is not a duration`},
 	}
 	for _, tt := range tests {
