@@ -38,7 +38,7 @@ type clientConn struct {
 	// writeErr is the first error writing to the connection. The buffered
 	// writer then drops every later reply, so the connection is closed.
 	writeErr error
-	out         []byte // scratch for building replies
+	out      []byte // scratch for building replies
 	// peerOnly: accepted past the connection limit, so it must open a peer
 	// link with its first line or be closed.
 	peerOnly bool
