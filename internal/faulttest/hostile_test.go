@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -669,4 +670,33 @@ func frontFullOfClients(t *testing.T, limit int) (*herdtest.Herd, *server.Server
 		askTimed(t, h.Dial("Front"), fmt.Sprintf("hog-%d", i))
 	}
 	return h, srv
+}
+
+// Every line in and out is logged, peer links' too: the records a server
+// floods are in its log as sent, and in its neighbor's as received.
+func TestFloodedLines_LoggedAtBothEnds(t *testing.T) {
+	var logs syncBuffer
+	h := startPair(t, herdtest.Options{LogOutput: &logs})
+	reply := h.Dial("Front").Ask(fmt.Sprintf("IAMAT logged-kiwi +34.068930-118.445127 %s", nowTime()))
+	herdtest.Eventually(t, 10*time.Second, func() error {
+		for _, want := range [][]string{
+			{"server=Front", "msg=out", "peer=Back", "HERD-AT", reply},
+			{"server=Back", "msg=in", "peer=Front", "HERD-AT", reply},
+		} {
+			if !hasLogLine(logs.String(), want...) {
+				return fmt.Errorf("no log line holds all of %q", want)
+			}
+		}
+		return nil
+	})
+}
+
+// hasLogLine reports whether one line of logs holds every part.
+func hasLogLine(logs string, parts ...string) bool {
+	for l := range strings.SplitSeq(logs, "\n") {
+		if !slices.ContainsFunc(parts, func(p string) bool { return !strings.Contains(l, p) }) {
+			return true
+		}
+	}
+	return false
 }

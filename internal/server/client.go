@@ -279,19 +279,13 @@ func outcome(stored bool) string {
 }
 
 // logLine logs a line in or out (msg), with the body that follows it if
-// any. It is slog.Logger.Info without the caller lookup, which herd's log
-// format does not print and which would cost a third of each record.
+// any.
 func (c *clientConn) logLine(msg string, line slog.Value, body []byte) {
-	h := c.s.log.Handler()
-	if !h.Enabled(context.Background(), slog.LevelInfo) {
+	if body == nil {
+		c.s.logTraffic(msg, slog.String("remote", c.remote), slog.Attr{Key: "line", Value: line})
 		return
 	}
-	r := slog.NewRecord(time.Now(), slog.LevelInfo, msg, 0)
-	r.AddAttrs(slog.String("remote", c.remote), slog.Attr{Key: "line", Value: line})
-	if body != nil {
-		r.AddAttrs(slog.Any("body", body))
-	}
-	h.Handle(context.Background(), r)
+	c.s.logTraffic(msg, slog.String("remote", c.remote), slog.Attr{Key: "line", Value: line}, slog.Any("body", body))
 }
 
 // invalid answers "? " and the line as received.

@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"strconv"
@@ -140,6 +141,7 @@ func (s *Server) linkOnce(ctx context.Context, peerName, addr string) error {
 			return nil
 		}
 		out = sess.Seal(out)
+		s.logTraffic("out", slog.String("peer", peerName), slog.Any("lines", out))
 		err := s.writeWithProgress(conn, out)
 		out, lastWrite = out[:0], time.Now()
 		return err
@@ -295,6 +297,7 @@ func (s *Server) readAcks(conn net.Conn, br *bufio.Reader, sess *peer.Session, p
 			welcomeLate = false
 			continue
 		}
+		s.logTraffic("in", slog.String("peer", peerName), slog.Any("line", line))
 		kw, body, sealed, err := sess.Receive(line)
 		if err != nil || kw != "" && kw != peer.KeyAck {
 			return fmt.Errorf("%s sent %q: %w", peerName, line, peer.ErrMalformed)
@@ -402,7 +405,7 @@ func (c *clientConn) receiveFeed(ctx context.Context, h peer.Hello, sess *peer.S
 	applied.Store(sess.Cursor())
 	stopAcks := make(chan struct{})
 	defer close(stopAcks)
-	s.goSafe(func() { s.sendAcks(c.conn, sess, &applied, stopAcks) })
+	s.goSafe(func() { s.sendAcks(c.conn, from, sess, &applied, stopAcks) })
 
 	// Messages are held until the seal that covers them checks out, then
 	// applied in batches.
@@ -426,12 +429,26 @@ func (c *clientConn) receiveFeed(ctx context.Context, h peer.Hello, sess *peer.S
 		applied.Store(last)
 		batch = batch[:0]
 	}
+	// Lines read are logged together, when the batch they belong to is
+	// applied, or when the link ends.
+	var lines []byte
+	logLines := func() {
+		if len(lines) > 0 {
+			s.logTraffic("in", slog.String("peer", from), slog.Any("lines", lines))
+			lines = lines[:0]
+		}
+	}
+	defer logLines()
 	defer apply()
 	for {
 		line, err := readPeerLine(c.br)
 		if err != nil {
 			s.log.Info("peer link down", "peer", from, "direction", "in", "reason", closeReason(err, s.stopped.Load()))
 			return
+		}
+		lines = append(append(lines, line...), '\n')
+		if len(lines) >= writeChunk { // a neighbor that never pauses
+			logLines()
 		}
 		kw, body, sealed, err := sess.Receive(line)
 		if err != nil {
@@ -471,6 +488,7 @@ func (c *clientConn) receiveFeed(ctx context.Context, h peer.Hello, sess *peer.S
 			return
 		}
 		if len(batch) >= feedBatch || c.br.Buffered() == 0 {
+			logLines()
 			apply()
 		}
 	}
@@ -483,13 +501,14 @@ const maxUnsealed = 4 * feedBatch
 
 // sendAcks tells the neighbor, every heartbeat, how far its feed has been
 // applied. It also proves to the neighbor that this end is alive.
-func (s *Server) sendAcks(conn net.Conn, sess *peer.Session, applied *atomic.Uint64, stop <-chan struct{}) {
+func (s *Server) sendAcks(conn net.Conn, peerName string, sess *peer.Session, applied *atomic.Uint64, stop <-chan struct{}) {
 	t := time.NewTicker(s.opt.Heartbeat)
 	defer t.Stop()
 	var line, body []byte
 	for {
 		body = strconv.AppendUint(body[:0], applied.Load(), 10)
 		line = sess.Seal(sess.Append(line[:0], peer.KeyAck, body))
+		s.logTraffic("out", slog.String("peer", peerName), slog.Any("lines", line))
 		if err := s.writeWithProgress(conn, line); err != nil {
 			conn.Close()
 			return
