@@ -15,9 +15,10 @@ import (
 )
 
 // TestMain lets the test binary stand in for herd when the memory step of
-// `herd bench` re-executes itself as `herd bench -memory-child N`.
+// `herd bench` re-executes itself as `herd bench -memory-child N`, and when
+// a test runs it as `herd serve`.
 func TestMain(m *testing.M) {
-	if len(os.Args) > 2 && os.Args[1] == "bench" && os.Args[2] == "-memory-child" {
+	if len(os.Args) > 2 && (os.Args[1] == "bench" && os.Args[2] == "-memory-child" || os.Args[1] == "serve") {
 		env := &Env{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
 		if err := Run(context.Background(), env, os.Args[1:]); err != nil {
 			fmt.Fprintln(os.Stderr, "herd:", err)

@@ -120,8 +120,14 @@ func runDown(ctx context.Context, env *Env, args []string) error {
 	for _, s := range cfg.Servers {
 		pid, err := readPID(run, s.Name)
 		if err != nil {
-			fmt.Fprintf(env.Stdout, "%-10s not running (no pid file)\n", s.Name)
-			continue
+			// 'herd up' may have died between starting the server and
+			// writing its pid file; the server's own status file has it.
+			st, serr := readStatus(run, s.Name)
+			if serr != nil || st.PID <= 0 {
+				fmt.Fprintf(env.Stdout, "%-10s not running (no pid file)\n", s.Name)
+				continue
+			}
+			pid = st.PID
 		}
 		if exited(pid) || !isHerd(pid) {
 			fmt.Fprintf(env.Stdout, "%-10s not running (stale pid %d)\n", s.Name, pid)

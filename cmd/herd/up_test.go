@@ -1,0 +1,68 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDownStopsAServerWithoutPIDFile covers 'herd up' killed after it
+// started a server but before it wrote the server's pid file: 'herd down'
+// finds the server by the status file the server writes itself.
+func TestDownStopsAServerWithoutPIDFile(t *testing.T) {
+	dir := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cfgPath := filepath.Join(dir, "herd.yaml")
+	cfg := fmt.Sprintf("log_dir: logs\ndata_dir: data\nservers:\n  - {name: Solo, addr: %q}\n", addr)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	server := exec.Command(os.Args[0], "serve", "-config", cfgPath, "Solo")
+	if err := server.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- server.Wait() }()
+	t.Cleanup(func() { server.Process.Kill() })
+
+	run := filepath.Join(dir, "run")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if st, err := readStatus(run, "Solo"); err == nil && st.PID == server.Process.Pid {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the server wrote no status file naming its pid")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := os.Stat(pidFile(run, "Solo")); err == nil {
+		t.Fatal("a pid file exists; the test needs none")
+	}
+
+	var out bytes.Buffer
+	env := &Env{Stdout: &out, Stderr: &out, Getenv: func(string) string { return "" }}
+	if err := Run(context.Background(), env, []string{"down", "-config", cfgPath}); err != nil {
+		t.Fatalf("herd down: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "Solo") || !strings.Contains(out.String(), "stopped") {
+		t.Errorf("herd down printed %q; want Solo stopped", out.String())
+	}
+	select {
+	case <-exited:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server still runs after herd down")
+	}
+}
