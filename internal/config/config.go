@@ -214,20 +214,23 @@ func Parse(r io.Reader) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config: read: %w", err)
 	}
+	// The file as a tree, for what the decoder does not say: which field
+	// an error is about, and fractions it would cut silently.
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, fmt.Errorf("config: %s", explainYAMLError(err))
+	}
 	var c Config
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("config: %s", nameFields(explainYAMLError(err), data))
+		return nil, fmt.Errorf("config: %s", nameFields(explainYAMLError(err), &root))
 	}
 	if err := dec.Decode(new(yaml.Node)); !errors.Is(err, io.EOF) {
 		return nil, errors.New("config: the file holds more than one YAML document; give one")
 	}
-	var root yaml.Node
-	if yaml.Unmarshal(data, &root) == nil {
-		if err := checkWholeNumbers(&root, reflect.TypeFor[Config](), ""); err != nil {
-			return nil, fmt.Errorf("config: %w", err)
-		}
+	if err := checkWholeNumbers(&root, reflect.TypeFor[Config](), ""); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
 	}
 	c.ApplyDefaults()
 	if err := c.Validate(); err != nil {
@@ -324,10 +327,7 @@ func checkWholeNumbers(n *yaml.Node, t reflect.Type, path string) error {
 			if !ok {
 				continue // the decoder has reported it
 			}
-			if path != "" {
-				key = path + "." + key
-			}
-			if err := checkWholeNumbers(n.Content[i+1], f.Type, key); err != nil {
+			if err := checkWholeNumbers(n.Content[i+1], f.Type, keyPath(path, key)); err != nil {
 				return err
 			}
 		}
@@ -336,7 +336,7 @@ func checkWholeNumbers(n *yaml.Node, t reflect.Type, path string) error {
 			return nil
 		}
 		for i, c := range n.Content {
-			if err := checkWholeNumbers(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
+			if err := checkWholeNumbers(c, t.Elem(), indexPath(path, i)); err != nil {
 				return err
 			}
 		}
@@ -355,6 +355,17 @@ func checkWholeNumbers(n *yaml.Node, t reflect.Type, path string) error {
 	return nil
 }
 
+// keyPath and indexPath name a value inside the one named path, as
+// Validate names fields: places.timeout, servers[0].
+func keyPath(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func indexPath(path string, i int) string { return fmt.Sprintf("%s[%d]", path, i) }
+
 // fieldByYAMLKey returns the field of struct type t that key sets.
 func fieldByYAMLKey(t reflect.Type, key string) (reflect.StructField, bool) {
 	for f := range t.Fields() {
@@ -371,12 +382,8 @@ var lineError = regexp.MustCompile(`line (\d+): (.*)`)
 // nameFields adds to each "line N: ..." in msg the field whose value on
 // line N the error is about, as in "servers[0].neighbors (line 6): ...", so
 // that a value of the wrong type is reported with the field that holds it.
-func nameFields(msg string, data []byte) string {
-	var root yaml.Node
-	if yaml.Unmarshal(data, &root) != nil {
-		return msg
-	}
-	values := valuesByLine(&root)
+func nameFields(msg string, root *yaml.Node) string {
+	values := valuesByLine(root)
 	lines := strings.Split(msg, "\n")
 	for i, l := range lines {
 		m := lineError.FindStringSubmatchIndex(l)
@@ -412,15 +419,11 @@ func valuesByLine(root *yaml.Node) map[int][]yamlValue {
 			}
 		case yaml.MappingNode:
 			for i := 0; i+1 < len(n.Content); i += 2 {
-				key := n.Content[i].Value
-				if path != "" {
-					key = path + "." + key
-				}
-				walk(n.Content[i+1], key)
+				walk(n.Content[i+1], keyPath(path, n.Content[i].Value))
 			}
 		case yaml.SequenceNode:
 			for i, c := range n.Content {
-				walk(c, fmt.Sprintf("%s[%d]", path, i))
+				walk(c, indexPath(path, i))
 			}
 		}
 	}
