@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -693,8 +692,16 @@ func TestFloodedLines_LoggedAtBothEnds(t *testing.T) {
 
 // hasLogLine reports whether one line of logs holds every part.
 func hasLogLine(logs string, parts ...string) bool {
+	holdsAll := func(line string) bool {
+		for _, p := range parts {
+			if !strings.Contains(line, p) {
+				return false
+			}
+		}
+		return true
+	}
 	for l := range strings.SplitSeq(logs, "\n") {
-		if !slices.ContainsFunc(parts, func(p string) bool { return !strings.Contains(l, p) }) {
+		if holdsAll(l) {
 			return true
 		}
 	}
