@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -330,6 +331,57 @@ func testNonReaderDropped(t *testing.T, places func(*config.Config)) {
 	})
 	conn.Close()
 	<-sendDone
+}
+
+// TestSlowReader_KeptWhileItReads checks that the write timeout measures
+// how long a client has read nothing, not how long the kernel takes to
+// drain a large send queue into a client that reads steadily but slowly.
+func TestSlowReader_KeptWhileItReads(t *testing.T) {
+	const writeTimeout = 250 * time.Millisecond
+	var logs syncBuffer
+	h := startPair(t, herdtest.Options{
+		LogOutput: &logs,
+		Configure: func(c *config.Config) {
+			c.Limits.WriteTimeout = config.Duration(writeTimeout)
+			c.Places.Provider = config.ProviderOffline
+		},
+	})
+	askTimed(t, h.Dial("Front"), "target")
+
+	// A small receive window, set before connecting as a phone's would be.
+	d := net.Dialer{Timeout: time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
+		rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 16<<10) })
+		return nil
+	}}
+	conn, err := d.Dial("tcp", h.Addr("Front"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// About 9 KB each (20 places), 5.4 MB in all: more than the 4 MB to
+	// which Linux lets a send buffer grow.
+	const asked = 600
+	go conn.Write([]byte(strings.Repeat("WHATSAT target 50 20\n", asked)))
+
+	// Read up to 32 KiB every 10 ms, about 3 MB/s: never silent for
+	// anywhere near the write timeout.
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	buf := make([]byte, 32<<10)
+	var replies int
+	var last []byte // the tail of the previous read, for a "}\n\n" across reads
+	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	for replies < asked {
+		<-tick.C
+		n, err := conn.Read(buf)
+		if err != nil {
+			t.Fatalf("after %d of %d replies: %v (dropped while reading steadily?)\n%s", replies, asked, err,
+				logLine(logs.String(), "client dropped"))
+		}
+		seen := append(last, buf[:n]...)
+		replies += bytes.Count(seen, []byte("}\n\n")) - bytes.Count(last, []byte("}\n\n"))
+		last = append([]byte(nil), seen[max(0, len(seen)-2):]...)
+	}
 }
 
 // logLine returns the first log line holding s.

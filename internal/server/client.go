@@ -44,10 +44,20 @@ type clientConn struct {
 	peerOnly bool
 }
 
+// sendBufferSize caps the kernel's send buffer for an accepted connection.
+// Linux would grow it to 4 MB, and wakes a blocked writer only once a
+// third of the buffer has drained: a client reading steadily but slowly
+// could then be dropped for not reading within WriteTimeout. The cap keeps
+// that to some 40 KiB, and bounds the kernel memory a non-reader holds.
+const sendBufferSize = 64 << 10 // the kernel doubles it
+
 // serveConn runs one accepted connection. peerOnly marks a connection
 // accepted past limits.max_connections: it is kept only if it opens a peer
 // link, so clients can never lock neighbors out.
 func (s *Server) serveConn(ctx context.Context, conn net.Conn, peerOnly bool) {
+	if tc, ok := conn.(*net.TCPConn); ok {
+		tc.SetWriteBuffer(sendBufferSize)
+	}
 	c := &clientConn{s: s, conn: conn, raw: conn, remote: conn.RemoteAddr().String(), peerOnly: peerOnly, readTimeout: s.opt.IdleTimeout}
 	c.br = bufio.NewReaderSize(connReader{c, conn}, readBufferSize)
 	c.bw = bufio.NewWriterSize(replyWriter{c}, readBufferSize)
