@@ -221,7 +221,7 @@ func newStateCollector(s *server.Server, n *herd.Node, st *store.Log) *stateColl
 		storeBytes:         desc("herd_store_bytes", "Size of the store's snapshot and journal segment files."),
 		storeFsyncs:        desc("herd_store_fsyncs_total", "fsync calls on journal segment files."),
 		storeFsyncSeconds:  desc("herd_store_fsync_seconds_total", "Time spent in fsync calls on journal segment files."),
-		connectionsOpen:    desc("herd_connections_open", "Open client and peer connections."),
+		connectionsOpen:    desc("herd_connections_open", "Open accepted connections: clients, and links that neighbors opened to this server."),
 		connectionsRefused: desc("herd_connections_refused_total", "Connections refused because limits.max_connections were open."),
 	}
 }
