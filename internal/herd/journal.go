@@ -87,7 +87,7 @@ func (n *Node) Restore(entry []byte) error {
 		n.seq = max(n.seq, seq)
 		client := r.Client()
 		if old, ok := n.clients[client]; ok {
-			if r.Time().Compare(old.Time()) <= 0 {
+			if !newer(r, old, laterTimeOrLine) {
 				return nil
 			}
 			old.replaced = true

@@ -20,10 +20,17 @@
 //
 // # Newest wins
 //
-// A record replaces the stored one for its client only if its client time is
-// strictly later. Older and equal records are neither stored nor forwarded,
-// so every update crosses each link at most once per direction and floods
-// end.
+// A record replaces the stored one for its client only if it is newer.
+// Older and equal records are neither stored nor forwarded, so every update
+// crosses each link at most once per direction and floods end.
+//
+// A client's IAMAT is newer only if its client time is strictly later. A
+// record from elsewhere (a neighbor, a journal, an injected AT line) with
+// the same client time as the stored one is newer if its AT line sorts
+// after the stored line. Without that tie-break two servers that took
+// different updates with one client time, as when a client retries its
+// IAMAT at a second server, would each keep their own for good; with it,
+// every server settles on the same one, whatever the order of arrival.
 package herd
 
 import (
@@ -165,17 +172,20 @@ func (n *Node) IAMAT(received wire.Time, m *wire.Msg) (reply string, stored bool
 	var buf [128]byte
 	reply = string(wire.AppendAT(buf[:0], n.name, received, m))
 	start := len(reply) - len(m.Time) - 1 - len(m.Location) - 1 - len(m.Client)
-	return reply, n.Offer(newRecord(reply, start, m.Client, m.T))
+	rec := newRecord(reply, start, m.Client, m.T)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return reply, n.offerLocked(rec, laterTime)
 }
 
-// Offer stores rec, taken by this node (an IAMAT, or an AT line injected by
-// a client without peer auth), if it is newer than the node's record for
-// the client, and reports whether it did. rec.Seq is assigned here. Records
-// from neighbors go through OfferFrom.
+// Offer stores rec, an AT line injected by a client without peer auth, if
+// it is newer than the node's record for the client, and reports whether it
+// did. rec.Seq is assigned here. Records from neighbors go through
+// OfferFrom.
 func (n *Node) Offer(rec *Record) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.offerLocked(rec)
+	return n.offerLocked(rec, laterTimeOrLine)
 }
 
 // OfferFrom applies a batch of records read from neighbor peer's change
@@ -187,7 +197,7 @@ func (n *Node) OfferFrom(peer string, cur Cursor, recs []*Record) (stored int) {
 	from := sourceLocked(n, peer)
 	for _, r := range recs {
 		r.from = from
-		if n.offerLocked(r) {
+		if n.offerLocked(r, laterTimeOrLine) {
 			stored++
 		}
 	}
@@ -195,10 +205,27 @@ func (n *Node) OfferFrom(peer string, cur Cursor, recs []*Record) (stored int) {
 	return stored
 }
 
-func (n *Node) offerLocked(rec *Record) bool {
+// newerRule says when a record is newer than the stored one (see the
+// package documentation).
+type newerRule bool
+
+const (
+	laterTime       newerRule = false // a client's IAMAT at this node
+	laterTimeOrLine newerRule = true  // a record from anywhere else
+)
+
+// newer reports whether rec is newer than old by rule.
+func newer(rec, old *Record, rule newerRule) bool {
+	if c := rec.Time().Compare(old.Time()); c != 0 || rule == laterTime {
+		return c > 0
+	}
+	return rec.Line > old.Line
+}
+
+func (n *Node) offerLocked(rec *Record, rule newerRule) bool {
 	client := rec.Client()
 	old, ok := n.clients[client]
-	if ok && rec.Time().Compare(old.Time()) <= 0 {
+	if ok && !newer(rec, old, rule) {
 		return false
 	}
 	n.seq++

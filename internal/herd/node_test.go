@@ -129,6 +129,47 @@ func TestNode_NewestWins(t *testing.T) {
 	nw.requireEverywhere(t, "kiwi", newer)
 }
 
+// TestNode_EqualTimesSettleOnOneRecord covers a client that sends one
+// update, with one client time, to two servers before either has heard of
+// the other's (a client that retried its IAMAT elsewhere): every server
+// must end with the same record, whichever reaches it first.
+func TestNode_EqualTimesSettleOnOneRecord(t *testing.T) {
+	for _, pair := range [][2]string{{"Alford", "Holiday"}, {"Holiday", "Alford"}, {"Ball", "Hamilton"}, {"Welsh", "Alford"}} {
+		t.Run(pair[0]+"+"+pair[1], func(t *testing.T) {
+			nw := newNetwork()
+			a := iamat(t, nw.nodes[pair[0]], "kiwi", 200, "+1+1")
+			b := iamat(t, nw.nodes[pair[1]], "kiwi", 200, "+2+2")
+			nw.settle()
+			nw.requireEverywhere(t, "kiwi", max(a, b))
+			// The same holds after each server restarts from its journal.
+			for name, j := range nw.journal {
+				restarted := NewNode(name, nil)
+				for _, e := range j.entries {
+					if err := restarted.Restore(e); err != nil {
+						t.Fatal(err)
+					}
+				}
+				restarted.FinishRestore()
+				if r, _ := restarted.Lookup([]byte("kiwi")); r == nil || r.Line != max(a, b) {
+					t.Errorf("%s restarted with %v; want %q", name, r, max(a, b))
+				}
+			}
+		})
+	}
+}
+
+func TestNode_EqualTimeIAMATAtOneServerIsDropped(t *testing.T) {
+	n := NewNode("Alford", nil)
+	first := iamat(t, n, "kiwi", 200, "+1+1")
+	// A later receive time makes a larger skew, so this AT line sorts
+	// after the first: the tie-break for records from elsewhere must not
+	// apply to a client's own IAMATs.
+	_, stored := n.IAMAT(wire.Time{Sec: 250}, mustParse(t, "IAMAT kiwi +2+2 200.000000001"))
+	if r, _ := n.Lookup([]byte("kiwi")); stored || r.Line != first {
+		t.Errorf("an equal-time IAMAT replaced %q with %q (stored %v)", first, r.Line, stored)
+	}
+}
+
 func TestNode_StaleUpdateIsNotForwarded(t *testing.T) {
 	nw := newNetwork()
 	iamat(t, nw.nodes["Alford"], "kiwi", 200, "+1+1")
