@@ -56,6 +56,46 @@ func TestWipedDataDir_RefilledFromNeighbors(t *testing.T) {
 	waitFloodsEnd(t, h, names, 500*time.Millisecond, 10*time.Second)
 }
 
+// A server whose journal segments are lost while META keeps its epoch
+// (deleted by hand, or a data directory restored from an old backup)
+// numbers its new records from a block its neighbors have already read
+// past. Its links must notice and send everything, or the neighbors,
+// resuming from their cursors, skip its acknowledged updates for good.
+func TestLostJournalSegments_NewUpdatesStillFlood(t *testing.T) {
+	h := herdtest.Start(t, herdtest.Options{})
+	addrs := herdAddrs(h)
+	const victim = "Alford"
+	before := map[string]string{}
+	c := h.Dial(victim)
+	for j := range 8 {
+		client := fmt.Sprintf("before-%d", j)
+		before[client] = c.Ask(fmt.Sprintf("IAMAT %s +1+1 %s", client, nowTime()))
+	}
+	waitEverywhere(t, addrs, before, 10*time.Second)
+
+	h.Stop(victim)
+	segments, err := filepath.Glob(filepath.Join(h.Cfg.DataDir, victim, "seg-*"))
+	if err != nil || len(segments) == 0 {
+		t.Fatalf("no journal segments to lose (%v)", err)
+	}
+	for _, seg := range segments {
+		if err := os.Remove(seg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.Restart(victim)
+	// Fewer updates than before, so all of them are numbered below the
+	// neighbors' cursors.
+	after := map[string]string{}
+	c = h.Dial(victim)
+	for j := range 2 {
+		client := fmt.Sprintf("after-%d", j)
+		after[client] = c.Ask(fmt.Sprintf("IAMAT %s +2+2 %s", client, nowTime()))
+	}
+	waitEverywhere(t, addrs, after, 10*time.Second)
+	waitEverywhere(t, map[string]string{victim: addrs[victim]}, before, 10*time.Second)
+}
+
 // copyDir copies the regular files of a flat directory tree.
 func copyDir(tb testing.TB, from, to string) {
 	tb.Helper()

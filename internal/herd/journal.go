@@ -143,6 +143,7 @@ func (n *Node) FinishRestore() {
 	sort.SliceStable(live, func(i, j int) bool { return live[i].Seq < live[j].Seq })
 	n.changes, n.stale = live, 0
 	n.seq = (n.seq/seqRestartGap + 1) * seqRestartGap
+	n.runStart = n.seq
 	n.entry = appendSeqEntry(n.entry[:0], n.seq)
 	n.journal.Append(n.entry)
 }

@@ -135,10 +135,13 @@ type Node struct {
 	changes []*Record
 	stale   int
 	seq     uint64
-	cursors map[string]Cursor
-	saved   map[string]Cursor // cursors as last journaled
-	waiters map[chan struct{}]struct{}
-	entry   []byte // scratch for journal entries; Journal.Append copies
+	// runStart is where this process's numbering began (see
+	// FinishRestore): every record it numbered is above it.
+	runStart uint64
+	cursors  map[string]Cursor
+	saved    map[string]Cursor // cursors as last journaled
+	waiters  map[chan struct{}]struct{}
+	entry    []byte // scratch for journal entries; Journal.Append copies
 }
 
 // NewNode returns an empty node called name. A nil journal keeps nothing.
@@ -310,6 +313,16 @@ func (n *Node) Head() uint64 {
 	n.mu.RLock()
 	defer n.mu.RUnlock()
 	return n.seq
+}
+
+// RunStart returns the sequence number this process's numbering started
+// from: every record it numbered is above it. A neighbor that has read
+// past it before this process has sent it anything read records of an
+// earlier process that this one has lost, and whose numbers it may reuse.
+func (n *Node) RunStart() uint64 {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.runStart
 }
 
 // Cursor returns how far the node has read neighbor peer's change sequence.

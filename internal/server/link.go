@@ -95,6 +95,7 @@ func (s *Server) linkOnce(ctx context.Context, peerName, addr string) error {
 	if err != nil {
 		return err
 	}
+	cursor = s.checkResume(peerName, cursor, catchUpEnd)
 	s.log.Info("peer link up", "peer", peerName, "direction", "out", "addr", addr, "resume_after", cursor, "head", catchUpEnd)
 	s.updateLink(peerName, func(l *LinkStatus) {
 		l.OutUp, l.Since, l.LastError = true, time.Now(), ""
@@ -202,6 +203,27 @@ func (s *Server) linkOnce(ctx context.Context, peerName, addr string) error {
 			}
 		}
 	}
+}
+
+// checkResume returns where the link to peerName resumes: the neighbor's
+// cursor into this server's change feed, or 0 (everything) when the cursor
+// shows that the data directory lost records the neighbor had read. That
+// happens when journal segments are lost or the directory is restored from
+// a backup while META keeps its epoch: this process then numbers its
+// records from a block an earlier one used, and resuming from the cursor
+// would skip them. The signs are a cursor past the head, or, before this
+// process has sent the neighbor anything, past where its numbering began.
+func (s *Server) checkResume(peerName string, cursor, head uint64) uint64 {
+	runStart := s.node.RunStart()
+	s.mu.Lock()
+	first := s.links[peerName] != nil && s.links[peerName].Reconnects == 0
+	s.mu.Unlock()
+	if cursor <= head && (!first || cursor <= runStart) {
+		return cursor
+	}
+	s.log.Error("neighbor has read records this server's data directory no longer holds; sending it the whole change feed",
+		"peer", peerName, "resume_after", cursor, "head", head, "run_start", runStart)
+	return 0
 }
 
 // progressChunk is how much of a link write must cross within DeadAfter.
