@@ -438,7 +438,7 @@ func fieldFor(values []yamlValue, err string) string {
 	for _, v := range slices.Backward(values) {
 		switch v.node.Kind {
 		case yaml.ScalarNode:
-			if strings.Contains(err, "`"+v.node.Value+"`") || strings.Contains(err, strconv.Quote(v.node.Value)) {
+			if quotesValue(err, v.node.Value) || strings.Contains(err, strconv.Quote(v.node.Value)) {
 				return v.path
 			}
 		case yaml.SequenceNode, yaml.MappingNode:
@@ -452,6 +452,19 @@ func fieldFor(values []yamlValue, err string) string {
 	}
 	return ""
 }
+
+// quotesValue reports whether a YAML error quotes value in backquotes,
+// as it does in full or, for a long value, as its start and "...".
+func quotesValue(err, value string) bool {
+	for _, m := range backquoted.FindAllStringSubmatch(err, -1) {
+		if start, cut := strings.CutSuffix(m[1], "..."); m[1] == value || cut && strings.HasPrefix(value, start) {
+			return true
+		}
+	}
+	return false
+}
+
+var backquoted = regexp.MustCompile("`([^`]*)`")
 
 // Server returns the server called name.
 func (c *Config) Server(name string) (Server, bool) {
@@ -517,14 +530,18 @@ func (c *Config) Validate() error {
 		if err := checkAddr(s.Addr); err != nil {
 			return fmt.Errorf("config: %s.addr: %w", field, err)
 		}
-		if other, dup := addrs[s.Addr]; dup {
-			return fmt.Errorf("config: %s.addr: %s is also %s's address", field, s.Addr, other)
+		if owner, dup := addrs[s.Addr]; dup {
+			return fmt.Errorf("config: %s.addr: %s is also %s", field, s.Addr, owner)
 		}
-		addrs[s.Addr] = s.Name
+		addrs[s.Addr] = s.Name + "'s address"
 		if s.Admin != "" {
 			if err := checkAddr(s.Admin); err != nil {
 				return fmt.Errorf("config: %s.admin: %w", field, err)
 			}
+			if owner, dup := addrs[s.Admin]; dup {
+				return fmt.Errorf("config: %s.admin: %s is also %s", field, s.Admin, owner)
+			}
+			addrs[s.Admin] = s.Name + "'s admin address"
 		}
 		if (s.TLSCert == "") != (s.TLSKey == "") {
 			return fmt.Errorf("config: %s.tls_cert, tls_key: give both or neither", field)
@@ -558,7 +575,10 @@ func (c *Config) Validate() error {
 	if err := c.Limits.validate(); err != nil {
 		return err
 	}
-	if c.Peers.Heartbeat <= 0 || c.Peers.DeadAfter < 2*c.Peers.Heartbeat {
+	if c.Peers.Heartbeat <= 0 {
+		return errors.New("config: peers.heartbeat: must be positive")
+	}
+	if c.Peers.DeadAfter < 2*c.Peers.Heartbeat {
 		return fmt.Errorf("config: peers.dead_after: %v must be at least twice peers.heartbeat %v", c.Peers.DeadAfter.D(), c.Peers.Heartbeat.D())
 	}
 	return c.Places.validate()
