@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -26,6 +27,8 @@ const (
 	downGrace   = 10 * time.Second
 	pollEvery   = 50 * time.Millisecond
 	dialTimeout = 300 * time.Millisecond
+	// probeTimeout is how long a probe waits for a server's answer.
+	probeTimeout = time.Second
 )
 
 func runUp(ctx context.Context, env *Env, args []string) error {
@@ -52,9 +55,15 @@ func runUp(ctx context.Context, env *Env, args []string) error {
 		}
 	}
 	started := map[string]*exec.Cmd{}
+	var failed []string
 	for _, s := range cfg.Servers {
-		if listening(s.Addr) {
+		switch probe(s.Addr) {
+		case stateUp:
 			fmt.Fprintf(env.Stdout, "%-10s already up on %s\n", s.Name, s.Addr)
+			continue
+		case stateNotAnswered:
+			fmt.Fprintf(env.Stdout, "%-10s FAILED: %s is held by something that does not answer as a herd server\n", s.Name, s.Addr)
+			failed = append(failed, s.Name)
 			continue
 		}
 		out, err := os.OpenFile(filepath.Join(cfg.LogDir, s.Name+".out"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
@@ -76,13 +85,12 @@ func runUp(ctx context.Context, env *Env, args []string) error {
 		go cmd.Wait() // reap it if it dies while we wait
 	}
 	deadline := time.Now().Add(upTimeout)
-	var failed []string
 	for _, s := range cfg.Servers {
 		cmd, ok := started[s.Name]
 		if !ok {
 			continue
 		}
-		for !listening(s.Addr) {
+		for probe(s.Addr) != stateUp {
 			if time.Now().After(deadline) || ctx.Err() != nil || exited(cmd.Process.Pid) {
 				failed = append(failed, s.Name)
 				break
@@ -171,7 +179,13 @@ func runStatus(_ context.Context, env *Env, args []string) error {
 	down := 0
 	for _, s := range cfg.Servers {
 		state, clients, links := "down", "-", "-"
-		if listening(s.Addr) {
+		switch probe(s.Addr) {
+		case stateNotAnswered:
+			state = "not answering"
+			down++
+		case stateDown:
+			down++
+		case stateUp:
 			state = "up"
 			st, err := liveStatus(s)
 			if err != nil {
@@ -181,8 +195,6 @@ func runStatus(_ context.Context, env *Env, args []string) error {
 				clients = strconv.Itoa(st.Clients)
 				links = formatLinks(st)
 			}
-		} else {
-			down++
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Name, s.Addr, state, clients, links)
 	}
@@ -246,13 +258,36 @@ func readStatus(run, name string) (serverStatus, error) {
 	return st, nil
 }
 
-func listening(addr string) bool {
+// serverState is what a probe of a server's address found.
+type serverState int
+
+const (
+	stateDown        serverState = iota // nothing listens
+	stateUp                             // a herd server answers
+	stateNotAnswered                    // something listens, but no herd server answers
+)
+
+// probeLine is an invalid command: a herd server answers it "? herd-probe",
+// which no other kind of listener would.
+const probeLine = "herd-probe"
+
+// probe tells a herd server on addr from nothing there, and from something
+// else (another program, or a hung server) holding the address.
+func probe(addr string) serverState {
 	c, err := net.DialTimeout("tcp", addr, dialTimeout)
 	if err != nil {
-		return false
+		return stateDown
 	}
-	c.Close()
-	return true
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(probeTimeout))
+	if _, err := c.Write([]byte(probeLine + "\n")); err != nil {
+		return stateNotAnswered
+	}
+	reply, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil || reply != "? "+probeLine+"\n" {
+		return stateNotAnswered
+	}
+	return stateUp
 }
 
 func pidFile(run, name string) string { return filepath.Join(run, name+".pid") }

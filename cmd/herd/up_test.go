@@ -66,3 +66,44 @@ func TestDownStopsAServerWithoutPIDFile(t *testing.T) {
 		t.Fatal("the server still runs after herd down")
 	}
 }
+
+// TestUpAndStatus_TellAServerFromAnotherListener covers a server's address
+// held by something else, such as another server's admin listener: it must
+// not count as that server being up.
+func TestUpAndStatus_TellAServerFromAnotherListener(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				conn.Read(make([]byte, 512))
+				conn.Write([]byte("HTTP/1.1 400 Bad Request\r\n\r\n"))
+			}()
+		}
+	}()
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "herd.yaml")
+	cfg := fmt.Sprintf("log_dir: logs\ndata_dir: data\nservers:\n  - {name: Solo, addr: %q}\n", ln.Addr())
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ command, want string }{
+		{"status", "not answering"},
+		{"up", "FAILED"},
+	} {
+		var out bytes.Buffer
+		env := &Env{Stdout: &out, Stderr: &out, Getenv: func(string) string { return "" }}
+		err := Run(context.Background(), env, []string{tc.command, "-config", cfgPath})
+		if err == nil || !strings.Contains(out.String(), tc.want) {
+			t.Errorf("herd %s with a non-herd listener on the address: err %v, output %q; want an error and %q", tc.command, err, out.String(), tc.want)
+		}
+	}
+}
