@@ -136,16 +136,32 @@ func pageHeaders(h http.Handler) http.Handler {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
 // handleReady serves GET /readyz: 200 while the server is ready (see
-// server.Server.Ready; the store is loaded before the server starts), 503
-// with the reason otherwise.
+// notReady), 503 with the reason otherwise.
 func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	if s.opt.Server.Ready() {
+	reason := s.notReady()
+	if reason == "" {
 		fmt.Fprintln(w, "ready")
 		return
 	}
-	reason := "not accepting connections"
+	w.WriteHeader(http.StatusServiceUnavailable)
+	fmt.Fprintln(w, "not ready:", reason)
+}
+
+// notReady returns why the server should not be sent clients, or "" if it
+// should: it must be serving (see server.Server.Ready; the store is loaded
+// before the server starts), and its journal must take writes, or the
+// updates it acknowledges are not durable.
+func (s *Server) notReady() string {
+	if s.opt.Store != nil {
+		if err := s.opt.Store.Err(); err != nil {
+			return "journal writes fail, so updates are not durable: " + err.Error()
+		}
+	}
+	if s.opt.Server.Ready() {
+		return ""
+	}
 	if links := s.opt.Server.Links(); len(links) > 0 {
 		up := 0
 		for _, l := range links {
@@ -154,11 +170,10 @@ func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
 			}
 		}
 		if up == 0 {
-			reason = fmt.Sprintf("no peer link is up (0 of %d neighbors)", len(links))
+			return fmt.Sprintf("no peer link is up (0 of %d neighbors)", len(links))
 		}
 	}
-	w.WriteHeader(http.StatusServiceUnavailable)
-	fmt.Fprintln(w, "not ready:", reason)
+	return "not accepting connections"
 }
 
 // shutdownTimeout bounds how long Serve waits for requests in flight (a

@@ -1,6 +1,7 @@
 package admin_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -273,6 +275,25 @@ func TestHealthAndReadiness(t *testing.T) {
 
 	stopB()
 	expect("/readyz", http.StatusServiceUnavailable, "no peer link is up")
+	expect("/healthz", http.StatusOK, "ok")
+
+	// A journal that fails its writes makes the server not ready: its
+	// acknowledgements are no longer durable.
+	expect("/metrics", http.StatusOK, "herd_store_failed 0")
+	herdtest.BreakJournal(t, filepath.Join(cfg.DataDir, "A"))
+	c, err := net.Dial("tcp", lnA.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "IAMAT kiwi +1+1 %d\n", time.Now().Unix())
+	if reply, err := bufio.NewReader(c).ReadString('\n'); err != nil {
+		t.Fatalf("IAMAT with a broken journal: %v", err)
+	} else {
+		t.Logf("IAMAT with a broken journal: %q", reply)
+	}
+	expect("/readyz", http.StatusServiceUnavailable, "journal writes fail")
+	expect("/metrics", http.StatusOK, "herd_store_failed 1")
 	expect("/healthz", http.StatusOK, "ok")
 
 	stopA()

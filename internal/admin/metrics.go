@@ -198,6 +198,7 @@ type stateCollector struct {
 	clients, linkUp, reconnects, backlog       *prometheus.Desc
 	floodMessages, floodDuplicates, catchUp    *prometheus.Desc
 	storeBytes, storeFsyncs, storeFsyncSeconds *prometheus.Desc
+	storeFailed                                *prometheus.Desc
 	connectionsOpen, connectionsRefused        *prometheus.Desc
 }
 
@@ -221,6 +222,7 @@ func newStateCollector(s *server.Server, n *herd.Node, st *store.Log) *stateColl
 		storeBytes:         desc("herd_store_bytes", "Size of the store's snapshot and journal segment files."),
 		storeFsyncs:        desc("herd_store_fsyncs_total", "fsync calls on journal segment files."),
 		storeFsyncSeconds:  desc("herd_store_fsync_seconds_total", "Time spent in fsync calls on journal segment files."),
+		storeFailed:        desc("herd_store_failed", "1 once a journal write or fsync has failed: updates are no longer durable until the server restarts on a working disk."),
 		connectionsOpen:    desc("herd_connections_open", "Open accepted connections: clients, and links that neighbors opened to this server."),
 		connectionsRefused: desc("herd_connections_refused_total", "Connections refused because limits.max_connections were open."),
 	}
@@ -231,7 +233,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.clients, c.linkUp, c.reconnects, c.backlog,
 		c.floodMessages, c.floodDuplicates, c.catchUp,
-		c.storeBytes, c.storeFsyncs, c.storeFsyncSeconds,
+		c.storeBytes, c.storeFsyncs, c.storeFsyncSeconds, c.storeFailed,
 		c.connectionsOpen, c.connectionsRefused,
 	} {
 		ch <- d
@@ -265,6 +267,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.storeBytes, float64(st.DiskBytes))
 	counter(c.storeFsyncs, float64(st.Fsyncs))
 	counter(c.storeFsyncSeconds, st.TotalFsync.Seconds())
+	gauge(c.storeFailed, boolValue(c.store.Err() != nil))
 }
 
 func boolValue(b bool) float64 {

@@ -27,8 +27,8 @@ const (
 //
 //   - name, addr: the server's name and its client and peer address.
 //   - time: when the status was taken (RFC 3339, UTC).
-//   - ready: what GET /readyz answers: listening, and at least one peer link
-//     up or no neighbors at all.
+//   - ready: what GET /readyz answers: listening, journal writes working,
+//     and at least one peer link up or no neighbors at all.
 //   - clients: how many clients the server knows a location for.
 //   - head_seq: the server's latest change sequence number.
 //   - counters: running totals since the server started (see Counters).
@@ -87,7 +87,7 @@ func (s *Server) status(recent, locations int) Status {
 		Name:    s.opt.Name,
 		Addr:    s.opt.Addr,
 		Time:    time.Now().UTC(),
-		Ready:   s.opt.Server.Ready(),
+		Ready:   s.notReady() == "",
 		Clients: s.opt.Node.Len(),
 		Head:    s.opt.Node.Head(),
 		Links:   s.opt.Server.Links(),

@@ -76,6 +76,8 @@ type Log struct {
 	f     *os.File // open segment, nil before Replay and after Close
 	spare []byte   // buffer to swap with buf on the next flush
 	err   error    // sticky write or fsync error; the Log is unusable after one
+	// failure is err, for readers that do not hold wmu (see Err).
+	failure atomic.Pointer[error]
 
 	// Group commit: a Commit that finds no flush in progress becomes the
 	// leader and flushes for everybody (under wmu) while later callers wait
@@ -443,6 +445,7 @@ func (l *Log) fsync(f *os.File) error {
 func (l *Log) fail(err error) error {
 	if l.err == nil {
 		l.err = err
+		l.failure.Store(&err)
 		l.logger.Error("store: log write failed; later commits will fail", "err", err)
 	}
 	return l.err
@@ -525,6 +528,15 @@ func (l *Log) Sync() {
 	default:
 		l.fail(err)
 	}
+}
+
+// Err returns the write or fsync error that made the log fail (every later
+// Commit returns it), or nil while it works.
+func (l *Log) Err() error {
+	if err := l.failure.Load(); err != nil {
+		return *err
+	}
+	return nil
 }
 
 // BytesSinceSnapshot returns the bytes appended since the cut point of the

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/herd-dev/herd/internal/config"
+	"github.com/herd-dev/herd/internal/herdtest"
 	"github.com/herd-dev/herd/internal/store"
 )
 
@@ -302,4 +303,23 @@ func TestOpenErrors(t *testing.T) {
 	if _, err := store.Open(dir, store.Options{}); err == nil || !strings.Contains(err.Error(), "version 99") {
 		t.Errorf("Open of a newer format = %v", err)
 	}
+}
+
+func TestErr_ReportsAFailedWrite(t *testing.T) {
+	dir := t.TempDir()
+	l, _, _ := openReplay(t, dir, "everysec")
+	appendAll(t, l, []byte("before"))
+	if err := l.Err(); err != nil {
+		t.Fatalf("Err = %v on a working log; want nil", err)
+	}
+	herdtest.BreakJournal(t, dir)
+	l.Append([]byte("after"))
+	commitErr := l.Commit()
+	if commitErr == nil {
+		t.Fatal("Commit succeeded on a broken segment")
+	}
+	if err := l.Err(); err == nil || err.Error() != commitErr.Error() {
+		t.Errorf("Err = %v after Commit failed with %v; want the same error", err, commitErr)
+	}
+	l.Close()
 }
