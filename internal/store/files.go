@@ -120,6 +120,11 @@ func loadOrCreateEpoch(dir string) (epoch uint64, created bool, err error) {
 		case metaMagic:
 			version, err = strconv.Atoi(value)
 		case "epoch":
+			// Always written as 16 digits: fewer means a damaged file.
+			if len(value) != 16 {
+				err = fmt.Errorf("%d hex digits, want 16", len(value))
+				break
+			}
 			epoch, err = strconv.ParseUint(value, 16, 64)
 		}
 		if err != nil {

@@ -297,11 +297,26 @@ func TestOpenErrors(t *testing.T) {
 		t.Errorf("Open with a bad fsync mode = %v", err)
 	}
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "META"), []byte("herd-store 99\nepoch 1\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "META"), []byte("herd-store 99\nepoch 00000000000000a1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := store.Open(dir, store.Options{}); err == nil || !strings.Contains(err.Error(), "version 99") {
 		t.Errorf("Open of a newer format = %v", err)
+	}
+
+	// A META cut short must not quietly give the directory another epoch.
+	dir = t.TempDir()
+	l, _ := open(t, dir, config.FsyncNo)
+	mustClose(t, l)
+	meta, err := os.ReadFile(filepath.Join(dir, "META"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "META"), bytes.TrimSuffix(meta, []byte("\n"))[:len(meta)-4], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Open(dir, store.Options{}); err == nil || !strings.Contains(err.Error(), "epoch") {
+		t.Errorf("Open with a truncated META = %v; want an error about its epoch", err)
 	}
 }
 
