@@ -17,12 +17,14 @@ import (
 
 // Names of the files in a data directory.
 const (
-	lockName   = "LOCK"
-	metaName   = "META"
-	tmpSuffix  = ".tmp"
-	segPrefix  = "seg-"
-	snapPrefix = "snap-"
-	fileSuffix = ".log"
+	lockName  = "LOCK"
+	metaName  = "META"
+	tmpSuffix = ".tmp"
+	// damagedSuffix marks a snapshot found damaged at Open, kept for a look.
+	damagedSuffix = ".damaged"
+	segPrefix     = "seg-"
+	snapPrefix    = "snap-"
+	fileSuffix    = ".log"
 
 	// formatVersion is written to META; Open refuses a directory of another version.
 	formatVersion = 1

@@ -93,46 +93,9 @@ func (l *Log) replayFile(path string, newest bool, fn func([]byte) error) (int64
 		return 0, fmt.Errorf("store: replay: %w", err)
 	}
 	size := fi.Size()
-
-	r := bufio.NewReaderSize(f, 256<<10)
-	var (
-		hdr     [frameHeaderSize]byte
-		payload []byte
-		off     int64
-		reason  string
-	)
-	for off < size {
-		if size-off < frameHeaderSize {
-			reason = "partial frame header"
-			break
-		}
-		if _, err := io.ReadFull(r, hdr[:]); err != nil {
-			return 0, fmt.Errorf("store: replay %s: %w", path, err)
-		}
-		n := int64(binary.LittleEndian.Uint32(hdr[0:4]))
-		if n > MaxEntrySize {
-			reason = "bad frame length"
-			break
-		}
-		if size-off-frameHeaderSize < n {
-			reason = "partial frame"
-			break
-		}
-		if int64(cap(payload)) < n {
-			payload = make([]byte, n)
-		}
-		payload = payload[:n]
-		if _, err := io.ReadFull(r, payload); err != nil {
-			return 0, fmt.Errorf("store: replay %s: %w", path, err)
-		}
-		if frameChecksum(hdr[0:4], payload) != binary.LittleEndian.Uint32(hdr[4:8]) {
-			reason = "checksum mismatch"
-			break
-		}
-		if err := fn(payload); err != nil {
-			return 0, err
-		}
-		off += frameHeaderSize + n
+	off, reason, err := scanFrames(f, size, fn)
+	if err != nil {
+		return 0, err
 	}
 	if off == size {
 		return size, nil
@@ -156,6 +119,68 @@ func (l *Log) replayFile(path string, newest bool, fn func([]byte) error) (int64
 		return 0, fmt.Errorf("store: fsync %s: %w", path, err)
 	}
 	return off, nil
+}
+
+// scanFrames calls fn with the payload of each valid frame of f, which is
+// size bytes long, from its start. It returns the offset of the first bad
+// frame (size if there is none) and what is wrong with it; an error is an
+// I/O error or fn's.
+func scanFrames(f *os.File, size int64, fn func([]byte) error) (off int64, reason string, err error) {
+	r := bufio.NewReaderSize(f, 256<<10)
+	var (
+		hdr     [frameHeaderSize]byte
+		payload []byte
+	)
+	for off < size {
+		if size-off < frameHeaderSize {
+			return off, "partial frame header", nil
+		}
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			return off, "", fmt.Errorf("store: read %s: %w", f.Name(), err)
+		}
+		n := int64(binary.LittleEndian.Uint32(hdr[0:4]))
+		if n > MaxEntrySize {
+			return off, "bad frame length", nil
+		}
+		if size-off-frameHeaderSize < n {
+			return off, "partial frame", nil
+		}
+		if int64(cap(payload)) < n {
+			payload = make([]byte, n)
+		}
+		payload = payload[:n]
+		if _, err := io.ReadFull(r, payload); err != nil {
+			return off, "", fmt.Errorf("store: read %s: %w", f.Name(), err)
+		}
+		if frameChecksum(hdr[0:4], payload) != binary.LittleEndian.Uint32(hdr[4:8]) {
+			return off, "checksum mismatch", nil
+		}
+		if err := fn(payload); err != nil {
+			return off, "", err
+		}
+		off += frameHeaderSize + n
+	}
+	return off, "", nil
+}
+
+// checkSnapshot returns what is wrong with the snapshot file at path, or ""
+// if every frame of it is valid. A snapshot is written whole (to a
+// temporary file, then renamed), so any bad frame means it is damaged.
+func checkSnapshot(path string) (problem string, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("store: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", fmt.Errorf("store: %w", err)
+	}
+	off, reason, err := scanFrames(f, fi.Size(), func([]byte) error { return nil })
+	if err != nil || reason == "" {
+		return "", err
+	}
+	return fmt.Sprintf("%s at offset %d", reason, off), nil
 }
 
 // validFrameAfter reports whether a valid frame starts at any offset in
