@@ -25,6 +25,7 @@
 //	snap-<N>.log         the latest snapshot: the state before segment N
 //	seg-<N>.log          segments, from N on; the newest one is appended to
 //	*.tmp                leftovers of an interrupted write, removed by Open
+//	snap-<N>.log.damaged a snapshot found damaged at Open, kept for inspection
 //
 // Snapshots and segments are sequences of frames:
 //
@@ -52,7 +53,10 @@
 //
 // Open removes *.tmp files (an interrupted snapshot is simply ignored) and
 // every snapshot and segment numbered below the latest snapshot (left by a
-// crash between a snapshot's rename and the deletions). Replay then reads the
+// crash between a snapshot's rename and the deletions). It first checks
+// every frame of that snapshot: a damaged one that such older files could
+// replace is renamed to snap-<N>.log.damaged, logged at Error level, and
+// the older files are used instead. Replay then reads the
 // latest snapshot and the segments after it. At the first frame that is not
 // valid (length over MaxEntrySize, past the end of the file, or a checksum
 // mismatch) it truncates the file and goes on with the next file:
