@@ -530,18 +530,14 @@ func (c *Config) Validate() error {
 		if err := checkAddr(s.Addr); err != nil {
 			return fmt.Errorf("config: %s.addr: %w", field, err)
 		}
-		if owner, dup := addrs[s.Addr]; dup {
-			return fmt.Errorf("config: %s.addr: %s is also %s", field, s.Addr, owner)
+		if other, dup := addrs[s.Addr]; dup {
+			return fmt.Errorf("config: %s.addr: %s is also %s's address", field, s.Addr, other)
 		}
-		addrs[s.Addr] = s.Name + "'s address"
+		addrs[s.Addr] = s.Name
 		if s.Admin != "" {
 			if err := checkAddr(s.Admin); err != nil {
 				return fmt.Errorf("config: %s.admin: %w", field, err)
 			}
-			if owner, dup := addrs[s.Admin]; dup {
-				return fmt.Errorf("config: %s.admin: %s is also %s", field, s.Admin, owner)
-			}
-			addrs[s.Admin] = s.Name + "'s admin address"
 		}
 		if (s.TLSCert == "") != (s.TLSKey == "") {
 			return fmt.Errorf("config: %s.tls_cert, tls_key: give both or neither", field)
