@@ -46,12 +46,7 @@ func TestWipedDataDir_RefilledFromNeighbors(t *testing.T) {
 	}
 	waitEverywhere(t, map[string]string{victim: addrs[victim]}, want, 10*time.Second)
 
-	fresh := map[string]string{}
-	c := h.Dial(victim)
-	for j := range 4 {
-		client := fmt.Sprintf("after-wipe-%d", j)
-		fresh[client] = c.Ask(fmt.Sprintf("IAMAT %s +2+2 %s", client, nowTime()))
-	}
+	fresh := askIAMATs(h.Dial(victim), "after-wipe", "+2+2", 4)
 	waitEverywhere(t, addrs, fresh, 10*time.Second)
 	waitFloodsEnd(t, h, names, 500*time.Millisecond, 10*time.Second)
 }
@@ -65,12 +60,7 @@ func TestLostJournalSegments_NewUpdatesStillFlood(t *testing.T) {
 	h := herdtest.Start(t, herdtest.Options{})
 	addrs := herdAddrs(h)
 	const victim = "Alford"
-	before := map[string]string{}
-	c := h.Dial(victim)
-	for j := range 8 {
-		client := fmt.Sprintf("before-%d", j)
-		before[client] = c.Ask(fmt.Sprintf("IAMAT %s +1+1 %s", client, nowTime()))
-	}
+	before := askIAMATs(h.Dial(victim), "before", "+1+1", 8)
 	waitEverywhere(t, addrs, before, 10*time.Second)
 
 	h.Stop(victim)
@@ -86,14 +76,20 @@ func TestLostJournalSegments_NewUpdatesStillFlood(t *testing.T) {
 	h.Restart(victim)
 	// Fewer updates than before, so all of them are numbered below the
 	// neighbors' cursors.
-	after := map[string]string{}
-	c = h.Dial(victim)
-	for j := range 2 {
-		client := fmt.Sprintf("after-%d", j)
-		after[client] = c.Ask(fmt.Sprintf("IAMAT %s +2+2 %s", client, nowTime()))
-	}
+	after := askIAMATs(h.Dial(victim), "after", "+2+2", 2)
 	waitEverywhere(t, addrs, after, 10*time.Second)
 	waitEverywhere(t, map[string]string{victim: addrs[victim]}, before, 10*time.Second)
+}
+
+// askIAMATs sends IAMATs at loc, now, for clients prefix-0 to prefix-(n-1)
+// and returns each client's AT reply.
+func askIAMATs(c *herdtest.Client, prefix, loc string, n int) map[string]string {
+	replies := map[string]string{}
+	for j := range n {
+		client := fmt.Sprintf("%s-%d", prefix, j)
+		replies[client] = c.Ask(fmt.Sprintf("IAMAT %s %s %s", client, loc, nowTime()))
+	}
+	return replies
 }
 
 // copyDir copies the regular files of a flat directory tree.
