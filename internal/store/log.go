@@ -216,25 +216,30 @@ func (l *Log) prepare() error {
 	// The newest snapshot is the starting point. A damaged one that older
 	// files are still here to replace (a stray file, or a crash before
 	// the files it covers were removed) is set aside instead; with nothing
-	// older, the valid part of it is replayed (see Replay).
+	// older, the valid part of it is replayed (see Replay). So a snapshot
+	// is checked (read twice) only when older files are left, which is
+	// rare.
 	for i := len(st.snaps) - 1; i >= 0; i-- {
 		n := st.snaps[i]
-		problem, err := checkSnapshot(filepath.Join(l.dir, snapName(n)))
-		if err != nil {
-			return err
-		}
-		olderFiles := i > 0 || len(st.segs) > 0 && st.segs[0] < n
-		if problem == "" || !olderFiles {
-			l.snapNum = n
-			st.snaps = st.snaps[:i]
-			break
-		}
 		path := filepath.Join(l.dir, snapName(n))
-		l.logger.Error("store: snapshot damaged; set it aside and recovering from older files", "file", path, "problem", problem, "moved_to", path+damagedSuffix)
-		if err := os.Rename(path, path+damagedSuffix); err != nil {
-			return fmt.Errorf("store: set aside damaged snapshot: %w", err)
+		if olderFiles := i > 0 || len(st.segs) > 0 && st.segs[0] < n; olderFiles {
+			problem, err := checkSnapshot(path)
+			if err != nil {
+				return err
+			}
+			if problem != "" {
+				l.logger.Error("store: snapshot damaged; set it aside and recovering from older files",
+					"file", path, "problem", problem, "moved_to", path+damagedSuffix)
+				if err := os.Rename(path, path+damagedSuffix); err != nil {
+					return fmt.Errorf("store: set aside damaged snapshot: %w", err)
+				}
+				st.snaps = st.snaps[:i]
+				continue
+			}
 		}
+		l.snapNum = n
 		st.snaps = st.snaps[:i]
+		break
 	}
 	for _, n := range st.snaps {
 		l.remove(snapName(n), "superseded snapshot")
