@@ -63,6 +63,7 @@ func TestLostJournalSegments_NewUpdatesStillFlood(t *testing.T) {
 	before := askIAMATs(h.Dial(victim), "before", "+1+1", 8)
 	waitEverywhere(t, addrs, before, 10*time.Second)
 
+	epoch := h.Member(victim).Store.Epoch()
 	h.Stop(victim)
 	segments, err := filepath.Glob(filepath.Join(h.Cfg.DataDir, victim, "seg-*"))
 	if err != nil || len(segments) == 0 {
@@ -79,6 +80,21 @@ func TestLostJournalSegments_NewUpdatesStillFlood(t *testing.T) {
 	after := askIAMATs(h.Dial(victim), "after", "+2+2", 2)
 	waitEverywhere(t, addrs, after, 10*time.Second)
 	waitEverywhere(t, map[string]string{victim: addrs[victim]}, before, 10*time.Second)
+
+	// The victim renewed its epoch, so neighbors read its feed from the
+	// start whatever happens to a link, and the new epoch outlives a
+	// restart.
+	renewed := h.Member(victim).Store.Epoch()
+	if renewed == epoch {
+		t.Fatalf("%s kept epoch %d after its neighbors showed it lost records; want a new one", victim, epoch)
+	}
+	h.Stop(victim)
+	h.Restart(victim)
+	if got := h.Member(victim).Store.Epoch(); got != renewed {
+		t.Errorf("%s restarted with epoch %d; want the renewed %d", victim, got, renewed)
+	}
+	later := askIAMATs(h.Dial(victim), "later", "+3+3", 2)
+	waitEverywhere(t, addrs, later, 10*time.Second)
 }
 
 // askIAMATs sends IAMATs at loc, now, for clients prefix-0 to prefix-(n-1)

@@ -151,6 +151,7 @@ func Open(ctx context.Context, cfg *config.Config, name string, o Overrides) (m 
 		PlacesMayBlock: cfg.Places.Provider != config.ProviderOffline || o.Places != nil,
 		Journal:        m.Store,
 		Epoch:          m.Store.Epoch(),
+		RenewEpoch:     m.Store.RenewEpoch,
 		Secret:         []byte(getenv(config.EnvPeerSecret)),
 		TLS:            tlsConfig,
 		PlacesTimeout:  cfg.Places.Timeout.D(),

@@ -91,11 +91,17 @@ func (s *Server) linkOnce(ctx context.Context, peerName, addr string) error {
 	}
 	br := bufio.NewReaderSize(conn, readBufferSize)
 	catchUpEnd := s.node.Head()
-	sess, cursor, welcomeLate, err := s.dialHandshake(conn, br, peerName, catchUpEnd)
+	epoch := s.epoch.Load()
+	sess, cursor, welcomeLate, err := s.dialHandshake(conn, br, peerName, epoch, catchUpEnd)
 	if err != nil {
 		return err
 	}
-	cursor = s.checkResume(peerName, cursor, catchUpEnd)
+	if s.lostRecords(peerName, cursor, catchUpEnd) {
+		if s.renewEpoch(epoch) {
+			return errors.New("epoch renewed after lost records; redialing")
+		}
+		cursor = 0 // no new epoch: send everything on this link at least
+	}
 	s.log.Info("peer link up", "peer", peerName, "direction", "out", "addr", addr, "resume_after", cursor, "head", catchUpEnd)
 	s.updateLink(peerName, func(l *LinkStatus) {
 		l.OutUp, l.Since, l.LastError = true, time.Now(), ""
@@ -205,25 +211,49 @@ func (s *Server) linkOnce(ctx context.Context, peerName, addr string) error {
 	}
 }
 
-// checkResume returns where the link to peerName resumes: the neighbor's
-// cursor into this server's change feed, or 0 (everything) when the cursor
-// shows that the data directory lost records the neighbor had read. That
-// happens when journal segments are lost or the directory is restored from
-// a backup while META keeps its epoch: this process then numbers its
-// records from a block an earlier one used, and resuming from the cursor
-// would skip them. The signs are a cursor past the head, or, before this
-// process has sent the neighbor anything, past where its numbering began.
-func (s *Server) checkResume(peerName string, cursor, head uint64) uint64 {
+// lostRecords reports whether cursor, the neighbor's cursor into this
+// server's change feed, shows that the data directory lost records the
+// neighbor had read. That happens when journal segments are lost, or the
+// directory is restored from a backup, while META keeps its epoch: this
+// process then numbers its records from a block an earlier one used, and
+// resuming from the cursor would skip them. The signs are a cursor past the
+// head, or, before this process has linked to the neighbor, past where its
+// numbering began.
+func (s *Server) lostRecords(peerName string, cursor, head uint64) bool {
 	runStart := s.node.RunStart()
 	s.mu.Lock()
 	first := s.links[peerName] != nil && s.links[peerName].Reconnects == 0
 	s.mu.Unlock()
 	if cursor <= head && (!first || cursor <= runStart) {
-		return cursor
+		return false
 	}
-	s.log.Error("neighbor has read records this server's data directory no longer holds; sending it the whole change feed",
+	s.log.Error("neighbor has read records this server's data directory no longer holds",
 		"peer", peerName, "resume_after", cursor, "head", head, "run_start", runStart)
-	return 0
+	return true
+}
+
+// renewEpoch gives the data directory a new epoch, unless another link
+// renewed it after this one read used, and reports whether the link should
+// redial with the current epoch. Neighbors keep cursors per epoch, so under
+// a new one each of them reads the whole change feed, however often its
+// link drops meanwhile.
+func (s *Server) renewEpoch(used uint64) bool {
+	if s.opt.RenewEpoch == nil {
+		return false
+	}
+	s.epochMu.Lock()
+	defer s.epochMu.Unlock()
+	if s.epoch.Load() != used {
+		return true
+	}
+	epoch, err := s.opt.RenewEpoch()
+	if err != nil {
+		s.log.Error("cannot renew the epoch; sending this neighbor the whole change feed", "err", err)
+		return false
+	}
+	s.epoch.Store(epoch)
+	s.log.Error("renewed the data directory's epoch: every neighbor will read the whole change feed", "old_epoch", used, "epoch", epoch)
+	return true
 }
 
 // progressChunk is how much of a link write must cross within DeadAfter.
@@ -252,7 +282,7 @@ const welcomeWait = time.Second
 // dialHandshake sends HELLO, checks WELCOME and answers AUTH. It returns the
 // session, the neighbor's cursor into this server's change feed, and
 // whether WELCOME is still to come (see welcomeWait).
-func (s *Server) dialHandshake(conn net.Conn, br *bufio.Reader, peerName string, head uint64) (sess *peer.Session, cursor uint64, welcomeLate bool, err error) {
+func (s *Server) dialHandshake(conn net.Conn, br *bufio.Reader, peerName string, epoch, head uint64) (sess *peer.Session, cursor uint64, welcomeLate bool, err error) {
 	open := len(s.opt.Secret) == 0
 	wait := s.opt.DeadAfter
 	if open {
@@ -260,7 +290,7 @@ func (s *Server) dialHandshake(conn net.Conn, br *bufio.Reader, peerName string,
 	}
 	conn.SetDeadline(time.Now().Add(wait))
 	defer conn.SetDeadline(time.Time{})
-	h := peer.Hello{From: s.opt.Name, To: peerName, Epoch: s.opt.Epoch, Head: head, Nonce: peer.NewNonce()}
+	h := peer.Hello{From: s.opt.Name, To: peerName, Epoch: epoch, Head: head, Nonce: peer.NewNonce()}
 	h.Proof = peer.HelloProof(s.opt.Secret, h)
 	out := append(h.Format(), '\n')
 	s.log.Info("out", "peer", peerName, "line", out[:len(out)-1])

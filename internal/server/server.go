@@ -59,6 +59,10 @@ type Options struct {
 	Journal Journal
 	// Epoch identifies this server's data directory to its neighbors.
 	Epoch uint64
+	// RenewEpoch, if not nil, gives the data directory a new epoch (see
+	// store.Log.RenewEpoch). A link calls it when its neighbor has read
+	// records the directory no longer holds.
+	RenewEpoch func() (uint64, error)
 	// Secret, when not empty, is the herd's shared peer secret.
 	Secret []byte
 	// TLS, when not nil, secures peer links: the server presents its
@@ -149,6 +153,10 @@ type Server struct {
 	probation []net.Conn
 	stats     Counters
 	serving   atomic.Bool
+	// epoch is the data directory's epoch that links present (Options.Epoch
+	// until renewed); epochMu serialises renewals.
+	epoch   atomic.Uint64
+	epochMu sync.Mutex
 }
 
 // Counters are the server's running totals.
@@ -190,6 +198,7 @@ func New(opt Options) (*Server, error) {
 		nonces:    peer.NewNonceCache(4096),
 		connSlots: make(chan struct{}, opt.MaxConnections),
 	}
+	s.epoch.Store(opt.Epoch)
 	for peer, addr := range opt.Neighbors {
 		s.links[peer] = &LinkStatus{Peer: peer, Addr: addr}
 	}

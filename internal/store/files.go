@@ -104,8 +104,7 @@ func loadOrCreateEpoch(dir string) (epoch uint64, created bool, err error) {
 		if err != nil {
 			return 0, false, err
 		}
-		content := fmt.Sprintf("%s %d\nepoch %016x\n", metaMagic, formatVersion, epoch)
-		if err := writeFileAtomic(dir, metaName, []byte(content)); err != nil {
+		if err := writeMeta(dir, epoch); err != nil {
 			return 0, false, err
 		}
 		return epoch, true, nil
@@ -143,6 +142,12 @@ func loadOrCreateEpoch(dir string) (epoch uint64, created bool, err error) {
 		return 0, false, fmt.Errorf("store: %s: no epoch", path)
 	}
 	return epoch, false, nil
+}
+
+// writeMeta replaces META atomically with one naming epoch.
+func writeMeta(dir string, epoch uint64) error {
+	content := fmt.Sprintf("%s %d\nepoch %016x\n", metaMagic, formatVersion, epoch)
+	return writeFileAtomic(dir, metaName, []byte(content))
 }
 
 func newEpoch() (uint64, error) {

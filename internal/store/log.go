@@ -53,7 +53,8 @@ type Log struct {
 	logger       *slog.Logger
 	syncOnCommit bool // fsync=always
 	lockFile     *os.File
-	epoch        uint64
+	epoch        atomic.Uint64
+	metaMu       sync.Mutex // serialises RenewEpoch's META writes
 
 	// Found by Open, used by Replay.
 	snapNum uint64   // latest snapshot, 0 if none
@@ -202,7 +203,7 @@ func (l *Log) prepare() error {
 	if err != nil {
 		return err
 	}
-	l.epoch = epoch
+	l.epoch.Store(epoch)
 	st, err := readDirState(l.dir)
 	if err != nil {
 		return err
@@ -270,8 +271,27 @@ func (l *Log) remove(name, why string) (size int64) {
 }
 
 // Epoch returns the random non-zero id made when the data directory was first
-// initialised. It survives restarts; a wiped directory gets a new one.
-func (l *Log) Epoch() uint64 { return l.epoch }
+// initialised. It survives restarts; a wiped directory gets a new one, and
+// RenewEpoch makes one.
+func (l *Log) Epoch() uint64 { return l.epoch.Load() }
+
+// RenewEpoch gives the data directory a new epoch, written to META before
+// it is returned. Neighbors keep their cursors per epoch, so a new one
+// makes each of them read this server's change feed from the start: the
+// way out when the directory lost records they had already read.
+func (l *Log) RenewEpoch() (uint64, error) {
+	l.metaMu.Lock()
+	defer l.metaMu.Unlock()
+	epoch, err := newEpoch()
+	if err != nil {
+		return 0, err
+	}
+	if err := writeMeta(l.dir, epoch); err != nil {
+		return 0, fmt.Errorf("store: renew epoch: %w", err)
+	}
+	l.epoch.Store(epoch)
+	return epoch, nil
+}
 
 // Append adds entry to the log. It copies entry into memory and makes no
 // syscall; Commit, or the background flusher within a few milliseconds,

@@ -267,6 +267,15 @@ func TestEpoch(t *testing.T) {
 	if e := l.Epoch(); e != e1 {
 		t.Fatalf("Epoch after reopen = %x, want %x", e, e1)
 	}
+	renewed, err := l.RenewEpoch()
+	if err != nil || renewed == e1 || renewed == 0 || l.Epoch() != renewed {
+		t.Fatalf("RenewEpoch = %x, %v, then Epoch %x; want a new non-zero epoch (old %x)", renewed, err, l.Epoch(), e1)
+	}
+	mustClose(t, l)
+	l, _, _ = openReplay(t, dir, config.FsyncNo)
+	if e := l.Epoch(); e != renewed {
+		t.Fatalf("Epoch after a renewal and reopen = %x, want %x", e, renewed)
+	}
 	mustClose(t, l)
 	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
