@@ -53,10 +53,12 @@
 //
 // Open removes *.tmp files (an interrupted snapshot is simply ignored) and
 // every snapshot and segment numbered below the latest snapshot (left by a
-// crash between a snapshot's rename and the deletions). It first checks
-// every frame of that snapshot: a damaged one that such older files could
-// replace is renamed to snap-<N>.log.damaged, logged at Error level, and
-// the older files are used instead. Replay then reads the
+// crash between a snapshot's rename and the deletions). When older files
+// could stand in for that snapshot (the snapshot before it, or a new
+// directory's start, and an unbroken run of segments from there), it first
+// checks the snapshot: an empty or damaged one is renamed to
+// snap-<N>.log.damaged, logged at Error level, and the older files are
+// used instead. Replay then reads the
 // latest snapshot and the segments after it. At the first frame that is not
 // valid (length over MaxEntrySize, past the end of the file, or a checksum
 // mismatch) it truncates the file and goes on with the next file:

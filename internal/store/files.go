@@ -76,6 +76,29 @@ func readDirState(dir string) (dirState, error) {
 	return st, nil
 }
 
+// replaceable reports whether older files can stand in for snapshot
+// snaps[i]: the snapshot before it (or a new directory's empty start) and
+// an unbroken run of segments from there. Compaction deletes covered
+// segments oldest first, so a crash in the middle of it leaves a run that
+// does not start there.
+func (st dirState) replaceable(i int) bool {
+	next := uint64(1) // a new directory's first segment
+	if i > 0 {
+		next = st.snaps[i-1]
+	}
+	found := false
+	for _, n := range st.segs {
+		if n >= st.snaps[i] {
+			break
+		}
+		if n != next {
+			return false
+		}
+		next, found = n+1, true
+	}
+	return found
+}
+
 // lockDir takes an exclusive, non-blocking flock on dir's LOCK file. The lock
 // lives as long as the returned file stays open.
 func lockDir(dir string) (*os.File, error) {

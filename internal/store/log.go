@@ -215,15 +215,14 @@ func (l *Log) prepare() error {
 		l.remove(name, "leftover temporary file")
 	}
 	// The newest snapshot is the starting point. A damaged one that older
-	// files are still here to replace (a stray file, or a crash before
-	// the files it covers were removed) is set aside instead; with nothing
-	// older, the valid part of it is replayed (see Replay). So a snapshot
-	// is checked (read twice) only when older files are left, which is
-	// rare.
+	// files can wholly replace (a stray file, or a crash before the files
+	// it covers were removed) is set aside instead; otherwise the valid
+	// part of it is replayed (see Replay). So a snapshot is checked (read
+	// twice) only when such older files are left, which is rare.
 	for i := len(st.snaps) - 1; i >= 0; i-- {
 		n := st.snaps[i]
 		path := filepath.Join(l.dir, snapName(n))
-		if olderFiles := i > 0 || len(st.segs) > 0 && st.segs[0] < n; olderFiles {
+		if st.replaceable(i) {
 			problem, err := checkSnapshot(path)
 			if err != nil {
 				return err

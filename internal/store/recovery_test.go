@@ -253,21 +253,31 @@ func TestCorruptionFarFromNextFrame(t *testing.T) {
 // segment) is set aside rather than trusted: trusting it would remove the
 // segment and lose every entry.
 func TestDamagedSnapshotWithOlderFiles(t *testing.T) {
-	dir := t.TempDir()
-	l, _, _ := openReplay(t, dir, config.FsyncNo)
-	appendAll(t, l, strs("a1", "a2", "a3")...)
-	mustClose(t, l)
-	stray := filepath.Join(dir, "snap-0000000005.log")
-	if err := os.WriteFile(stray, bytes.Repeat([]byte{0xAB}, 1000), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	l, got, capture := openReplay(t, dir, config.FsyncNo)
-	defer mustClose(t, l)
-	wantEntries(t, got, strs("a1", "a2", "a3"))
-	if errs := capture.lines("ERROR"); len(errs) != 1 || !strings.Contains(errs[0], "snapshot damaged") {
-		t.Errorf("errors logged %q, want one about the damaged snapshot", errs)
-	}
-	if _, err := os.Stat(stray + ".damaged"); err != nil {
-		t.Errorf("the damaged snapshot was not kept aside: %v", err)
+	for _, tc := range []struct {
+		name    string
+		content []byte
+	}{
+		{"garbage", bytes.Repeat([]byte{0xAB}, 1000)},
+		{"empty", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			l, _, _ := openReplay(t, dir, config.FsyncNo)
+			appendAll(t, l, strs("a1", "a2", "a3")...)
+			mustClose(t, l)
+			stray := filepath.Join(dir, "snap-0000000005.log")
+			if err := os.WriteFile(stray, tc.content, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			l, got, capture := openReplay(t, dir, config.FsyncNo)
+			defer mustClose(t, l)
+			wantEntries(t, got, strs("a1", "a2", "a3"))
+			if errs := capture.lines("ERROR"); len(errs) != 1 || !strings.Contains(errs[0], "snapshot damaged") {
+				t.Errorf("errors logged %q, want one about the damaged snapshot", errs)
+			}
+			if _, err := os.Stat(stray + ".damaged"); err != nil {
+				t.Errorf("the damaged snapshot was not kept aside: %v", err)
+			}
+		})
 	}
 }

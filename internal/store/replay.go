@@ -176,6 +176,9 @@ func checkSnapshot(path string) (problem string, err error) {
 	if err != nil {
 		return "", fmt.Errorf("store: %w", err)
 	}
+	if fi.Size() == 0 {
+		return "empty", nil // a snapshot holds at least its sequence entry
+	}
 	off, reason, err := scanFrames(f, fi.Size(), func([]byte) error { return nil })
 	if err != nil || reason == "" {
 		return "", err
