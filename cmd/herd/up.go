@@ -62,6 +62,12 @@ func runUp(ctx context.Context, env *Env, args []string) error {
 			fmt.Fprintf(env.Stdout, "%-10s already up on %s\n", s.Name, s.Addr)
 			continue
 		case stateNotAnswered:
+			// A server at limits.max_connections refuses the probe too;
+			// its own status file still says it runs.
+			if st, err := readStatus(run, s.Name); err == nil && st.PID > 0 && !exited(st.PID) && isHerd(st.PID) {
+				fmt.Fprintf(env.Stdout, "%-10s already up on %s (pid %d), but not answering: busy or hung\n", s.Name, s.Addr, st.PID)
+				continue
+			}
 			fmt.Fprintf(env.Stdout, "%-10s FAILED: %s is held by something that does not answer as a herd server\n", s.Name, s.Addr)
 			failed = append(failed, s.Name)
 			continue
