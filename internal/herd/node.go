@@ -24,13 +24,14 @@
 // Older and equal records are neither stored nor forwarded, so every update
 // crosses each link at most once per direction and floods end.
 //
-// A client's IAMAT is newer only if its client time is strictly later. A
-// record from elsewhere (a neighbor, a journal, an injected AT line) with
-// the same client time as the stored one is newer if its AT line sorts
-// after the stored line. Without that tie-break two servers that took
-// different updates with one client time, as when a client retries its
-// IAMAT at a second server, would each keep their own for good; with it,
-// every server settles on the same one, whatever the order of arrival.
+// A client's IAMAT, or an AT line a client injects, is newer only if its
+// client time is strictly later. A record from a neighbor's feed (or the
+// journal) with the same client time as the stored one is newer if its AT
+// line sorts after the stored line. Without that tie-break two servers
+// that took different updates with one client time, as when a client
+// retries its IAMAT at a second server, would each keep their own for
+// good; with it, every server settles on the same one, whatever the order
+// of arrival.
 package herd
 
 import (
@@ -188,7 +189,7 @@ func (n *Node) IAMAT(received wire.Time, m *wire.Msg) (reply string, stored bool
 func (n *Node) Offer(rec *Record) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.offerLocked(rec, laterTimeOrLine)
+	return n.offerLocked(rec, laterTime)
 }
 
 // OfferFrom applies a batch of records read from neighbor peer's change
@@ -213,8 +214,8 @@ func (n *Node) OfferFrom(peer string, cur Cursor, recs []*Record) (stored int) {
 type newerRule bool
 
 const (
-	laterTime       newerRule = false // a client's IAMAT at this node
-	laterTimeOrLine newerRule = true  // a record from anywhere else
+	laterTime       newerRule = false // a client's IAMAT or AT line at this node
+	laterTimeOrLine newerRule = true  // a neighbor's record, or the journal's
 )
 
 // newer reports whether rec is newer than old by rule.

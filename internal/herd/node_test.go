@@ -168,6 +168,12 @@ func TestNode_EqualTimeIAMATAtOneServerIsDropped(t *testing.T) {
 	if r, _ := n.Lookup([]byte("kiwi")); stored || r.Line != first {
 		t.Errorf("an equal-time IAMAT replaced %q with %q (stored %v)", first, r.Line, stored)
 	}
+	// Nor to an AT line a client injects (no peer secret), as the seed's
+	// servers flood.
+	injected := "AT Zed +0.000000001 kiwi +9+9 200.000000001"
+	if n.Offer(NewRecord([]byte(injected), mustParse(t, injected))) {
+		t.Errorf("an injected equal-time AT line replaced %q", first)
+	}
 }
 
 func TestNode_StaleUpdateIsNotForwarded(t *testing.T) {
