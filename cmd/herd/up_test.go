@@ -14,41 +14,56 @@ import (
 	"time"
 )
 
-// TestDownStopsAServerWithoutPIDFile covers 'herd up' killed after it
-// started a server but before it wrote the server's pid file: 'herd down'
-// finds the server by the status file the server writes itself.
-func TestDownStopsAServerWithoutPIDFile(t *testing.T) {
+// soloServer is one 'herd serve' process started by a test, outside 'herd
+// up': it writes its status file but no pid file.
+type soloServer struct {
+	addr, cfgPath, run string
+	cmd                *exec.Cmd
+	exited             chan struct{} // closed when the process has ended
+}
+
+// startSolo starts a one-server herd, with limits given in YAML flow
+// form (or ""), and waits until the server's status file names it.
+func startSolo(t *testing.T, limits string) *soloServer {
+	t.Helper()
 	dir := t.TempDir()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
+	s := &soloServer{addr: ln.Addr().String(), cfgPath: filepath.Join(dir, "herd.yaml"), run: filepath.Join(dir, "run"), exited: make(chan struct{})}
 	ln.Close()
-	cfgPath := filepath.Join(dir, "herd.yaml")
-	cfg := fmt.Sprintf("log_dir: logs\ndata_dir: data\nservers:\n  - {name: Solo, addr: %q}\n", addr)
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+	cfg := fmt.Sprintf("log_dir: logs\ndata_dir: data\nservers:\n  - {name: Solo, addr: %q}\n", s.addr)
+	if limits != "" {
+		cfg += "limits: " + limits + "\n"
+	}
+	if err := os.WriteFile(s.cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	server := exec.Command(os.Args[0], "serve", "-config", cfgPath, "Solo")
-	if err := server.Start(); err != nil {
+	s.cmd = exec.Command(os.Args[0], "serve", "-config", s.cfgPath, "Solo")
+	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- server.Wait() }()
-	t.Cleanup(func() { server.Process.Kill() })
-
-	run := filepath.Join(dir, "run")
+	go func() { s.cmd.Wait(); close(s.exited) }()
+	t.Cleanup(func() { s.cmd.Process.Kill(); <-s.exited })
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		if st, err := readStatus(run, "Solo"); err == nil && st.PID == server.Process.Pid {
-			break
+		if st, err := readStatus(s.run, "Solo"); err == nil && st.PID == s.cmd.Process.Pid {
+			return s
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("the server wrote no status file naming its pid")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// TestDownStopsAServerWithoutPIDFile covers 'herd up' killed after it
+// started a server but before it wrote the server's pid file: 'herd down'
+// finds the server by the status file the server writes itself.
+func TestDownStopsAServerWithoutPIDFile(t *testing.T) {
+	solo := startSolo(t, "")
+	cfgPath, run, exited := solo.cfgPath, solo.run, solo.exited
 	if _, err := os.Stat(pidFile(run, "Solo")); err == nil {
 		t.Fatal("a pid file exists; the test needs none")
 	}
@@ -112,39 +127,8 @@ func TestUpAndStatus_TellAServerFromAnotherListener(t *testing.T) {
 // TestUpLeavesABusyServerAlone covers a server at limits.max_connections:
 // it refuses the probe, but it runs, so 'herd up' must not fail on it.
 func TestUpLeavesABusyServerAlone(t *testing.T) {
-	dir := t.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cfgPath := filepath.Join(dir, "herd.yaml")
-	cfg := fmt.Sprintf("log_dir: logs\ndata_dir: data\nlimits: {max_connections: 1}\nservers:\n  - {name: Solo, addr: %q}\n", addr)
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	server := exec.Command(os.Args[0], "serve", "-config", cfgPath, "Solo")
-	if err := server.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { server.Process.Kill(); server.Wait() })
-	deadline := time.Now().Add(20 * time.Second)
-	for probe(addr) != stateUp {
-		if time.Now().After(deadline) {
-			t.Fatal("the server never answered")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	for {
-		if st, err := readStatus(filepath.Join(dir, "run"), "Solo"); err == nil && st.PID == server.Process.Pid {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the server wrote no status file naming its pid")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	solo := startSolo(t, "{max_connections: 1}")
+	addr, cfgPath := solo.addr, solo.cfgPath
 	busy, err := net.Dial("tcp", addr) // takes the one connection
 	if err != nil {
 		t.Fatal(err)
