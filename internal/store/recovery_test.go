@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/herd-dev/herd/internal/config"
+	"github.com/herd-dev/herd/internal/store"
 )
 
 // TestTornTail truncates the newest segment at every offset inside its last
@@ -280,4 +281,54 @@ func TestDamagedSnapshotWithOlderFiles(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDamagedSnapshotAfterPartialCompaction covers a damaged snapshot
+// whose predecessor is still there but not all the segments between them
+// (compaction deletes covered segments first): the older files cannot
+// stand in for it, so its valid part is replayed, as for a damaged
+// snapshot with nothing older.
+func TestDamagedSnapshotAfterPartialCompaction(t *testing.T) {
+	dir := t.TempDir()
+	snapshot := func(l *store.Log, entries ...string) string {
+		t.Helper()
+		s := l.BeginSnapshot()
+		if err := s.Write(slices.Values(strs(entries...))); err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range files(t, dir) {
+			if strings.HasPrefix(name, "snap-") {
+				return filepath.Join(dir, name)
+			}
+		}
+		t.Fatal("no snapshot written")
+		return ""
+	}
+	l, _, _ := openReplay(t, dir, config.FsyncNo)
+	appendAll(t, l, strs("a1")...)
+	older := snapshot(l, "s1")
+	olderData, err := os.ReadFile(older)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendAll(t, l, strs("b1")...)
+	newer := snapshot(l, "s2a", "s2b", "s2c") // removes older and b1's segment
+	appendAll(t, l, strs("c1")...)
+	mustClose(t, l)
+
+	// The older snapshot is back, b1's segment is not, and the newer
+	// snapshot lost its last byte.
+	if err := os.WriteFile(older, olderData, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(newer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(newer, data[:len(data)-1], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l, got, _ := openReplay(t, dir, config.FsyncNo)
+	defer mustClose(t, l)
+	wantEntries(t, got, strs("s2a", "s2b", "c1"))
 }
