@@ -26,6 +26,7 @@
 //	seg-<N>.log          segments, from N on; the newest one is appended to
 //	*.tmp                leftovers of an interrupted write, removed by Open
 //	snap-<N>.log.damaged a snapshot found damaged at Open, kept for inspection
+//	                     (.damaged.2 and on if that name is taken)
 //
 // Snapshots and segments are sequences of frames:
 //

@@ -99,6 +99,18 @@ func (st dirState) replaceable(i int) bool {
 	return found
 }
 
+// freeName returns path, or if a file has that name, the first of path.2,
+// path.3, ... that none has: a file set aside never replaces another.
+func freeName(path string) string {
+	name := path
+	for k := 2; ; k++ {
+		if _, err := os.Lstat(name); errors.Is(err, fs.ErrNotExist) {
+			return name
+		}
+		name = fmt.Sprintf("%s.%d", path, k)
+	}
+}
+
 // lockDir takes an exclusive, non-blocking flock on dir's LOCK file. The lock
 // lives as long as the returned file stays open.
 func lockDir(dir string) (*os.File, error) {

@@ -228,9 +228,10 @@ func (l *Log) prepare() error {
 				return err
 			}
 			if problem != "" {
+				aside := freeName(path + damagedSuffix)
 				l.logger.Error("store: snapshot damaged; set it aside and recovering from older files",
-					"file", path, "problem", problem, "moved_to", path+damagedSuffix)
-				if err := os.Rename(path, path+damagedSuffix); err != nil {
+					"file", path, "problem", problem, "moved_to", aside)
+				if err := os.Rename(path, aside); err != nil {
 					return fmt.Errorf("store: set aside damaged snapshot: %w", err)
 				}
 				st.snaps = st.snaps[:i]

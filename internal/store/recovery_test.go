@@ -271,13 +271,24 @@ func TestDamagedSnapshotWithOlderFiles(t *testing.T) {
 				t.Fatal(err)
 			}
 			l, got, capture := openReplay(t, dir, config.FsyncNo)
-			defer mustClose(t, l)
+			defer func() { mustClose(t, l) }() // the last l opened
 			wantEntries(t, got, strs("a1", "a2", "a3"))
 			if errs := capture.lines("ERROR"); len(errs) != 1 || !strings.Contains(errs[0], "snapshot damaged") {
 				t.Errorf("errors logged %q, want one about the damaged snapshot", errs)
 			}
 			if _, err := os.Stat(stray + ".damaged"); err != nil {
 				t.Errorf("the damaged snapshot was not kept aside: %v", err)
+			}
+			// A second one with the same number keeps the first.
+			mustClose(t, l)
+			if err := os.WriteFile(stray, tc.content, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			l, _, _ = openReplay(t, dir, config.FsyncNo)
+			for _, name := range []string{stray + ".damaged", stray + ".damaged.2"} {
+				if _, err := os.Stat(name); err != nil {
+					t.Errorf("after a second damaged snapshot: %v", err)
+				}
 			}
 		})
 	}
