@@ -39,6 +39,20 @@ const (
 	FsyncNo       = "no"
 )
 
+// Values of the log keys.
+const (
+	LogLevelDebug = "debug"
+	LogLevelInfo  = "info"
+	LogLevelWarn  = "warn"
+	LogLevelError = "error"
+
+	LogFormatText = "text"
+	LogFormatJSON = "json"
+
+	LogToFile   = "file"
+	LogToStdout = "stdout"
+)
+
 // Default upstream URLs.
 const (
 	DefaultGoogleURL    = "https://maps.googleapis.com/maps/api/place/nearbysearch/json"
@@ -64,6 +78,18 @@ type Config struct {
 	Places     Places   `yaml:"places"`
 	Limits     Limits   `yaml:"limits"`
 	Peers      Peers    `yaml:"peers"`
+
+	// LogLevel is the least level logged: debug, info, warn or error.
+	// Peer heartbeats and acknowledgements are debug.
+	LogLevel string `yaml:"log_level"`
+	// LogFormat is text (logfmt) or json, one record per line either way.
+	LogFormat string `yaml:"log_format"`
+	// LogTo is file (log_dir/NAME.log) or stdout.
+	LogTo string `yaml:"log_to"`
+	// LogMaxBytes rotates NAME.log once it grows past this size; 0 never does.
+	LogMaxBytes int64 `yaml:"log_max_bytes"`
+	// LogKeep is how many rotated log files are kept.
+	LogKeep int `yaml:"log_keep"`
 
 	// Source is the absolute path of the file this came from; "" for the
 	// built-in herd.
@@ -116,6 +142,18 @@ type Limits struct {
 	MaxConnections int      `yaml:"max_connections"`
 	// WriteTimeout drops a client that has not read its replies for this long.
 	WriteTimeout Duration `yaml:"write_timeout"`
+	// MaxClientIDBytes is the longest client id an IAMAT may carry.
+	MaxClientIDBytes int `yaml:"max_client_id_bytes"`
+	// MaxClockAhead refuses an IAMAT whose time is further than this ahead
+	// of the server's clock, so that no client can pin a location forever.
+	MaxClockAhead Duration `yaml:"max_clock_ahead"`
+	// MaxClients caps the clients a server takes new IAMATs for; 0 means
+	// no cap. Known clients still update, and flooded updates are always
+	// stored, so every server keeps the same table.
+	MaxClients int `yaml:"max_clients"`
+	// MaxConnectionsPerIP caps the connections open from one address.
+	// Neighbors' links are never refused for it.
+	MaxConnectionsPerIP int `yaml:"max_connections_per_ip"`
 }
 
 // Peers tunes the links between servers.
@@ -193,6 +231,21 @@ func (c *Config) ApplyDefaults() {
 	}
 	if c.Limits.WriteTimeout == 0 {
 		c.Limits.WriteTimeout = Duration(30 * time.Second)
+	}
+	if c.Limits.MaxClientIDBytes == 0 {
+		c.Limits.MaxClientIDBytes = min(256, c.Limits.MaxLineBytes)
+	}
+	if c.Limits.MaxClockAhead == 0 {
+		c.Limits.MaxClockAhead = Duration(24 * time.Hour)
+	}
+	if c.Limits.MaxConnectionsPerIP == 0 {
+		c.Limits.MaxConnectionsPerIP = 1000
+	}
+	setDefault(&c.LogLevel, LogLevelInfo)
+	setDefault(&c.LogFormat, LogFormatText)
+	setDefault(&c.LogTo, LogToFile)
+	if c.LogKeep == 0 {
+		c.LogKeep = 5
 	}
 	if c.Peers.Heartbeat == 0 {
 		c.Peers.Heartbeat = Duration(time.Second)
@@ -476,6 +529,28 @@ func (c *Config) Server(name string) (Server, bool) {
 	return Server{}, false
 }
 
+// AdminReach returns the address at which other servers and herd status
+// reach s's admin listener, or "" if it has none. An admin address with an
+// unspecified host (0.0.0.0:12550, [::]:12550, :12550) binds every
+// interface, so it is reached at the host of s's addr.
+func (s Server) AdminReach() string {
+	if s.Admin == "" {
+		return ""
+	}
+	host, port, err := net.SplitHostPort(s.Admin)
+	if err != nil {
+		return s.Admin
+	}
+	if ip := net.ParseIP(host); host != "" && (ip == nil || !ip.IsUnspecified()) {
+		return s.Admin
+	}
+	addrHost, _, err := net.SplitHostPort(s.Addr)
+	if err != nil {
+		return s.Admin
+	}
+	return net.JoinHostPort(addrHost, port)
+}
+
 // Names lists the servers in file order.
 func (c *Config) Names() []string {
 	names := make([]string, len(c.Servers))
@@ -535,7 +610,7 @@ func (c *Config) Validate() error {
 		}
 		addrs[s.Addr] = s.Name
 		if s.Admin != "" {
-			if err := checkAddr(s.Admin); err != nil {
+			if err := checkListenAddr(s.Admin); err != nil {
 				return fmt.Errorf("config: %s.admin: %w", field, err)
 			}
 		}
@@ -571,6 +646,9 @@ func (c *Config) Validate() error {
 	if err := c.Limits.validate(); err != nil {
 		return err
 	}
+	if err := c.validateLogs(); err != nil {
+		return err
+	}
 	if c.Peers.Heartbeat <= 0 {
 		return errors.New("config: peers.heartbeat: must be positive")
 	}
@@ -594,6 +672,39 @@ func (l *Limits) validate() error {
 		return errors.New("config: limits.max_connections: must be positive")
 	case l.WriteTimeout < 0:
 		return errors.New("config: limits.write_timeout: must be positive")
+	case l.MaxClientIDBytes < 0 || l.MaxClientIDBytes > l.MaxLineBytes:
+		return fmt.Errorf("config: limits.max_client_id_bytes: %d is not between 1 and limits.max_line_bytes (%d)", l.MaxClientIDBytes, l.MaxLineBytes)
+	case l.MaxClockAhead < 0:
+		return errors.New("config: limits.max_clock_ahead: must be positive")
+	case l.MaxClients < 0:
+		return errors.New("config: limits.max_clients: must not be negative (0 means no cap)")
+	case l.MaxConnectionsPerIP < 0:
+		return errors.New("config: limits.max_connections_per_ip: must be positive")
+	}
+	return nil
+}
+
+func (c *Config) validateLogs() error {
+	switch c.LogLevel {
+	case LogLevelDebug, LogLevelInfo, LogLevelWarn, LogLevelError:
+	default:
+		return fmt.Errorf("config: log_level: %q is not one of debug, info, warn, error", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case LogFormatText, LogFormatJSON:
+	default:
+		return fmt.Errorf("config: log_format: %q is not one of text, json", c.LogFormat)
+	}
+	switch c.LogTo {
+	case LogToFile, LogToStdout:
+	default:
+		return fmt.Errorf("config: log_to: %q is not one of file, stdout", c.LogTo)
+	}
+	if c.LogMaxBytes < 0 {
+		return errors.New("config: log_max_bytes: must not be negative (0 means never rotate)")
+	}
+	if c.LogKeep < 0 {
+		return errors.New("config: log_keep: must be positive")
 	}
 	return nil
 }
@@ -631,16 +742,26 @@ func (p *Places) validate() error {
 	return nil
 }
 
+// checkAddr checks an address other servers dial: it needs a host.
 func checkAddr(addr string) error {
+	if err := checkListenAddr(addr); err != nil {
+		return err
+	}
+	if host, _, _ := net.SplitHostPort(addr); host == "" {
+		return fmt.Errorf("%q has no host", addr)
+	}
+	return nil
+}
+
+// checkListenAddr checks an address to listen on: host:port, where an empty
+// host means every interface.
+func checkListenAddr(addr string) error {
 	if addr == "" {
 		return errors.New("missing; want host:port")
 	}
-	host, port, err := net.SplitHostPort(addr)
+	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("%q is not host:port", addr)
-	}
-	if host == "" {
-		return fmt.Errorf("%q has no host", addr)
 	}
 	if _, err := net.LookupPort("tcp", port); err != nil || port == "0" {
 		return fmt.Errorf("%q has no valid port", addr)

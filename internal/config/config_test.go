@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 const seedYAML = `
@@ -127,6 +128,16 @@ func TestParse_Errors(t *testing.T) {
 		{"fraction for an integer", two("limits:\n  max_connections: 1.5\n"), "limits.max_connections (line 5): 1.5 is not a whole number"},
 		{"fraction in a flow map", two("places: {rate_burst: 2.5}\n"), "places.rate_burst (line 4): 2.5 is not a whole number"},
 		{"duration without unit", two("places:\n  timeout: 10\n"), `places.timeout (line 5): "10" is not a duration`},
+		{"client id longer than a line", two("limits: {max_line_bytes: 100, max_client_id_bytes: 200}\n"), "limits.max_client_id_bytes"},
+		{"negative clock ahead", two("limits: {max_clock_ahead: -1h}\n"), "limits.max_clock_ahead"},
+		{"negative client cap", two("limits: {max_clients: -1}\n"), "limits.max_clients"},
+		{"negative per-address cap", two("limits: {max_connections_per_ip: -1}\n"), "limits.max_connections_per_ip"},
+		{"bad log level", two("log_level: loud\n"), `log_level: "loud" is not one of debug, info, warn, error`},
+		{"bad log format", two("log_format: xml\n"), `log_format: "xml"`},
+		{"bad log destination", two("log_to: syslog\n"), `log_to: "syslog"`},
+		{"negative log size", two("log_max_bytes: -1\n"), "log_max_bytes"},
+		{"negative log keep", two("log_keep: -2\n"), "log_keep"},
+		{"admin without port", "servers:\n  - {name: A, addr: \"127.0.0.1:1\", admin: \"0.0.0.0\"}\n", "servers[0].admin"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -135,6 +146,70 @@ func TestParse_Errors(t *testing.T) {
 				t.Errorf("Parse error = %v; want one containing %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// The keys SPEC.md lists, with every value it names, are accepted.
+func TestParse_SpecKeys(t *testing.T) {
+	c, err := Parse(strings.NewReader(seedYAML + `
+limits:
+  max_client_id_bytes: 128
+  max_clock_ahead: 2h
+  max_clients: 5000
+  max_connections_per_ip: 50
+log_level: debug
+log_format: json
+log_to: stdout
+log_max_bytes: 1048576
+log_keep: 3
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := c.Limits
+	if l.MaxClientIDBytes != 128 || l.MaxClockAhead.D() != 2*time.Hour || l.MaxClients != 5000 || l.MaxConnectionsPerIP != 50 {
+		t.Errorf("limits = %+v", l)
+	}
+	if c.LogLevel != LogLevelDebug || c.LogFormat != LogFormatJSON || c.LogTo != LogToStdout || c.LogMaxBytes != 1<<20 || c.LogKeep != 3 {
+		t.Errorf("log keys: level %q format %q to %q max %d keep %d", c.LogLevel, c.LogFormat, c.LogTo, c.LogMaxBytes, c.LogKeep)
+	}
+}
+
+func TestParse_SpecDefaults(t *testing.T) {
+	c, err := Parse(strings.NewReader(seedYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := c.Limits
+	if l.MaxClientIDBytes != 256 || l.MaxClockAhead.D() != 24*time.Hour || l.MaxClients != 0 || l.MaxConnectionsPerIP != 1000 {
+		t.Errorf("limits defaults = %+v", l)
+	}
+	if c.LogLevel != LogLevelInfo || c.LogFormat != LogFormatText || c.LogTo != LogToFile || c.LogMaxBytes != 0 || c.LogKeep != 5 {
+		t.Errorf("log defaults: level %q format %q to %q max %d keep %d", c.LogLevel, c.LogFormat, c.LogTo, c.LogMaxBytes, c.LogKeep)
+	}
+	// A short line cap lowers the default id cap with it rather than
+	// making the file invalid.
+	short, err := Parse(strings.NewReader(seedYAML + "limits: {max_line_bytes: 100}\n"))
+	if err != nil || short.Limits.MaxClientIDBytes != 100 {
+		t.Errorf("max_line_bytes 100: id cap %d, err %v", short.Limits.MaxClientIDBytes, err)
+	}
+}
+
+func TestServer_AdminReach(t *testing.T) {
+	tests := []struct{ addr, admin, want string }{
+		{"10.0.0.5:11550", "", ""},
+		{"10.0.0.5:11550", "127.0.0.1:12550", "127.0.0.1:12550"},
+		{"10.0.0.5:11550", "0.0.0.0:12550", "10.0.0.5:12550"},
+		{"10.0.0.5:11550", ":12550", "10.0.0.5:12550"},
+		{"herd-0.herd:11550", "[::]:12550", "herd-0.herd:12550"},
+		{"[fd00::5]:11550", "0.0.0.0:12550", "[fd00::5]:12550"},
+		{"herd-0.herd:11550", "admin.local:9000", "admin.local:9000"},
+	}
+	for _, tt := range tests {
+		s := Server{Addr: tt.addr, Admin: tt.admin}
+		if got := s.AdminReach(); got != tt.want {
+			t.Errorf("Server{Addr: %q, Admin: %q}.AdminReach() = %q; want %q", tt.addr, tt.admin, got, tt.want)
+		}
 	}
 }
 
