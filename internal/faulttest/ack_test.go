@@ -15,7 +15,7 @@ import (
 	"github.com/herd-dev/herd/internal/server"
 )
 
-// gateJournal is a server.Journal whose Commit waits until the test opens
+// gateJournal is a server.Store whose Commit waits until the test opens
 // the gate: while it waits, nothing the server took is durable yet.
 type gateJournal struct {
 	called chan struct{} // gets a value when Commit is first entered
@@ -36,6 +36,9 @@ func (j *gateJournal) Commit() error {
 	return nil
 }
 
+func (j *gateJournal) Epoch() uint64                     { return 1 }
+func (j *gateJournal) RenewEpoch(uint64) (uint64, error) { return 1, nil }
+
 func (j *gateJournal) release() { j.once.Do(func() { close(j.open) }) }
 
 type noPlaces struct{}
@@ -49,7 +52,7 @@ func (noPlaces) Nearby(context.Context, places.Query) ([]byte, error) {
 func startGatedServer(t *testing.T) (addr string, j *gateJournal) {
 	t.Helper()
 	j = newGateJournal()
-	srv, err := server.New(server.Options{Name: "Solo", Node: herd.NewNode("Solo", nil), Places: noPlaces{}, Journal: j})
+	srv, err := server.New(server.Options{Name: "Solo", Node: herd.NewNode("Solo", nil), Places: noPlaces{}, Store: j})
 	if err != nil {
 		t.Fatal(err)
 	}

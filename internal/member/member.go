@@ -149,9 +149,7 @@ func Open(ctx context.Context, cfg *config.Config, name string, o Overrides) (m 
 		Neighbors:      neighbors,
 		Places:         m.Places,
 		PlacesMayBlock: cfg.Places.Provider != config.ProviderOffline || o.Places != nil,
-		Journal:        m.Store,
-		Epoch:          m.Store.Epoch(),
-		RenewEpoch:     m.Store.RenewEpoch,
+		Store:          m.Store,
 		Secret:         []byte(getenv(config.EnvPeerSecret)),
 		TLS:            tlsConfig,
 		PlacesTimeout:  cfg.Places.Timeout.D(),
@@ -247,6 +245,7 @@ func (m *Member) Serve(ctx context.Context, ln net.Listener) error {
 	err := m.Server.Serve(ctx, ln)
 	cancel()
 	<-compactDone
+	m.Node.SaveCursors() // Close commits them
 	stopAdmin()
 	return errors.Join(err, <-adminDone)
 }
@@ -254,16 +253,23 @@ func (m *Member) Serve(ctx context.Context, ln net.Listener) error {
 // compactMinBytes is the least journal growth worth a snapshot.
 const compactMinBytes = 64 << 20
 
-// compactLoop snapshots the node into the store once the journal has grown
-// past twice the size of a snapshot, so disk use follows the number of
-// clients, not the number of updates.
+// compactLoop journals link cursors every 2 s, so that a restart after a
+// crash re-reads little from each neighbor, and every 5 s snapshots the
+// node into the store once the journal has grown past twice the size of a
+// snapshot, so disk use follows the number of clients, not the number of
+// updates.
 func (m *Member) compactLoop(ctx context.Context) {
+	saveCursors := time.NewTicker(2 * time.Second)
+	defer saveCursors.Stop()
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-saveCursors.C:
+			m.Node.SaveCursors()
+			continue
 		case <-t.C:
 		}
 		grown := m.Store.BytesSinceSnapshot()

@@ -91,7 +91,7 @@ func (s *Server) linkOnce(ctx context.Context, peerName, addr string) error {
 	}
 	br := bufio.NewReaderSize(conn, readBufferSize)
 	catchUpEnd := s.node.Head()
-	epoch := s.epoch.Load()
+	epoch := s.opt.Store.Epoch()
 	sess, cursor, welcomeLate, err := s.dialHandshake(conn, br, peerName, epoch, catchUpEnd)
 	if err != nil {
 		return err
@@ -238,21 +238,12 @@ func (s *Server) lostRecords(peerName string, cursor, head uint64) bool {
 // a new one each of them reads the whole change feed, however often its
 // link drops meanwhile.
 func (s *Server) renewEpoch(used uint64) bool {
-	if s.opt.RenewEpoch == nil {
-		return false
-	}
-	s.epochMu.Lock()
-	defer s.epochMu.Unlock()
-	if s.epoch.Load() != used {
-		return true
-	}
-	epoch, err := s.opt.RenewEpoch()
+	epoch, err := s.opt.Store.RenewEpoch(used)
 	if err != nil {
 		s.log.Error("cannot renew the epoch; sending this neighbor the whole change feed", "err", err)
 		return false
 	}
-	s.epoch.Store(epoch)
-	s.log.Error("renewed the data directory's epoch: every neighbor will read the whole change feed", "old_epoch", used, "epoch", epoch)
+	s.log.Warn("redialing under the data directory's new epoch", "peer_epoch_was", used, "epoch", epoch)
 	return true
 }
 

@@ -9,7 +9,6 @@
 //     deadline, or when shutdown closes the connection.
 //   - one per neighbor (outbound link): ends when ctx is cancelled.
 //   - one heartbeat writer per inbound peer connection: ends with it.
-//   - one journal saver: ends when ctx is cancelled.
 //
 // All of them start through Server.goSafe, which refuses once shutdown has
 // begun, and Serve waits for all of them before it returns.
@@ -34,11 +33,19 @@ import (
 	"github.com/herd-dev/herd/internal/places"
 )
 
-// Journal is the durable log behind the node (see store.Log).
-type Journal interface {
+// Store is the durable store behind the node: a server commits it before
+// it acknowledges an update, and presents its epoch to neighbors.
+type Store interface {
 	// Commit returns once every entry the node journaled so far is written
 	// to the operating system (and fsynced, if so configured).
 	Commit() error
+	// Epoch identifies the data directory to neighbors.
+	Epoch() uint64
+	// RenewEpoch gives the data directory a new epoch, unless it no longer
+	// has the epoch used, and returns the current one. Neighbors keep
+	// their cursors per epoch, so under a new one each of them reads the
+	// whole change feed.
+	RenewEpoch(used uint64) (uint64, error)
 }
 
 // Options configures a Server. Name, Node and Places are required.
@@ -54,15 +61,9 @@ type Options struct {
 	// the lookup is given PlacesTimeout. A lookup that cannot block (the
 	// offline data) gets no deadline, which would only cost a timer.
 	PlacesMayBlock bool
-	// Journal is committed before a client sees the reply to an IAMAT that
-	// changed the node. Nil means no durability.
-	Journal Journal
-	// Epoch identifies this server's data directory to its neighbors.
-	Epoch uint64
-	// RenewEpoch, if not nil, gives the data directory a new epoch (see
-	// store.Log.RenewEpoch). A link calls it when its neighbor has read
-	// records the directory no longer holds.
-	RenewEpoch func() (uint64, error)
+	// Store is committed before a client sees the reply to an IAMAT that
+	// changed the node. Nil means no durability (and epoch 0).
+	Store Store
 	// Secret, when not empty, is the herd's shared peer secret.
 	Secret []byte
 	// TLS, when not nil, secures peer links: the server presents its
@@ -112,6 +113,9 @@ func (o *Options) setDefaults() {
 	if o.Metrics == nil {
 		o.Metrics = noMetrics{}
 	}
+	if o.Store == nil {
+		o.Store = memoryStore{}
+	}
 	if o.Dial == nil {
 		d := &net.Dialer{Timeout: 3 * time.Second, KeepAlive: 15 * time.Second}
 		o.Dial = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
@@ -125,6 +129,15 @@ type Metrics interface {
 	// invalid; outcome is ok, stale, unknown_client, places_error or
 	// rejected.
 	Command(kind, outcome string, d time.Duration)
+}
+
+// memoryStore is the Store of a server without durability.
+type memoryStore struct{}
+
+func (memoryStore) Commit() error { return nil }
+func (memoryStore) Epoch() uint64 { return 0 }
+func (memoryStore) RenewEpoch(uint64) (uint64, error) {
+	return 0, errors.New("server: no store to renew")
 }
 
 type noMetrics struct{}
@@ -153,10 +166,6 @@ type Server struct {
 	probation []net.Conn
 	stats     Counters
 	serving   atomic.Bool
-	// epoch is the data directory's epoch that links present (Options.Epoch
-	// until renewed); epochMu serialises renewals.
-	epoch   atomic.Uint64
-	epochMu sync.Mutex
 }
 
 // Counters are the server's running totals.
@@ -198,7 +207,6 @@ func New(opt Options) (*Server, error) {
 		nonces:    peer.NewNonceCache(4096),
 		connSlots: make(chan struct{}, opt.MaxConnections),
 	}
-	s.epoch.Store(opt.Epoch)
 	for peer, addr := range opt.Neighbors {
 		s.links[peer] = &LinkStatus{Peer: peer, Addr: addr}
 	}
@@ -287,7 +295,6 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	for peer, addr := range s.opt.Neighbors {
 		s.goSafe(func() { s.runLink(ctx, peer, addr) })
 	}
-	s.goSafe(func() { s.saveCursorsLoop(ctx) })
 
 	acceptDone := make(chan error, 1)
 	go func() { acceptDone <- s.acceptLoop(ctx, ln) }()
@@ -435,28 +442,8 @@ func (s *Server) shutdown() {
 		s.mu.Unlock()
 		<-done
 	}
-	s.node.SaveCursors()
-	if s.opt.Journal != nil {
-		if err := s.opt.Journal.Commit(); err != nil {
-			s.log.Error("shutdown: journal commit failed", "err", err)
-		}
-	}
+	s.commit()
 	s.log.Info("stopped")
-}
-
-// saveCursorsLoop journals link cursors now and then, so that a restart
-// after a crash re-reads little from each neighbor.
-func (s *Server) saveCursorsLoop(ctx context.Context) {
-	t := time.NewTicker(2 * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			s.node.SaveCursors()
-		}
-	}
 }
 
 // logTraffic logs lines a server reads or writes (msg "in" or "out") at
@@ -473,10 +460,7 @@ func (s *Server) logTraffic(msg string, attrs ...slog.Attr) {
 }
 
 func (s *Server) commit() {
-	if s.opt.Journal == nil {
-		return
-	}
-	if err := s.opt.Journal.Commit(); err != nil {
+	if err := s.opt.Store.Commit(); err != nil {
 		// The update is in memory and flooding, but not durable here.
 		s.log.Error("journal commit failed", "err", err)
 	}

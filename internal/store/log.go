@@ -276,12 +276,17 @@ func (l *Log) remove(name, why string) (size int64) {
 func (l *Log) Epoch() uint64 { return l.epoch.Load() }
 
 // RenewEpoch gives the data directory a new epoch, written to META before
-// it is returned. Neighbors keep their cursors per epoch, so a new one
-// makes each of them read this server's change feed from the start: the
-// way out when the directory lost records they had already read.
-func (l *Log) RenewEpoch() (uint64, error) {
+// it is returned, unless its epoch is no longer used (another caller
+// renewed it first): then it returns the current one. Neighbors keep their
+// cursors per epoch, so a new one makes each of them read this server's
+// change feed from the start: the way out when the directory lost records
+// they had already read.
+func (l *Log) RenewEpoch(used uint64) (uint64, error) {
 	l.metaMu.Lock()
 	defer l.metaMu.Unlock()
+	if current := l.epoch.Load(); current != used {
+		return current, nil
+	}
 	epoch, err := newEpoch()
 	if err != nil {
 		return 0, err
@@ -290,6 +295,8 @@ func (l *Log) RenewEpoch() (uint64, error) {
 		return 0, fmt.Errorf("store: renew epoch: %w", err)
 	}
 	l.epoch.Store(epoch)
+	l.logger.Error("store: renewed the data directory's epoch: every neighbor will read the whole change feed",
+		"old_epoch", fmt.Sprintf("%016x", used), "epoch", fmt.Sprintf("%016x", epoch))
 	return epoch, nil
 }
 

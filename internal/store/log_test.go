@@ -267,9 +267,13 @@ func TestEpoch(t *testing.T) {
 	if e := l.Epoch(); e != e1 {
 		t.Fatalf("Epoch after reopen = %x, want %x", e, e1)
 	}
-	renewed, err := l.RenewEpoch()
+	renewed, err := l.RenewEpoch(e1)
 	if err != nil || renewed == e1 || renewed == 0 || l.Epoch() != renewed {
 		t.Fatalf("RenewEpoch = %x, %v, then Epoch %x; want a new non-zero epoch (old %x)", renewed, err, l.Epoch(), e1)
+	}
+	// A second caller that still holds the old epoch gets the new one.
+	if again, err := l.RenewEpoch(e1); err != nil || again != renewed {
+		t.Fatalf("RenewEpoch of a superseded epoch = %x, %v; want the current %x", again, err, renewed)
 	}
 	mustClose(t, l)
 	l, _, _ = openReplay(t, dir, config.FsyncNo)
