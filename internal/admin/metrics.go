@@ -26,25 +26,16 @@ type Metrics struct {
 
 	commands       *prometheus.CounterVec
 	commandSeconds *prometheus.HistogramVec
-	// known and knownSeconds are the children of commands and commandSeconds
-	// for every kind and outcome the server reports, resolved once so that
-	// Command takes no lock. They are never written after NewMetrics.
-	known        map[[2]string]prometheus.Counter
-	knownSeconds map[string]prometheus.Observer
+	// commandCounts and commandLatency are the children of commands and
+	// commandSeconds for every kind and outcome the server reports,
+	// resolved once so that Command takes no lock. They are never written
+	// after NewMetrics.
+	commandCounts  map[server.Kind]map[server.Outcome]prometheus.Counter
+	commandLatency map[server.Kind]prometheus.Observer
 
 	placesRequests *prometheus.CounterVec
 	placesSeconds  *prometheus.HistogramVec
 	placesHits     *prometheus.CounterVec
-}
-
-// commandOutcomes lists the outcomes server.Server reports for each kind.
-func commandOutcomes() map[string][]string {
-	return map[string][]string{
-		"iamat":   {"ok", "stale"},
-		"whatsat": {"ok", "unknown_client", "places_error"},
-		"at":      {"ok", "stale", "rejected"},
-		"invalid": {"rejected"},
-	}
 }
 
 // latencyBuckets spans 10 µs to 10 s in half-decades: an IAMAT takes
@@ -60,15 +51,15 @@ func NewMetrics() *Metrics {
 		registry: prometheus.NewRegistry(),
 		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "herd_commands_total",
-			Help: "Client commands handled, by kind (iamat, whatsat, at, invalid) and outcome (ok, stale, unknown_client, places_error, rejected).",
+			Help: "Client commands handled, by kind (iamat, whatsat, at, invalid, probe) and outcome (ok, stale, unknown_client, places_error, rejected, id_too_long, clock_ahead, client_cap).",
 		}, []string{"kind", "outcome"}),
 		commandSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "herd_command_duration_seconds",
 			Help:    "Time from reading a client command to its reply being buffered, by kind.",
 			Buckets: latencyBuckets(),
 		}, []string{"kind"}),
-		known:        map[[2]string]prometheus.Counter{},
-		knownSeconds: map[string]prometheus.Observer{},
+		commandCounts:  map[server.Kind]map[server.Outcome]prometheus.Counter{},
+		commandLatency: map[server.Kind]prometheus.Observer{},
 		placesRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "herd_places_requests_total",
 			Help: "Places lookups answered, by provider and Nearby Search status (OK, ZERO_RESULTS, INVALID_REQUEST, REQUEST_DENIED, OVER_QUERY_LIMIT, UNKNOWN_ERROR).",
@@ -83,10 +74,11 @@ func NewMetrics() *Metrics {
 			Help: "Places lookups answered from the cache, by provider.",
 		}, []string{"provider"}),
 	}
-	for kind, outcomes := range commandOutcomes() {
-		m.knownSeconds[kind] = m.commandSeconds.WithLabelValues(kind)
+	for kind, outcomes := range server.Outcomes() {
+		m.commandLatency[kind] = m.commandSeconds.WithLabelValues(kind.String())
+		m.commandCounts[kind] = map[server.Outcome]prometheus.Counter{}
 		for _, o := range outcomes {
-			m.known[[2]string{kind, o}] = m.commands.WithLabelValues(kind, o)
+			m.commandCounts[kind][o] = m.commands.WithLabelValues(kind.String(), o.String())
 		}
 	}
 	m.registry.MustRegister(
@@ -98,17 +90,9 @@ func NewMetrics() *Metrics {
 }
 
 // Command implements server.Metrics.
-func (m *Metrics) Command(kind, outcome string, d time.Duration) {
-	c, ok := m.known[[2]string{kind, outcome}]
-	if !ok {
-		c = m.commands.WithLabelValues(kind, outcome)
-	}
-	c.Inc()
-	h, ok := m.knownSeconds[kind]
-	if !ok {
-		h = m.commandSeconds.WithLabelValues(kind)
-	}
-	h.Observe(d.Seconds())
+func (m *Metrics) Command(kind server.Kind, outcome server.Outcome, d time.Duration) {
+	m.commandCounts[kind][outcome].Inc()
+	m.commandLatency[kind].Observe(d.Seconds())
 }
 
 // observePlaces records one places lookup; its signature is places.Observer.
@@ -256,13 +240,13 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.backlog, float64(l.Behind), l.Peer)
 	}
 	s := c.server.Stats()
-	counter(c.floodMessages, float64(s.FloodIn.Load()), "in")
-	counter(c.floodMessages, float64(s.FloodOut.Load()), "out")
-	counter(c.floodDuplicates, float64(s.FloodDup.Load()))
-	counter(c.catchUp, float64(s.CatchUpSent.Load()), "sent")
-	counter(c.catchUp, float64(s.CatchUpReceived.Load()), "received")
-	gauge(c.connectionsOpen, float64(s.ConnsOpen.Load()))
-	counter(c.connectionsRefused, float64(s.ConnsRefused.Load()))
+	counter(c.floodMessages, float64(s.FloodIn), "in")
+	counter(c.floodMessages, float64(s.FloodOut), "out")
+	counter(c.floodDuplicates, float64(s.FloodDup))
+	counter(c.catchUp, float64(s.CatchUpSent), "sent")
+	counter(c.catchUp, float64(s.CatchUpReceived), "received")
+	gauge(c.connectionsOpen, float64(s.ConnsOpen))
+	counter(c.connectionsRefused, float64(s.ConnsRefused))
 	st := c.store.Stats()
 	gauge(c.storeBytes, float64(st.DiskBytes))
 	counter(c.storeFsyncs, float64(st.Fsyncs))

@@ -10,6 +10,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/herd-dev/herd/internal/places"
+	"github.com/herd-dev/herd/internal/server"
 )
 
 // fakeProvider answers every lookup with body and err, and counts them.
@@ -159,11 +160,18 @@ func TestInstrumentPlacesGuardObserves(t *testing.T) {
 
 func TestCommand(t *testing.T) {
 	m := NewMetrics()
-	if got, want := series(m.commands), 9; got != want {
-		t.Errorf("herd_commands_total starts with %d series, want every known kind and outcome (%d) at zero", got, want)
+	known := 0
+	for _, outcomes := range server.Outcomes() {
+		known += len(outcomes)
 	}
-	for _, c := range []struct{ kind, outcome string }{
-		{"iamat", "ok"}, {"iamat", "ok"}, {"whatsat", "places_error"}, {"future", "new"},
+	if got := series(m.commands); got != known {
+		t.Errorf("herd_commands_total starts with %d series, want every known kind and outcome (%d) at zero", got, known)
+	}
+	for _, c := range []struct {
+		kind    server.Kind
+		outcome server.Outcome
+	}{
+		{server.KindIAMAT, server.OutcomeOK}, {server.KindIAMAT, server.OutcomeOK}, {server.KindWHATSAT, server.OutcomePlacesError},
 	} {
 		m.Command(c.kind, c.outcome, 3*time.Millisecond)
 	}
@@ -171,7 +179,7 @@ func TestCommand(t *testing.T) {
 		kind, outcome string
 		want          float64
 	}{
-		{"iamat", "ok", 2}, {"iamat", "stale", 0}, {"whatsat", "places_error", 1}, {"future", "new", 1},
+		{"iamat", "ok", 2}, {"iamat", "stale", 0}, {"whatsat", "places_error", 1}, {"probe", "ok", 0},
 	} {
 		if got := counterValue(t, m.commands.WithLabelValues(c.kind, c.outcome)); got != c.want {
 			t.Errorf("herd_commands_total{kind=%s,outcome=%s} = %v, want %v", c.kind, c.outcome, got, c.want)

@@ -31,7 +31,7 @@ const (
 //     and at least one peer link up or no neighbors at all.
 //   - clients: how many clients the server knows a location for.
 //   - head_seq: the server's latest change sequence number.
-//   - counters: running totals since the server started (see Counters).
+//   - counters: running totals since the server started (server.Counters).
 //   - links: one entry per neighbor, sorted by name (server.LinkStatus:
 //     peer, addr, out_up, in_up, since, reconnects, sent_seq, acked_seq,
 //     behind, last_error).
@@ -50,26 +50,10 @@ type Status struct {
 	Ready     bool                `json:"ready"`
 	Clients   int                 `json:"clients"`
 	Head      uint64              `json:"head_seq"`
-	Counters  Counters            `json:"counters"`
+	Counters  server.Counters     `json:"counters"`
 	Links     []server.LinkStatus `json:"links"`
 	Recent    []Update            `json:"recent"`
 	Locations [][2]float64        `json:"locations"`
-}
-
-// Counters are a copy of server.Counters for JSON.
-type Counters struct {
-	IAMAT           uint64 `json:"iamat"`    // IAMAT commands taken
-	WHATSAT         uint64 `json:"whatsat"`  // WHATSAT commands answered with places
-	Invalid         uint64 `json:"invalid"`  // commands answered with "? "
-	Injected        uint64 `json:"injected"` // AT lines taken from client connections
-	ConnsOpen       int64  `json:"conns_open"`
-	ConnsRefused    int64  `json:"conns_refused"`
-	FloodIn         uint64 `json:"flood_in"`  // records received over peer links
-	FloodOut        uint64 `json:"flood_out"` // records sent over peer links
-	FloodDup        uint64 `json:"flood_dup"` // received records that were not newer
-	CatchUpSent     uint64 `json:"catchup_sent"`
-	CatchUpReceived uint64 `json:"catchup_received"`
-	PlacesErrors    uint64 `json:"places_errors"`
 }
 
 // Update is one recently changed client.
@@ -84,21 +68,14 @@ type Update struct {
 // locations locations.
 func (s *Server) status(recent, locations int) Status {
 	st := Status{
-		Name:    s.opt.Name,
-		Addr:    s.opt.Addr,
-		Time:    time.Now().UTC(),
-		Ready:   s.notReady() == "",
-		Clients: s.opt.Node.Len(),
-		Head:    s.opt.Node.Head(),
-		Links:   s.opt.Server.Links(),
-	}
-	c := s.opt.Server.Stats()
-	st.Counters = Counters{
-		IAMAT: c.IAMAT.Load(), WHATSAT: c.WHATSAT.Load(), Invalid: c.Invalid.Load(), Injected: c.Injected.Load(),
-		ConnsOpen: c.ConnsOpen.Load(), ConnsRefused: c.ConnsRefused.Load(),
-		FloodIn: c.FloodIn.Load(), FloodOut: c.FloodOut.Load(), FloodDup: c.FloodDup.Load(),
-		CatchUpSent: c.CatchUpSent.Load(), CatchUpReceived: c.CatchUpReceived.Load(),
-		PlacesErrors: c.PlacesErrors.Load(),
+		Name:     s.opt.Name,
+		Addr:     s.opt.Addr,
+		Time:     time.Now().UTC(),
+		Ready:    s.notReady() == "",
+		Clients:  s.opt.Node.Len(),
+		Head:     s.opt.Node.Head(),
+		Links:    s.opt.Server.Links(),
+		Counters: s.opt.Server.Stats(),
 	}
 	recs := s.opt.Node.Recent(nil, max(recent, locations))
 	st.Recent = make([]Update, 0, min(recent, len(recs)))

@@ -112,8 +112,8 @@ func catchUp(ctx context.Context, h *localHerd, prefix string, missed int) (Catc
 	}
 	st := m.Server.Stats()
 	row.BytesOut = h.traffic.outOf(catchUpVictim) - outBefore
-	row.Received = st.FloodIn.Load()
-	row.Duplicates = st.FloodDup.Load()
+	row.Received = st.FloodIn
+	row.Duplicates = st.FloodDup
 	row.LinkUp, row.Total = linkUp, total
 	row.Transfer = max(total-linkUp, 0)
 	row.OpenMs, row.LinkUpMs, row.TransferMs, row.TotalMs = millis(row.Open), millis(row.LinkUp), millis(row.Transfer), millis(row.Total)

@@ -171,7 +171,7 @@ func TestOddBytesInClientIDs_CopiedVerbatim(t *testing.T) {
 func TestAbruptConnects_ThenNormalServiceAndNoLeak(t *testing.T) {
 	h := startPair(t, herdtest.Options{})
 	srv := h.Member("Front").Server
-	baseConns := srv.Stats().ConnsOpen.Load()
+	baseConns := srv.Stats().ConnsOpen
 	baseGoroutines := runtime.NumGoroutine()
 	addr := h.Addr("Front")
 
@@ -228,7 +228,7 @@ func TestAbruptConnects_ThenNormalServiceAndNoLeak(t *testing.T) {
 	}
 	// Every connection is gone again: the counter, and the goroutines.
 	herdtest.Eventually(t, 10*time.Second, func() error {
-		if got := srv.Stats().ConnsOpen.Load(); got > baseConns {
+		if got := srv.Stats().ConnsOpen; got > baseConns {
 			return fmt.Errorf("Front has %d connections open after the storm; want %d as before", got, baseConns)
 		}
 		if got := runtime.NumGoroutine(); got > baseGoroutines+10 {
@@ -276,7 +276,7 @@ func testNonReaderDropped(t *testing.T, places func(*config.Config)) {
 		},
 	})
 	srv := h.Member("Front").Server
-	baseConns := srv.Stats().ConnsOpen.Load()
+	baseConns := srv.Stats().ConnsOpen
 	first := h.Dial("Front")
 	askTimed(t, first, "target")
 	first.Conn.Close()
@@ -324,7 +324,7 @@ func testNonReaderDropped(t *testing.T, places func(*config.Config)) {
 	}
 	herdtest.Eventually(t, 5*time.Second, func() error {
 		// other is still open.
-		if got := srv.Stats().ConnsOpen.Load(); got != baseConns+1 {
+		if got := srv.Stats().ConnsOpen; got != baseConns+1 {
 			return fmt.Errorf("Front has %d connections open; want %d (peer links and the bystander)", got, baseConns+1)
 		}
 		return nil
@@ -398,9 +398,9 @@ func TestMaxConnections_RefusedCleanly(t *testing.T) {
 	const limit = 4
 	h := startPair(t, herdtest.Options{Configure: func(c *config.Config) { c.Limits.MaxConnections = limit }})
 	srv := h.Member("Front").Server
-	free := limit - int(srv.Stats().ConnsOpen.Load()) // Back's inbound link holds a slot
+	free := limit - int(srv.Stats().ConnsOpen) // Back's inbound link holds a slot
 	if free < 1 {
-		t.Fatalf("Front has %d connections open before any client; want fewer than %d", srv.Stats().ConnsOpen.Load(), limit)
+		t.Fatalf("Front has %d connections open before any client; want fewer than %d", srv.Stats().ConnsOpen, limit)
 	}
 	var kept []*herdtest.Client
 	for i := range free {
@@ -409,7 +409,7 @@ func TestMaxConnections_RefusedCleanly(t *testing.T) {
 		kept = append(kept, c)
 	}
 
-	refusedBefore := srv.Stats().ConnsRefused.Load()
+	refusedBefore := srv.Stats().ConnsRefused
 	const extra = 3
 	for i := range extra {
 		conn, err := net.DialTimeout("tcp", h.Addr("Front"), time.Second)
@@ -423,7 +423,7 @@ func TestMaxConnections_RefusedCleanly(t *testing.T) {
 		}
 	}
 	herdtest.Eventually(t, 2*time.Second, func() error {
-		if got := srv.Stats().ConnsRefused.Load() - refusedBefore; got != extra {
+		if got := srv.Stats().ConnsRefused - refusedBefore; got != extra {
 			return fmt.Errorf("ConnsRefused grew by %d; want %d", got, extra)
 		}
 		return nil
@@ -464,7 +464,7 @@ func TestMaxConnections_ClientsCannotLockOutPeers(t *testing.T) {
 	// Front's slots are all taken, so ask its node rather than over TCP.
 	herdtest.Eventually(t, 3*time.Second, func() error {
 		if rec, ok := h.Member("Front").Node.Lookup([]byte("from-back")); !ok || rec.Line != reply {
-			return fmt.Errorf("BUG: Back's update %q has not reached Front, whose %d connection slots are held by clients (%d connections refused)", reply, limit, srv.Stats().ConnsRefused.Load())
+			return fmt.Errorf("BUG: Back's update %q has not reached Front, whose %d connection slots are held by clients (%d connections refused)", reply, limit, srv.Stats().ConnsRefused)
 		}
 		return nil
 	})
@@ -502,9 +502,9 @@ func TestMaxConnections_SilentConnectionsCannotLockOutPeers(t *testing.T) {
 			}
 		})
 	}
-	refused := srv.Stats().ConnsRefused.Load()
+	refused := srv.Stats().ConnsRefused
 	herdtest.Eventually(t, 5*time.Second, func() error {
-		if srv.Stats().ConnsRefused.Load() == refused {
+		if srv.Stats().ConnsRefused == refused {
 			return errors.New("Front has refused none of the silent connections yet")
 		}
 		return nil
@@ -514,7 +514,7 @@ func TestMaxConnections_SilentConnectionsCannotLockOutPeers(t *testing.T) {
 	reply := h.Dial("Back").Ask("IAMAT from-back +1+1 " + nowTime())
 	herdtest.Eventually(t, 5*time.Second, func() error {
 		if rec, ok := h.Member("Front").Node.Lookup([]byte("from-back")); !ok || rec.Line != reply {
-			return fmt.Errorf("BUG: Back's update %q has not reached Front, whose connection slots are held by clients and silent connections (%d refused)", reply, srv.Stats().ConnsRefused.Load())
+			return fmt.Errorf("BUG: Back's update %q has not reached Front, whose connection slots are held by clients and silent connections (%d refused)", reply, srv.Stats().ConnsRefused)
 		}
 		return nil
 	})
@@ -524,7 +524,7 @@ func TestIdleTimeout_ClosesSilentConnectionsOnly(t *testing.T) {
 	const idle = 300 * time.Millisecond
 	h := startPair(t, herdtest.Options{Configure: func(c *config.Config) { c.Limits.IdleTimeout = config.Duration(idle) }})
 	srv := h.Member("Front").Server
-	baseConns := srv.Stats().ConnsOpen.Load()
+	baseConns := srv.Stats().ConnsOpen
 
 	tests := []struct {
 		name  string
@@ -570,7 +570,7 @@ func TestIdleTimeout_ClosesSilentConnectionsOnly(t *testing.T) {
 		}
 	}
 	herdtest.Eventually(t, 2*time.Second, func() error {
-		if got := srv.Stats().ConnsOpen.Load(); got != baseConns+1 {
+		if got := srv.Stats().ConnsOpen; got != baseConns+1 {
 			return fmt.Errorf("Front has %d connections open; want %d (peer links and the busy client)", got, baseConns+1)
 		}
 		return nil
@@ -645,11 +645,11 @@ func TestUnterminatedLine_CommandOnlyAfterHalfClose(t *testing.T) {
 	const idle = 200 * time.Millisecond
 	h := startPair(t, herdtest.Options{Configure: func(c *config.Config) { c.Limits.IdleTimeout = config.Duration(idle) }})
 	srv := func() *server.Server { return h.Member("Front").Server }
-	baseConns := srv().Stats().ConnsOpen.Load()
+	baseConns := srv().Stats().ConnsOpen
 	waitClosed := func(t *testing.T) {
 		t.Helper()
 		herdtest.Eventually(t, 5*time.Second, func() error {
-			if got := srv().Stats().ConnsOpen.Load(); got != baseConns {
+			if got := srv().Stats().ConnsOpen; got != baseConns {
 				return fmt.Errorf("Front has %d connections open; want %d", got, baseConns)
 			}
 			return nil
@@ -686,7 +686,7 @@ func TestUnterminatedLine_CommandOnlyAfterHalfClose(t *testing.T) {
 			c.Send(fmt.Sprintf("IAMAT %s +1+1 17000000", client))
 			// The server has read the fragment before the connection ends.
 			herdtest.Eventually(t, 5*time.Second, func() error {
-				if srv().Stats().ConnsOpen.Load() <= baseConns {
+				if srv().Stats().ConnsOpen <= baseConns {
 					return errors.New("Front has not accepted the connection yet")
 				}
 				return nil
@@ -712,7 +712,7 @@ func frontFullOfClients(t *testing.T, limit int) (*herdtest.Herd, *server.Server
 	srv := h.Member("Front").Server
 	h.Stop("Back")
 	herdtest.Eventually(t, 5*time.Second, func() error {
-		if got := srv.Stats().ConnsOpen.Load(); got != 0 {
+		if got := srv.Stats().ConnsOpen; got != 0 {
 			return fmt.Errorf("Front has %d connections open after Back stopped; want 0", got)
 		}
 		return nil

@@ -476,7 +476,7 @@ func waitFloodsEnd(tb testing.TB, h *herdtest.Herd, servers []string, quiet, tim
 		var total uint64
 		for _, name := range servers {
 			st := h.Member(name).Server.Stats()
-			total += st.FloodOut.Load() + st.FloodIn.Load()
+			total += st.FloodOut + st.FloodIn
 		}
 		if total != last || since.IsZero() {
 			last, since = total, time.Now()

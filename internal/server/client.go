@@ -264,7 +264,7 @@ func (c *clientConn) handle(ctx context.Context, line []byte, tooLong bool) {
 	switch {
 	case err != nil:
 		c.invalid(line)
-		s.opt.Metrics.Command("invalid", "rejected", time.Since(start))
+		s.opt.Metrics.Command(KindInvalid, OutcomeRejected, time.Since(start))
 	case m.Kind == wire.KindIAMAT:
 		s.stats.IAMAT.Add(1)
 		reply, stored := s.node.IAMAT(wire.UnixTime(s.opt.Now().UnixNano()), &m)
@@ -274,19 +274,19 @@ func (c *clientConn) handle(ctx context.Context, line []byte, tooLong bool) {
 		c.bw.WriteString(reply)
 		c.bw.WriteByte('\n')
 		c.logLine("out", slog.StringValue(reply), nil)
-		s.opt.Metrics.Command("iamat", outcome(stored), time.Since(start))
+		s.opt.Metrics.Command(KindIAMAT, outcome(stored), time.Since(start))
 	case m.Kind == wire.KindWHATSAT:
-		s.opt.Metrics.Command("whatsat", c.whatsat(ctx, line, &m), time.Since(start))
+		s.opt.Metrics.Command(KindWHATSAT, c.whatsat(ctx, line, &m), time.Since(start))
 	case m.Kind == wire.KindAT:
-		s.opt.Metrics.Command("at", c.injected(line, &m), time.Since(start))
+		s.opt.Metrics.Command(KindAT, c.injected(line, &m), time.Since(start))
 	}
 }
 
-func outcome(stored bool) string {
+func outcome(stored bool) Outcome {
 	if stored {
-		return "ok"
+		return OutcomeOK
 	}
-	return "stale"
+	return OutcomeStale
 }
 
 // logLine logs a line in or out (msg), with the body that follows it if
@@ -315,17 +315,17 @@ func (c *clientConn) reply(line, body []byte) {
 }
 
 // whatsat answers a WHATSAT and returns its outcome for metrics.
-func (c *clientConn) whatsat(ctx context.Context, line []byte, m *wire.Msg) string {
+func (c *clientConn) whatsat(ctx context.Context, line []byte, m *wire.Msg) Outcome {
 	s := c.s
 	rec, ok := s.node.Lookup(m.Client)
 	if !ok {
 		c.invalid(line)
-		return "unknown_client"
+		return OutcomeUnknownClient
 	}
 	s.stats.WHATSAT.Add(1)
 	// A slow lookup must not hold back the replies before it.
 	if s.opt.PlacesMayBlock && !c.flush() {
-		return "ok"
+		return OutcomeOK
 	}
 	loc := rec.Location()
 	// A lookup under way when shutdown begins still finishes (within the
@@ -339,12 +339,12 @@ func (c *clientConn) whatsat(ctx context.Context, line []byte, m *wire.Msg) stri
 	c.out = append(append(c.out[:0], rec.Line...), '\n')
 	start := time.Now()
 	err := c.appendPlaces(qctx, places.Query{Lat: loc.Lat, Lng: loc.Lng, RadiusMeters: m.RadiusKm * 1000, Limit: m.Limit})
-	result := "ok"
+	result := OutcomeOK
 	if err != nil {
 		s.stats.PlacesErrors.Add(1)
 		s.log.Warn("places lookup failed", "remote", c.remote, "err", err, "latency", time.Since(start))
 		c.out = wire.AppendPlacesBody(c.out[:len(rec.Line)+1], places.ErrorBody(err))
-		result = "places_error"
+		result = OutcomePlacesError
 	}
 	c.reply(c.out[:len(rec.Line)], c.out[len(rec.Line)+1:])
 	return result
@@ -374,12 +374,12 @@ func (c *clientConn) appendPlaces(ctx context.Context, q places.Query) error {
 // injected takes an AT line from a connection that is not an authenticated
 // peer: the seed's flooding format. Without a peer secret anyone may flood,
 // as in the seed; with one, it is an invalid command and changes nothing.
-func (c *clientConn) injected(line []byte, m *wire.Msg) string {
+func (c *clientConn) injected(line []byte, m *wire.Msg) Outcome {
 	s := c.s
 	if len(s.opt.Secret) > 0 {
 		s.log.Warn("rejected AT line from an unauthenticated connection", "remote", c.remote)
 		c.invalid(line)
-		return "rejected"
+		return OutcomeRejected
 	}
 	stored := s.node.Offer(herd.NewRecord(line, m))
 	s.stats.Injected.Add(1)

@@ -122,15 +122,6 @@ func (o *Options) setDefaults() {
 	}
 }
 
-// Metrics receives measurements from the server's hot path. It must be
-// cheap and safe for concurrent use.
-type Metrics interface {
-	// Command records one client command: kind is iamat, whatsat, at or
-	// invalid; outcome is ok, stale, unknown_client, places_error or
-	// rejected.
-	Command(kind, outcome string, d time.Duration)
-}
-
 // memoryStore is the Store of a server without durability.
 type memoryStore struct{}
 
@@ -139,10 +130,6 @@ func (memoryStore) Epoch() uint64 { return 0 }
 func (memoryStore) RenewEpoch(uint64) (uint64, error) {
 	return 0, errors.New("server: no store to renew")
 }
-
-type noMetrics struct{}
-
-func (noMetrics) Command(string, string, time.Duration) {}
 
 // Server serves one herd member.
 type Server struct {
@@ -164,17 +151,8 @@ type Server struct {
 	// MaxConnections that have yet to open a peer link; at most
 	// probationSize, the oldest making room for each new one.
 	probation []net.Conn
-	stats     Counters
+	stats     counters
 	serving   atomic.Bool
-}
-
-// Counters are the server's running totals.
-type Counters struct {
-	IAMAT, WHATSAT, Invalid, Injected atomic.Uint64
-	ConnsOpen, ConnsRefused           atomic.Int64
-	FloodIn, FloodOut, FloodDup       atomic.Uint64
-	CatchUpSent, CatchUpReceived      atomic.Uint64
-	PlacesErrors                      atomic.Uint64
 }
 
 // LinkStatus is what a server knows of its link to one neighbor.
@@ -233,7 +211,7 @@ func (s *Server) Ready() bool {
 func (s *Server) Name() string { return s.opt.Name }
 
 // Stats returns the server's counters.
-func (s *Server) Stats() *Counters { return &s.stats }
+func (s *Server) Stats() Counters { return s.stats.snapshot() }
 
 // Links returns a copy of every link's status, sorted by neighbor.
 func (s *Server) Links() []LinkStatus {
