@@ -11,6 +11,9 @@
 //   - hostile and unlucky clients: huge lines, odd bytes in client ids,
 //     thousands of abrupt connects, clients that never read, too many
 //     connections, idle connections (hostile_test.go);
+//   - clients nobody here wrote, replayed: one that half-closes and reads
+//     once, as the CS131 graders do, and one that sends its next command in
+//     pieces while it waits for a reply (clients_test.go);
 //   - recovery: a wiped data directory refilled by the neighbors, and a crash
 //     in the first moments of a run, before anything of it reached the disk
 //     (recovery_test.go);

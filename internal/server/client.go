@@ -29,7 +29,10 @@ type clientConn struct {
 	raw    net.Conn // the accepted connection
 	remote string
 	br     *bufio.Reader
-	bw     *bufio.Writer
+	// replies holds whole replies not yet written. Each reply is appended
+	// whole and the buffer is only ever written whole, with one Write, so
+	// no reply is split across writes (see flush).
+	replies []byte
 	// readTimeout drops the connection when it sends nothing for this
 	// long: IdleTimeout for clients, DeadAfter for peers.
 	readTimeout time.Duration
@@ -38,7 +41,6 @@ type clientConn struct {
 	// writeErr is the first error writing to the connection. The buffered
 	// writer then drops every later reply, so the connection is closed.
 	writeErr error
-	out      []byte // scratch for building replies
 	// peerOnly: accepted past the connection limit, so it must open a peer
 	// link with its first line or be closed.
 	peerOnly bool
@@ -61,34 +63,15 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn, peerOnly bool) {
 	}
 	c := &clientConn{s: s, conn: conn, raw: conn, remote: conn.RemoteAddr().String(), peerOnly: peerOnly, readTimeout: s.opt.IdleTimeout}
 	c.br = bufio.NewReaderSize(connReader{c, conn}, readBufferSize)
-	c.bw = bufio.NewWriterSize(replyWriter{c}, readBufferSize)
 	if s.opt.TLS != nil && !c.maybeTLS() {
 		return
 	}
 	c.run(ctx)
 }
 
-// replyWriter is what a connection's buffered writer writes through. Every
-// write to the socket first commits the journal if the connection changed
-// the node, so no acknowledgement ever leaves before its update is durable,
-// even when replies overflow the buffer in the middle of a pipelined batch.
-// Every write also gets a fresh deadline: a client that does not read its
-// replies for WriteTimeout is dropped, and no one else waits for it.
-type replyWriter struct{ c *clientConn }
-
-func (w replyWriter) Write(p []byte) (int, error) {
-	c := w.c
-	if c.dirty {
-		c.s.commit()
-		c.dirty = false
-	}
-	c.conn.SetWriteDeadline(time.Now().Add(c.s.opt.WriteTimeout))
-	n, err := c.conn.Write(p)
-	if err != nil && c.writeErr == nil {
-		c.writeErr = err
-	}
-	return n, err
-}
+// flushAt is how many bytes of replies a connection gathers before it
+// writes them without waiting for its input to run dry.
+const flushAt = 64 << 10
 
 // connReader is what a connection's buffered reader reads through. Each
 // read from the socket gets a fresh deadline, so a connection is dropped
@@ -158,23 +141,31 @@ func (c *clientConn) run(ctx context.Context) {
 			c.finish(closeReason(err, s.stopped.Load()))
 			return
 		}
-		// A failed write ends the connection at once, even in the middle of
-		// pipelined input: its replies could no longer be sent.
-		if (c.writeErr != nil || c.br.Buffered() == 0) && !c.flush() {
+		// Replies go out once no complete line waits to be handled, so a
+		// client sending its next line in pieces still gets this reply
+		// now. A failed write ends the connection at once, even in the
+		// middle of pipelined input: its replies could no longer be sent.
+		if (c.writeErr != nil || len(c.replies) >= flushAt || !c.lineBuffered()) && !c.flush() {
 			return
 		}
 		c.releaseBuffers()
 	}
 }
 
-// releaseBuffers drops scratch buffers that one long line or large reply
-// grew, so that idle connections hold little memory.
+// lineBuffered reports whether a complete line is already read and waiting.
+func (c *clientConn) lineBuffered() bool {
+	buffered, _ := c.br.Peek(c.br.Buffered())
+	return bytes.IndexByte(buffered, '\n') >= 0
+}
+
+// releaseBuffers drops buffers that one long line or large reply grew, so
+// that idle connections hold little memory.
 func (c *clientConn) releaseBuffers() {
 	if cap(c.long) > readBufferSize {
 		c.long = nil
 	}
-	if cap(c.out) > readBufferSize {
-		c.out = nil
+	if len(c.replies) == 0 && cap(c.replies) > flushAt {
+		c.replies = nil
 	}
 }
 
@@ -271,8 +262,7 @@ func (c *clientConn) handle(ctx context.Context, line []byte, tooLong bool) {
 		// Even a stale IAMAT waits for the commit: the newer record it
 		// lost to may not be durable yet.
 		c.dirty = true
-		c.bw.WriteString(reply)
-		c.bw.WriteByte('\n')
+		c.replies = append(append(c.replies, reply...), '\n')
 		c.logLine("out", slog.StringValue(reply), nil)
 		s.opt.Metrics.Command(KindIAMAT, outcome(stored), time.Since(start))
 	case m.Kind == wire.KindWHATSAT:
@@ -302,16 +292,9 @@ func (c *clientConn) logLine(msg string, line slog.Value, body []byte) {
 // invalid answers "? " and the line as received.
 func (c *clientConn) invalid(line []byte) {
 	c.s.stats.Invalid.Add(1)
-	c.out = append(append(c.out[:0], "? "...), line...)
-	c.reply(c.out, nil)
-}
-
-// reply writes one reply line, and a body after it if there is one.
-func (c *clientConn) reply(line, body []byte) {
-	c.bw.Write(line)
-	c.bw.WriteByte('\n')
-	c.bw.Write(body)
-	c.logLine("out", slog.AnyValue(line), body)
+	start := len(c.replies)
+	c.replies = append(append(append(c.replies, "? "...), line...), '\n')
+	c.logLine("out", slog.AnyValue(c.replies[start:len(c.replies)-1]), nil)
 }
 
 // whatsat answers a WHATSAT and returns its outcome for metrics.
@@ -336,38 +319,40 @@ func (c *clientConn) whatsat(ctx context.Context, line []byte, m *wire.Msg) Outc
 		qctx, cancel = context.WithTimeout(qctx, s.opt.PlacesTimeout)
 		defer cancel()
 	}
-	c.out = append(append(c.out[:0], rec.Line...), '\n')
+	lineStart := len(c.replies)
+	c.replies = append(append(c.replies, rec.Line...), '\n')
+	bodyStart := len(c.replies)
 	start := time.Now()
 	err := c.appendPlaces(qctx, places.Query{Lat: loc.Lat, Lng: loc.Lng, RadiusMeters: m.RadiusKm * 1000, Limit: m.Limit})
 	result := OutcomeOK
 	if err != nil {
 		s.stats.PlacesErrors.Add(1)
 		s.log.Warn("places lookup failed", "remote", c.remote, "err", err, "latency", time.Since(start))
-		c.out = wire.AppendPlacesBody(c.out[:len(rec.Line)+1], places.ErrorBody(err))
+		c.replies = wire.AppendPlacesBody(c.replies[:bodyStart], places.ErrorBody(err))
 		result = OutcomePlacesError
 	}
-	c.reply(c.out[:len(rec.Line)], c.out[len(rec.Line)+1:])
+	c.logLine("out", slog.AnyValue(c.replies[lineStart:bodyStart-1]), c.replies[bodyStart:])
 	return result
 }
 
 // appendPlaces asks the places provider and appends its answer, folded, to
-// c.out. A provider that can append writes straight into c.out, where the
-// answer is folded in place. On error c.out is unchanged.
+// c.replies. A provider that can append writes straight into c.replies,
+// where the answer is folded in place. On error c.replies is unchanged.
 func (c *clientConn) appendPlaces(ctx context.Context, q places.Query) error {
 	if a, ok := c.s.opt.Places.(places.Appender); ok {
-		start := len(c.out)
-		out, err := a.AppendNearby(ctx, c.out, q)
+		start := len(c.replies)
+		out, err := a.AppendNearby(ctx, c.replies, q)
 		if err != nil {
 			return err
 		}
-		c.out = wire.AppendPlacesBody(out[:start], out[start:])
+		c.replies = wire.AppendPlacesBody(out[:start], out[start:])
 		return nil
 	}
 	body, err := c.s.opt.Places.Nearby(ctx, q)
 	if err != nil {
 		return err
 	}
-	c.out = wire.AppendPlacesBody(c.out, body)
+	c.replies = wire.AppendPlacesBody(c.replies, body)
 	return nil
 }
 
@@ -388,12 +373,24 @@ func (c *clientConn) injected(line []byte, m *wire.Msg) Outcome {
 	return outcome(stored)
 }
 
-// flush sends buffered replies (committing the journal first; see
-// replyWriter). It reports whether the connection is still usable: a write
-// that failed earlier, even one that bypassed the buffer, makes it unusable.
+// flush writes the buffered replies with one Write, so each leaves whole.
+// It first commits the journal if the connection changed the node, so no
+// acknowledgement ever leaves before its update is durable. The write gets
+// a deadline: a client that does not read its replies for WriteTimeout is
+// dropped, and no one else waits for it. flush reports whether the
+// connection is still usable.
 func (c *clientConn) flush() bool {
-	if err := c.bw.Flush(); err != nil {
-		c.s.log.Info("client dropped: cannot write", "remote", c.remote, "err", err)
+	if c.writeErr == nil && len(c.replies) > 0 {
+		if c.dirty {
+			c.s.commit()
+			c.dirty = false
+		}
+		c.conn.SetWriteDeadline(time.Now().Add(c.s.opt.WriteTimeout))
+		_, c.writeErr = c.conn.Write(c.replies)
+		c.replies = c.replies[:0]
+	}
+	if c.writeErr != nil {
+		c.s.log.Info("client dropped: cannot write", "remote", c.remote, "err", c.writeErr)
 		return false
 	}
 	return true

@@ -406,7 +406,7 @@ func (c *clientConn) servePeer(ctx context.Context, line []byte) bool {
 	w := peer.Welcome{From: s.opt.Name, Cursor: cursor, Nonce: sess.AcceptorNonce(), Proof: sess.WelcomeProof()}
 	welcome := w.Format()
 	s.log.Info("out", "remote", c.remote, "line", welcome)
-	c.bw.Write(append(welcome, '\n'))
+	c.replies = append(append(c.replies, welcome...), '\n')
 	if !c.flush() {
 		return true
 	}
