@@ -198,12 +198,15 @@ type Session struct {
 	sent, received     uint64 // seal counters, per direction
 	macBuf             [sha256.Size]byte
 	openBuf            [sha256.Size]byte
+	// lateWelcome: the dialer streams before WELCOME came (see
+	// Dialer.Unwelcomed), so WELCOME may still be the first line back.
+	lateWelcome bool
 }
 
-// NewSession prepares a session for the link described by h, answered with
+// newSession prepares a session for the link described by h, answered with
 // the acceptor's nonce and cursor. dialer says which end this is. A nil or
 // empty secret makes every proof and MAC "-".
-func NewSession(secret []byte, h Hello, acceptorNonce string, cursor uint64, dialer bool) *Session {
+func newSession(secret []byte, h Hello, acceptorNonce string, cursor uint64, dialer bool) *Session {
 	s := &Session{secret: secret, hello: h, cursor: cursor, nonceB: acceptorNonce}
 	if len(secret) > 0 {
 		forward, backward := s.derive("herd-forward"), s.derive("herd-backward")
@@ -258,7 +261,37 @@ func (s *Session) Append(dst []byte, keyword string, body []byte) []byte {
 		dst = append(dst, ' ')
 		dst = append(dst, body...)
 	}
-	dst = append(dst, '\n')
+	return s.cover(append(dst, '\n'), start)
+}
+
+// AppendUpdate appends an AT message (sequence number and AT line),
+// covered by the next seal.
+func (s *Session) AppendUpdate(dst []byte, seq uint64, atLine string) []byte {
+	start := len(dst)
+	dst = append(dst, KeyAT...)
+	dst = append(dst, ' ')
+	dst = strconv.AppendUint(dst, seq, 10)
+	dst = append(dst, ' ')
+	dst = append(dst, atLine...)
+	return s.cover(append(dst, '\n'), start)
+}
+
+// AppendMark appends a MARK message, covered by the next seal.
+func (s *Session) AppendMark(dst []byte, seq uint64) []byte { return s.appendSeq(dst, KeyMark, seq) }
+
+// AppendAck appends an ACK message, covered by the next seal.
+func (s *Session) AppendAck(dst []byte, seq uint64) []byte { return s.appendSeq(dst, KeyAck, seq) }
+
+func (s *Session) appendSeq(dst []byte, keyword string, seq uint64) []byte {
+	start := len(dst)
+	dst = append(dst, keyword...)
+	dst = append(dst, ' ')
+	dst = strconv.AppendUint(dst, seq, 10)
+	return s.cover(append(dst, '\n'), start)
+}
+
+// cover adds the message dst[start:] to what the next seal authenticates.
+func (s *Session) cover(dst []byte, start int) []byte {
 	if s.sendMAC != nil {
 		s.sendOpen = s.feed(s.sendMAC, s.sendOpen, s.sent, dst[start:])
 	}
@@ -283,9 +316,16 @@ func (s *Session) Seal(dst []byte) []byte {
 // Receive takes one received line (without its newline). For a message it
 // returns the keyword and body, which the caller must hold back until a
 // receive reports sealed: then every message since the previous seal is
-// authentic. Without a secret every message is sealed at once. Any error is
-// fatal to the link.
+// authentic. Without a secret every message is sealed at once. A WELCOME
+// that comes after Dialer.Unwelcomed is skipped: Receive returns no keyword
+// and sealed false. Any error is fatal to the link.
 func (s *Session) Receive(line []byte) (keyword string, body []byte, sealed bool, err error) {
+	if s.lateWelcome {
+		s.lateWelcome = false
+		if isWelcome(line) {
+			return "", nil, false, nil
+		}
+	}
 	kw, body, _ := bytes.Cut(line, []byte{' '})
 	if !bytes.HasPrefix(kw, []byte(Prefix)) {
 		return "", nil, false, ErrMalformed
@@ -330,13 +370,6 @@ func (s *Session) feed(m hash.Hash, open bool, counter uint64, b []byte) bool {
 	return true
 }
 
-// AppendUpdate appends the body of an AT message: sequence number and AT line.
-func AppendUpdate(dst []byte, seq uint64, atLine string) []byte {
-	dst = strconv.AppendUint(dst, seq, 10)
-	dst = append(dst, ' ')
-	return append(dst, atLine...)
-}
-
 // ParseUpdate splits the body of an AT message.
 func ParseUpdate(body []byte) (seq uint64, atLine []byte, err error) {
 	seqField, line, ok := bytes.Cut(body, []byte{' '})
@@ -355,9 +388,6 @@ func ParseSeq(body []byte) (uint64, error) {
 	}
 	return seq, nil
 }
-
-// AcceptorNonce returns the acceptor's nonce.
-func (s *Session) AcceptorNonce() string { return s.nonceB }
 
 // Cursor returns where the dialer's feed resumes.
 func (s *Session) Cursor() uint64 { return s.cursor }

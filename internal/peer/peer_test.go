@@ -7,53 +7,179 @@ import (
 	"testing"
 )
 
+// handshake runs a whole handshake between a dialer and an acceptor with
+// the given secrets, moving the lines between them as a server would.
 func handshake(t *testing.T, dialerSecret, acceptorSecret string) (dialer, acceptor *Session, err error) {
 	t.Helper()
-	h := Hello{From: "Alford", To: "Hamilton", Epoch: 42, Head: 99, Nonce: NewNonce()}
-	h.Proof = HelloProof([]byte(dialerSecret), h)
-	parsed, perr := ParseHello(h.Format())
-	if perr != nil || parsed != h {
-		t.Fatalf("ParseHello(Format(%+v)) = %+v, %v", h, parsed, perr)
-	}
-	if err := CheckProof(parsed.Proof, HelloProof([]byte(acceptorSecret), parsed)); err != nil {
+	d := NewDialer([]byte(dialerSecret), "Alford", "Hamilton", 42, 99)
+	a := NewAcceptor("Hamilton", []byte(acceptorSecret), func(string) bool { return true })
+	hello, auth, _ := bytes.Cut(d.Start(), []byte("\n"))
+	accepting, err := a.Hello(hello)
+	if err != nil {
 		return nil, nil, err
 	}
-	acceptor = NewSession([]byte(acceptorSecret), parsed, NewNonce(), 17, false)
-	w := Welcome{From: "Hamilton", Cursor: 17, Nonce: acceptor.AcceptorNonce(), Proof: acceptor.WelcomeProof()}
-	gotW, perr := ParseWelcome(w.Format())
-	if perr != nil || gotW != w {
-		t.Fatalf("ParseWelcome(Format(%+v)) = %+v, %v", w, gotW, perr)
-	}
-	dialer = NewSession([]byte(dialerSecret), h, gotW.Nonce, gotW.Cursor, true)
-	if err := CheckProof(gotW.Proof, dialer.WelcomeProof()); err != nil {
+	welcome := accepting.Welcome(17)
+	out, dialer, cursor, err := d.Welcome(bytes.TrimSuffix(welcome, []byte("\n")))
+	if err != nil {
 		return nil, nil, err
 	}
-	proof, perr := ParseAuth([]byte(KeyAuth + " " + dialer.AuthProof()))
-	if perr != nil {
-		t.Fatal(perr)
+	if cursor != 17 {
+		t.Fatalf("dialer resumes after %d; want 17", cursor)
 	}
-	return dialer, acceptor, CheckProof(proof, acceptor.AuthProof())
+	if len(auth) == 0 {
+		auth = out
+	}
+	acceptor, err = accepting.Auth(bytes.TrimSuffix(auth, []byte("\n")))
+	return dialer, acceptor, err
 }
 
 func TestHandshake(t *testing.T) {
 	tests := []struct {
 		name             string
 		dialer, acceptor string
-		wantErr          bool
+		wantErr          error
 	}{
-		{"no secret", "", "", false},
-		{"same secret", "s3cret", "s3cret", false},
-		{"different secrets", "s3cret", "other", true},
-		{"dialer without secret", "", "s3cret", true},
-		{"acceptor without secret", "s3cret", "", true},
+		{"no secret", "", "", nil},
+		{"same secret", "s3cret", "s3cret", nil},
+		{"different secrets", "s3cret", "other", ErrAuth},
+		{"dialer without secret", "", "s3cret", ErrAuth},
+		{"acceptor without secret", "s3cret", "", ErrAuth},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, _, err := handshake(t, tt.dialer, tt.acceptor)
-			if (err != nil) != tt.wantErr {
-				t.Errorf("handshake err = %v; want error %v", err, tt.wantErr)
+			if !errors.Is(err, tt.wantErr) {
+				t.Errorf("handshake err = %v; want %v", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// Each step of the handshake refuses what a stranger, a replayer or a
+// tamperer could send it.
+func TestHandshake_Refusals(t *testing.T) {
+	const secret = "s3cret"
+	neighbors := func(name string) bool { return name == "Alford" }
+	flip := func(line []byte) []byte { // changes the last hex digit of the proof
+		out := bytes.Clone(line)
+		i := len(out) - 1
+		if out[i] == '0' {
+			out[i] = '1'
+		} else {
+			out[i] = '0'
+		}
+		return out
+	}
+	firstLine := func(b []byte) []byte { l, _, _ := bytes.Cut(b, []byte("\n")); return l }
+
+	t.Run("hello to another server", func(t *testing.T) {
+		a := NewAcceptor("Hamilton", []byte(secret), neighbors)
+		d := NewDialer([]byte(secret), "Alford", "Welsh", 1, 0)
+		if _, err := a.Hello(firstLine(d.Start())); !errors.Is(err, ErrRefused) {
+			t.Errorf("Hello = %v; want ErrRefused", err)
+		}
+	})
+	t.Run("hello from a stranger", func(t *testing.T) {
+		a := NewAcceptor("Hamilton", []byte(secret), neighbors)
+		d := NewDialer([]byte(secret), "Mallory", "Hamilton", 1, 0)
+		if _, err := a.Hello(firstLine(d.Start())); !errors.Is(err, ErrRefused) {
+			t.Errorf("Hello = %v; want ErrRefused", err)
+		}
+	})
+	t.Run("replayed hello", func(t *testing.T) {
+		a := NewAcceptor("Hamilton", []byte(secret), neighbors)
+		hello := firstLine(NewDialer([]byte(secret), "Alford", "Hamilton", 1, 0).Start())
+		if _, err := a.Hello(hello); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Hello(hello); !errors.Is(err, ErrAuth) {
+			t.Errorf("second Hello of the same line = %v; want ErrAuth", err)
+		}
+	})
+	t.Run("tampered hello", func(t *testing.T) {
+		a := NewAcceptor("Hamilton", []byte(secret), neighbors)
+		hello := firstLine(NewDialer([]byte(secret), "Alford", "Hamilton", 1, 0).Start())
+		tampered := bytes.Replace(hello, []byte(" 1 0 "), []byte(" 2 0 "), 1) // another epoch
+		if _, err := a.Hello(tampered); !errors.Is(err, ErrAuth) {
+			t.Errorf("Hello(%q) = %v; want ErrAuth", tampered, err)
+		}
+	})
+	t.Run("malformed hello", func(t *testing.T) {
+		a := NewAcceptor("Hamilton", []byte(secret), neighbors)
+		if _, err := a.Hello([]byte("HERD-HELLO 1 Alford Hamilton")); !errors.Is(err, ErrMalformed) {
+			t.Errorf("Hello = %v; want ErrMalformed", err)
+		}
+	})
+	t.Run("refused hello", func(t *testing.T) {
+		d := NewDialer([]byte(secret), "Alford", "Hamilton", 1, 0)
+		answer := append([]byte("? "), firstLine(d.Start())...)
+		if _, _, _, err := d.Welcome(answer); !errors.Is(err, ErrRefused) {
+			t.Errorf("Welcome(%q) = %v; want ErrRefused", answer, err)
+		}
+	})
+	t.Run("welcome from another server", func(t *testing.T) {
+		d := NewDialer(nil, "Alford", "Hamilton", 1, 0)
+		a := NewAcceptor("Welsh", nil, neighbors)
+		h := d.Hello()
+		h.To = "Welsh"
+		accepting, err := a.Hello(h.Format())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, _, err := d.Welcome(firstLine(accepting.Welcome(0))); !errors.Is(err, ErrRefused) {
+			t.Errorf("Welcome from Welsh = %v; want ErrRefused", err)
+		}
+	})
+	t.Run("tampered welcome", func(t *testing.T) {
+		d := NewDialer([]byte(secret), "Alford", "Hamilton", 1, 0)
+		accepting, err := NewAcceptor("Hamilton", []byte(secret), neighbors).Hello(firstLine(d.Start()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		welcome := firstLine(accepting.Welcome(5))
+		if _, _, _, err := d.Welcome(flip(welcome)); !errors.Is(err, ErrAuth) {
+			t.Errorf("Welcome with a flipped proof = %v; want ErrAuth", err)
+		}
+		forged := bytes.Replace(welcome, []byte(" 5 "), []byte(" 0 "), 1) // resend everything
+		if _, _, _, err := d.Welcome(forged); !errors.Is(err, ErrAuth) {
+			t.Errorf("Welcome with a changed cursor = %v; want ErrAuth", err)
+		}
+	})
+	t.Run("tampered auth", func(t *testing.T) {
+		d := NewDialer([]byte(secret), "Alford", "Hamilton", 1, 0)
+		accepting, err := NewAcceptor("Hamilton", []byte(secret), neighbors).Hello(firstLine(d.Start()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		auth, _, _, err := d.Welcome(firstLine(accepting.Welcome(0)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := accepting.Auth(flip(firstLine(auth))); !errors.Is(err, ErrAuth) {
+			t.Errorf("Auth with a flipped proof = %v; want ErrAuth", err)
+		}
+	})
+}
+
+// Without a secret a dialer may stream before WELCOME arrives; the WELCOME
+// that then comes first is skipped, and only that one.
+func TestDialer_Unwelcomed(t *testing.T) {
+	if _, err := NewDialer([]byte("s3cret"), "Alford", "Hamilton", 1, 0).Unwelcomed(); !errors.Is(err, ErrAuth) {
+		t.Errorf("Unwelcomed with a secret = %v; want ErrAuth", err)
+	}
+	d := NewDialer(nil, "Alford", "Hamilton", 1, 0)
+	s, err := d.Unwelcomed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kw, _, sealed, err := s.Receive([]byte("HERD-WELCOME Hamilton 0 0123456789abcdef0123456789abcdef -")); kw != "" || sealed || err != nil {
+		t.Errorf("late WELCOME: Receive = %q, %v, %v; want it skipped", kw, sealed, err)
+	}
+	if kw, _, _, err := s.Receive([]byte("HERD-ACK 3")); kw != KeyAck || err != nil {
+		t.Errorf("ACK after the late WELCOME: Receive = %q, %v", kw, err)
+	}
+	if kw, _, _, err := s.Receive([]byte("HERD-WELCOME Hamilton 0 0123456789abcdef0123456789abcdef -")); kw != KeyWelcome || err != nil {
+		t.Errorf("a second WELCOME: Receive = %q, %v; want it passed on as a message", kw, err)
 	}
 }
 
@@ -62,7 +188,7 @@ func TestHandshake_SecretNeverOnTheWire(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sent := d.Seal(d.Append(nil, KeyAT, AppendUpdate(nil, 1, "AT A +0.000000000 c +1+1 1")))
+	sent := d.Seal(d.AppendUpdate(nil, 1, "AT A +0.000000000 c +1+1 1"))
 	wire := bytes.Join([][]byte{[]byte(d.AuthProof()), []byte(a.WelcomeProof()), sent}, nil)
 	if bytes.Contains(wire, []byte("s3cret-value")) {
 		t.Error("the secret appears in what is sent")
@@ -100,7 +226,7 @@ func TestSession_SealedWritesArriveInOrder(t *testing.T) {
 		for round := range uint64(3) {
 			var w []byte
 			for i := range uint64(3) {
-				w = d.Append(w, KeyAT, AppendUpdate(nil, 3*round+i+1, "AT Alford +0.100000000 kiwi +1+1 5.5"))
+				w = d.AppendUpdate(w, 3*round+i+1, "AT Alford +0.100000000 kiwi +1+1 5.5")
 			}
 			w = d.Append(w, KeyPing, nil)
 			w = d.Seal(w)
@@ -116,7 +242,7 @@ func TestSession_SealedWritesArriveInOrder(t *testing.T) {
 				t.Fatalf("ParseUpdate(%q) = %d, %q, %v", applied[2], seq, at, err)
 			}
 		}
-		ack := a.Seal(a.Append(nil, KeyAck, []byte("3")))
+		ack := a.Seal(a.AppendAck(nil, 3))
 		if applied, err := receiveAll(d, ack); err != nil || len(applied) != 1 || applied[0] != KeyAck+" 3" {
 			t.Errorf("ack: %q %v", applied, err)
 		}
@@ -125,7 +251,7 @@ func TestSession_SealedWritesArriveInOrder(t *testing.T) {
 
 func TestSession_RejectsTamperingReplayReorderingAndReflection(t *testing.T) {
 	write := func(s *Session, seq uint64) []byte {
-		return s.Seal(s.Append(nil, KeyAT, AppendUpdate(nil, seq, "AT Alford +0.100000000 kiwi +1+1 5.5")))
+		return s.Seal(s.AppendUpdate(nil, seq, "AT Alford +0.100000000 kiwi +1+1 5.5"))
 	}
 	tests := []struct {
 		name string
@@ -226,8 +352,8 @@ func FuzzReceive(f *testing.F) {
 	f.Add([]byte("HERD-SEAL"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		h := Hello{From: "A", To: "B", Epoch: 1, Nonce: "0123456789abcdef0123456789abcdef"}
-		open := NewSession(nil, h, "fedcba9876543210fedcba9876543210", 0, false)
-		sealed := NewSession([]byte("k"), h, "fedcba9876543210fedcba9876543210", 0, false)
+		open := newSession(nil, h, "fedcba9876543210fedcba9876543210", 0, false)
+		sealed := newSession([]byte("k"), h, "fedcba9876543210fedcba9876543210", 0, false)
 		for _, line := range bytes.Split(data, []byte("\n")) {
 			if _, body, _, err := open.Receive(line); err == nil {
 				ParseUpdate(body)
@@ -245,15 +371,15 @@ func FuzzReceive(f *testing.F) {
 
 func BenchmarkSession_Write(b *testing.B) {
 	h := Hello{From: "Alford", To: "Hamilton", Epoch: 1, Head: 2, Nonce: "0123456789abcdef0123456789abcdef"}
-	d := NewSession([]byte("s3cret"), h, "fedcba9876543210fedcba9876543210", 0, true)
-	a := NewSession([]byte("s3cret"), h, "fedcba9876543210fedcba9876543210", 0, false)
-	body := AppendUpdate(nil, 12345, "AT Alford +0.263873386 kiwi.cs.ucla.edu +34.068930-118.445127 1479413884.392014450")
+	d := newSession([]byte("s3cret"), h, "fedcba9876543210fedcba9876543210", 0, true)
+	a := newSession([]byte("s3cret"), h, "fedcba9876543210fedcba9876543210", 0, false)
+	const line = "AT Alford +0.263873386 kiwi.cs.ucla.edu +34.068930-118.445127 1479413884.392014450"
 	var w []byte
 	b.ReportAllocs()
 	for b.Loop() { // one write of 64 updates, as a busy link sends
 		w = w[:0]
 		for range 64 {
-			w = d.Append(w, KeyAT, body)
+			w = d.AppendUpdate(w, 12345, line)
 		}
 		w = d.Seal(w)
 		if _, err := receiveAll(a, w); err != nil {

@@ -1,275 +1,53 @@
 package server
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"crypto/tls"
-	"errors"
-	"io"
 	"log/slog"
-	"net"
 	"time"
 
 	"github.com/herd-dev/herd/internal/herd"
-	"github.com/herd-dev/herd/internal/peer"
 	"github.com/herd-dev/herd/internal/places"
 	"github.com/herd-dev/herd/internal/wire"
 )
 
-// readBufferSize is the per-connection read buffer. Longer lines, up to
-// MaxLineBytes, are gathered in a separate buffer.
-const readBufferSize = 4 << 10
-
-// clientConn is one accepted connection, speaking the client protocol until
-// its first line turns it into an inbound peer link.
-type clientConn struct {
-	s      *Server
-	conn   net.Conn // the connection, or its TLS layer
-	raw    net.Conn // the accepted connection
-	remote string
-	br     *bufio.Reader
-	// replies holds whole replies not yet written. Each reply is appended
-	// whole and the buffer is only ever written whole, with one Write, so
-	// no reply is split across writes (see flush).
-	replies []byte
-	// readTimeout drops the connection when it sends nothing for this
-	// long: IdleTimeout for clients, DeadAfter for peers.
-	readTimeout time.Duration
-	long        []byte // gathers lines longer than the read buffer
-	dirty       bool   // the node changed since the journal was last committed
-	// writeErr is the first error writing to the connection. The buffered
-	// writer then drops every later reply, so the connection is closed.
-	writeErr error
-	// peerOnly: accepted past the connection limit, so it must open a peer
-	// link with its first line or be closed.
-	peerOnly bool
-}
-
-// sendBufferSize caps the kernel's send buffer for an accepted connection.
-// Linux would grow it to 4 MB, and wakes a blocked writer only once a
-// third of the buffer has drained: a client reading steadily but slowly
-// could then be dropped for not reading within WriteTimeout. The cap keeps
-// that to some 170 KiB, bounds the kernel memory a non-reader holds, and
-// still lets a pipelining client over a 100 ms link get 5 MB/s.
-const sendBufferSize = 256 << 10 // the kernel doubles it
-
-// serveConn runs one accepted connection. peerOnly marks a connection
-// accepted past limits.max_connections: it is kept only if it opens a peer
-// link, so clients can never lock neighbors out.
-func (s *Server) serveConn(ctx context.Context, conn net.Conn, peerOnly bool) {
-	if tc, ok := conn.(*net.TCPConn); ok {
-		tc.SetWriteBuffer(sendBufferSize)
-	}
-	c := &clientConn{s: s, conn: conn, raw: conn, remote: conn.RemoteAddr().String(), peerOnly: peerOnly, readTimeout: s.opt.IdleTimeout}
-	c.br = bufio.NewReaderSize(connReader{c, conn}, readBufferSize)
-	if s.opt.TLS != nil && !c.maybeTLS() {
-		return
-	}
-	c.run(ctx)
-}
-
-// flushAt is how many bytes of replies a connection gathers before it
-// writes them without waiting for its input to run dry.
-const flushAt = 64 << 10
-
-// connReader is what a connection's buffered reader reads through. Each
-// read from the socket gets a fresh deadline, so a connection is dropped
-// when it has sent nothing for readTimeout, however long its lines take to
-// arrive. It sets the deadline before it looks at shutdown, and shutdown
-// marks itself before it expires every deadline, so no read outlives it.
-type connReader struct {
-	c    *clientConn
-	conn net.Conn // c.conn when the reader was made (TLS wraps it later)
-}
-
-func (r connReader) Read(p []byte) (int, error) {
-	r.conn.SetReadDeadline(time.Now().Add(r.c.readTimeout))
-	if r.c.s.stopped.Load() {
-		return 0, errShuttingDown
-	}
-	return r.conn.Read(p)
-}
-
-var errShuttingDown = errors.New("server shutting down")
-
-// maybeTLS switches the connection to TLS if its first byte opens a TLS
-// handshake: neighbors connect that way when peer TLS is on, clients never.
-func (c *clientConn) maybeTLS() bool {
-	first, err := c.br.Peek(1)
-	if err != nil || first[0] != 0x16 { // 0x16: TLS handshake record
-		return err == nil
-	}
-	tc := tls.Server(&bufferedConn{Conn: c.conn, r: c.br}, c.s.opt.TLS)
-	c.conn = tc
-	c.br = bufio.NewReaderSize(connReader{c, tc}, readBufferSize)
-	return true
-}
-
-// bufferedConn reads through a bufio.Reader that already holds some of the
-// connection's bytes.
-type bufferedConn struct {
-	net.Conn
-	r *bufio.Reader
-}
-
-func (b *bufferedConn) Read(p []byte) (int, error) { return b.r.Read(p) }
-
-func (c *clientConn) run(ctx context.Context) {
+// handle answers one client line, read at now. Its reply is appended to
+// c.replies, whole.
+func (c *acceptedConn) handle(ctx context.Context, now time.Time, line []byte, tooLong bool) {
 	s := c.s
-	s.log.Info("client connected", "remote", c.remote)
-	if c.peerOnly {
-		c.admitPeer(ctx)
-		return
-	}
-	first := true
-	for {
-		line, tooLong, err := c.readLine()
-		// A last line without newline is a command only if the client
-		// ended its input (half-close), not if the read timed out or broke.
-		if err == nil || len(line) > 0 && errors.Is(err, io.EOF) {
-			if first && (isTLSPeer(c.conn) || bytes.HasPrefix(line, []byte(peer.KeyHello))) {
-				if c.servePeer(ctx, line) {
-					return
-				}
-			} else {
-				c.handle(ctx, line, tooLong)
-			}
-			first = false
-		}
-		if err != nil {
-			c.finish(closeReason(err, s.stopped.Load()))
-			return
-		}
-		// Replies go out once no complete line waits to be handled, so a
-		// client sending its next line in pieces still gets this reply
-		// now. A failed write ends the connection at once, even in the
-		// middle of pipelined input: its replies could no longer be sent.
-		if (c.writeErr != nil || len(c.replies) >= flushAt || !c.lineBuffered()) && !c.flush() {
-			return
-		}
-		c.releaseBuffers()
-	}
-}
-
-// lineBuffered reports whether a complete line is already read and waiting.
-func (c *clientConn) lineBuffered() bool {
-	buffered, _ := c.br.Peek(c.br.Buffered())
-	return bytes.IndexByte(buffered, '\n') >= 0
-}
-
-// releaseBuffers drops buffers that one long line or large reply grew, so
-// that idle connections hold little memory.
-func (c *clientConn) releaseBuffers() {
-	if cap(c.long) > readBufferSize {
-		c.long = nil
-	}
-	if len(c.replies) == 0 && cap(c.replies) > flushAt {
-		c.replies = nil
-	}
-}
-
-// admitPeer runs a connection accepted past the connection limit: only a
-// neighbor that opens its link with its first line, within DeadAfter, is
-// served; anything else is refused and closed.
-func (c *clientConn) admitPeer(ctx context.Context) {
-	s := c.s
-	c.readTimeout = s.opt.DeadAfter
-	line, _, err := c.readLine()
-	s.endProbation(c.raw)
-	c.readTimeout = s.opt.IdleTimeout
-	if err == nil && bytes.HasPrefix(line, []byte(peer.KeyHello)) {
-		if !c.servePeer(ctx, line) {
-			c.flush() // its "? line", before the connection closes
-		}
-		return
-	}
-	s.stats.ConnsRefused.Add(1)
-	s.log.Warn("connection refused: too many connections", "remote", c.remote, "max", s.opt.MaxConnections)
-}
-
-func isTLSPeer(conn net.Conn) bool {
-	_, ok := conn.(*tls.Conn)
-	return ok
-}
-
-func closeReason(err error, stopping bool) string {
-	var ne net.Error
-	switch {
-	case errors.Is(err, io.EOF):
-		return "client closed"
-	case stopping || errors.Is(err, errShuttingDown):
-		return "server shutting down"
-	case errors.As(err, &ne) && ne.Timeout():
-		return "idle timeout"
-	}
-	return err.Error()
-}
-
-// finish answers what was read, then closes.
-func (c *clientConn) finish(reason string) {
-	c.flush()
-	c.s.log.Info("client disconnected", "remote", c.remote, "reason", reason)
-}
-
-// readLine returns the next line without its line ending, \n. (A CR before
-// it is white space, which parsing ignores, and part of the line as
-// received, which "? line" echoes.) At
-// end of input it returns a last unterminated line with io.EOF. A line over
-// MaxLineBytes comes back cut to that length with tooLong set; the rest of
-// it is read and dropped, so memory stays bounded.
-func (c *clientConn) readLine() (line []byte, tooLong bool, err error) {
-	limit := c.s.opt.MaxLineBytes
-	line, err = c.br.ReadSlice('\n')
-	if errors.Is(err, bufio.ErrBufferFull) {
-		c.long = append(c.long[:0], line...)
-		for errors.Is(err, bufio.ErrBufferFull) {
-			line, err = c.br.ReadSlice('\n')
-			if room := limit + len("\r\n") - len(c.long); room < len(line) {
-				tooLong = true
-				line = line[:max(room, 0)]
-			}
-			c.long = append(c.long, line...)
-		}
-		line = c.long
-	}
-	if n := len(line); n > 0 && line[n-1] == '\n' {
-		line = line[:n-1]
-	}
-	if tooLong || len(line) > limit {
-		return line[:min(len(line), limit)], true, err
-	}
-	return line, false, err
-}
-
-func (c *clientConn) handle(ctx context.Context, line []byte, tooLong bool) {
-	s := c.s
-	c.logLine("in", slog.AnyValue(line), nil)
+	s.logClientLine(now, "in", c.remote, slog.AnyValue(line), nil)
 	if tooLong {
 		s.log.Warn("line too long; answered with its first bytes", "remote", c.remote, "max", s.opt.MaxLineBytes)
-		c.invalid(line)
+		c.invalid(now, line)
 		return
 	}
-	start := time.Now()
 	m, err := wire.Parse(line)
+	var kind Kind
+	var outcome Outcome
 	switch {
 	case err != nil:
-		c.invalid(line)
-		s.opt.Metrics.Command(KindInvalid, OutcomeRejected, time.Since(start))
+		kind, outcome = KindInvalid, OutcomeRejected
+		c.invalid(now, line)
 	case m.Kind == wire.KindIAMAT:
-		s.stats.IAMAT.Add(1)
-		reply, stored := s.node.IAMAT(wire.UnixTime(s.opt.Now().UnixNano()), &m)
-		// Even a stale IAMAT waits for the commit: the newer record it
-		// lost to may not be durable yet.
-		c.dirty = true
-		c.replies = append(append(c.replies, reply...), '\n')
-		c.logLine("out", slog.StringValue(reply), nil)
-		s.opt.Metrics.Command(KindIAMAT, outcome(stored), time.Since(start))
+		kind, outcome = KindIAMAT, c.iamat(now, &m)
 	case m.Kind == wire.KindWHATSAT:
-		s.opt.Metrics.Command(KindWHATSAT, c.whatsat(ctx, line, &m), time.Since(start))
+		kind, outcome = KindWHATSAT, c.whatsat(ctx, now, line, &m)
 	case m.Kind == wire.KindAT:
-		s.opt.Metrics.Command(KindAT, c.injected(line, &m), time.Since(start))
+		kind, outcome = KindAT, c.injected(now, line, &m)
 	}
+	s.opt.Metrics.Command(kind, outcome, time.Since(now))
+}
+
+// iamat takes a client's location.
+func (c *acceptedConn) iamat(now time.Time, m *wire.Msg) Outcome {
+	s := c.s
+	s.stats.IAMAT.Add(1)
+	reply, stored := s.node.IAMAT(wire.UnixTime(now.UnixNano()), m)
+	// Even a stale IAMAT waits for the commit: the newer record it lost to
+	// may not be durable yet.
+	c.dirty = true
+	c.replies = append(append(c.replies, reply...), '\n')
+	s.logClientLine(now, "out", c.remote, slog.StringValue(reply), nil)
+	return outcome(stored)
 }
 
 func outcome(stored bool) Outcome {
@@ -279,30 +57,20 @@ func outcome(stored bool) Outcome {
 	return OutcomeStale
 }
 
-// logLine logs a line in or out (msg), with the body that follows it if
-// any.
-func (c *clientConn) logLine(msg string, line slog.Value, body []byte) {
-	if body == nil {
-		c.s.logTraffic(msg, slog.String("remote", c.remote), slog.Attr{Key: "line", Value: line})
-		return
-	}
-	c.s.logTraffic(msg, slog.String("remote", c.remote), slog.Attr{Key: "line", Value: line}, slog.Any("body", body))
-}
-
 // invalid answers "? " and the line as received.
-func (c *clientConn) invalid(line []byte) {
+func (c *acceptedConn) invalid(now time.Time, line []byte) {
 	c.s.stats.Invalid.Add(1)
 	start := len(c.replies)
 	c.replies = append(append(append(c.replies, "? "...), line...), '\n')
-	c.logLine("out", slog.AnyValue(c.replies[start:len(c.replies)-1]), nil)
+	c.s.logClientLine(now, "out", c.remote, slog.AnyValue(c.replies[start:len(c.replies)-1]), nil)
 }
 
 // whatsat answers a WHATSAT and returns its outcome for metrics.
-func (c *clientConn) whatsat(ctx context.Context, line []byte, m *wire.Msg) Outcome {
+func (c *acceptedConn) whatsat(ctx context.Context, now time.Time, line []byte, m *wire.Msg) Outcome {
 	s := c.s
 	rec, ok := s.node.Lookup(m.Client)
 	if !ok {
-		c.invalid(line)
+		c.invalid(now, line)
 		return OutcomeUnknownClient
 	}
 	s.stats.WHATSAT.Add(1)
@@ -322,23 +90,22 @@ func (c *clientConn) whatsat(ctx context.Context, line []byte, m *wire.Msg) Outc
 	lineStart := len(c.replies)
 	c.replies = append(append(c.replies, rec.Line...), '\n')
 	bodyStart := len(c.replies)
-	start := time.Now()
 	err := c.appendPlaces(qctx, places.Query{Lat: loc.Lat, Lng: loc.Lng, RadiusMeters: m.RadiusKm * 1000, Limit: m.Limit})
 	result := OutcomeOK
 	if err != nil {
 		s.stats.PlacesErrors.Add(1)
-		s.log.Warn("places lookup failed", "remote", c.remote, "err", err, "latency", time.Since(start))
+		s.log.Warn("places lookup failed", "remote", c.remote, "err", err, "latency", time.Since(now))
 		c.replies = wire.AppendPlacesBody(c.replies[:bodyStart], places.ErrorBody(err))
 		result = OutcomePlacesError
 	}
-	c.logLine("out", slog.AnyValue(c.replies[lineStart:bodyStart-1]), c.replies[bodyStart:])
+	s.logClientLine(now, "out", c.remote, slog.AnyValue(c.replies[lineStart:bodyStart-1]), c.replies[bodyStart:])
 	return result
 }
 
 // appendPlaces asks the places provider and appends its answer, folded, to
 // c.replies. A provider that can append writes straight into c.replies,
 // where the answer is folded in place. On error c.replies is unchanged.
-func (c *clientConn) appendPlaces(ctx context.Context, q places.Query) error {
+func (c *acceptedConn) appendPlaces(ctx context.Context, q places.Query) error {
 	if a, ok := c.s.opt.Places.(places.Appender); ok {
 		start := len(c.replies)
 		out, err := a.AppendNearby(ctx, c.replies, q)
@@ -359,11 +126,11 @@ func (c *clientConn) appendPlaces(ctx context.Context, q places.Query) error {
 // injected takes an AT line from a connection that is not an authenticated
 // peer: the seed's flooding format. Without a peer secret anyone may flood,
 // as in the seed; with one, it is an invalid command and changes nothing.
-func (c *clientConn) injected(line []byte, m *wire.Msg) Outcome {
+func (c *acceptedConn) injected(now time.Time, line []byte, m *wire.Msg) Outcome {
 	s := c.s
 	if len(s.opt.Secret) > 0 {
 		s.log.Warn("rejected AT line from an unauthenticated connection", "remote", c.remote)
-		c.invalid(line)
+		c.invalid(now, line)
 		return OutcomeRejected
 	}
 	stored := s.node.Offer(herd.NewRecord(line, m))
@@ -371,27 +138,4 @@ func (c *clientConn) injected(line []byte, m *wire.Msg) Outcome {
 	c.dirty = c.dirty || stored
 	s.log.Info("took AT line from a client connection", "remote", c.remote, "stored", stored)
 	return outcome(stored)
-}
-
-// flush writes the buffered replies with one Write, so each leaves whole.
-// It first commits the journal if the connection changed the node, so no
-// acknowledgement ever leaves before its update is durable. The write gets
-// a deadline: a client that does not read its replies for WriteTimeout is
-// dropped, and no one else waits for it. flush reports whether the
-// connection is still usable.
-func (c *clientConn) flush() bool {
-	if c.writeErr == nil && len(c.replies) > 0 {
-		if c.dirty {
-			c.s.commit()
-			c.dirty = false
-		}
-		c.conn.SetWriteDeadline(time.Now().Add(c.s.opt.WriteTimeout))
-		_, c.writeErr = c.conn.Write(c.replies)
-		c.replies = c.replies[:0]
-	}
-	if c.writeErr != nil {
-		c.s.log.Info("client dropped: cannot write", "remote", c.remote, "err", c.writeErr)
-		return false
-	}
-	return true
 }

@@ -16,7 +16,7 @@ func readAll(t *testing.T, maxLine int, chunks ...[]byte) (lines []string, cut [
 	t.Helper()
 	client, srv := net.Pipe()
 	s := &Server{opt: Options{MaxLineBytes: maxLine}}
-	c := &clientConn{s: s, conn: srv, readTimeout: 5 * time.Second}
+	c := &acceptedConn{s: s, conn: srv, readTimeout: 5 * time.Second}
 	c.br = bufio.NewReaderSize(connReader{c, srv}, readBufferSize)
 	go func() {
 		for _, ch := range chunks {

@@ -22,7 +22,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
-	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -137,36 +137,23 @@ type Server struct {
 	node *herd.Node
 	log  *slog.Logger
 
+	// links has an entry per neighbor; it does not change after New.
+	links    map[string]*link
+	acceptor *peer.Acceptor
+
 	mu       sync.Mutex
 	stopping bool        // guarded by mu, so goSafe cannot race shutdown
 	stopped  atomic.Bool // the same, for the connection loops to poll
 	conns    map[net.Conn]struct{}
-	inbound  map[string]net.Conn // neighbor -> its current inbound link
-	links    map[string]*LinkStatus
 	wg       sync.WaitGroup
 
-	nonces    *peer.NonceCache // recent HELLO nonces, to refuse replays
-	connSlots chan struct{}    // one per connection, up to MaxConnections
+	connSlots chan struct{} // one per connection, up to MaxConnections
 	// probation holds, oldest first, connections accepted past
 	// MaxConnections that have yet to open a peer link; at most
 	// probationSize, the oldest making room for each new one.
 	probation []net.Conn
 	stats     counters
 	serving   atomic.Bool
-}
-
-// LinkStatus is what a server knows of its link to one neighbor.
-type LinkStatus struct {
-	Peer       string    `json:"peer"`
-	Addr       string    `json:"addr"`
-	OutUp      bool      `json:"out_up"` // our link to them is authenticated and streaming
-	InUp       bool      `json:"in_up"`  // their link to us is
-	Since      time.Time `json:"since"`
-	Reconnects uint64    `json:"reconnects"`
-	Sent       uint64    `json:"sent_seq"`  // our sequence number last sent
-	Acked      uint64    `json:"acked_seq"` // and acknowledged
-	Behind     uint64    `json:"behind"`    // our head minus Acked
-	LastError  string    `json:"last_error,omitempty"`
 }
 
 // New returns a server; Serve runs it.
@@ -180,14 +167,13 @@ func New(opt Options) (*Server, error) {
 		node:      opt.Node,
 		log:       opt.Logger,
 		conns:     make(map[net.Conn]struct{}),
-		inbound:   make(map[string]net.Conn),
-		links:     make(map[string]*LinkStatus),
-		nonces:    peer.NewNonceCache(4096),
+		links:     make(map[string]*link),
 		connSlots: make(chan struct{}, opt.MaxConnections),
 	}
-	for peer, addr := range opt.Neighbors {
-		s.links[peer] = &LinkStatus{Peer: peer, Addr: addr}
+	for name, addr := range opt.Neighbors {
+		s.links[name] = &link{peer: name, addr: addr}
 	}
+	s.acceptor = peer.NewAcceptor(opt.Name, opt.Secret, func(name string) bool { return s.links[name] != nil })
 	return s, nil
 }
 
@@ -197,10 +183,8 @@ func (s *Server) Ready() bool {
 	if !s.serving.Load() {
 		return false
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	for _, l := range s.links {
-		if l.OutUp || l.InUp {
+		if l.outUp.Load() || l.inUp.Load() {
 			return true
 		}
 	}
@@ -216,26 +200,12 @@ func (s *Server) Stats() Counters { return s.stats.snapshot() }
 // Links returns a copy of every link's status, sorted by neighbor.
 func (s *Server) Links() []LinkStatus {
 	head := s.node.Head()
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	out := make([]LinkStatus, 0, len(s.links))
 	for _, l := range s.links {
-		c := *l
-		if head > c.Acked && c.Acked > 0 {
-			c.Behind = head - c.Acked
-		}
-		out = append(out, c)
+		out = append(out, l.status(head))
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Peer < out[j].Peer })
+	slices.SortFunc(out, func(a, b LinkStatus) int { return strings.Compare(a.Peer, b.Peer) })
 	return out
-}
-
-func (s *Server) updateLink(peer string, fn func(*LinkStatus)) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if l, ok := s.links[peer]; ok {
-		fn(l)
-	}
 }
 
 // goSafe starts fn on a new goroutine tracked by the server's WaitGroup,
@@ -270,8 +240,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	s.serving.Store(true)
 	defer s.serving.Store(false)
-	for peer, addr := range s.opt.Neighbors {
-		s.goSafe(func() { s.runLink(ctx, peer, addr) })
+	for _, l := range s.links {
+		s.goSafe(func() { s.runLink(ctx, l) })
 	}
 
 	acceptDone := make(chan error, 1)
@@ -424,16 +394,32 @@ func (s *Server) shutdown() {
 	s.log.Info("stopped")
 }
 
-// logTraffic logs lines a server reads or writes (msg "in" or "out") at
-// Info. It is slog.Logger.Info without the caller lookup, which herd's log
-// format does not print and which would cost a third of each record.
-func (s *Server) logTraffic(msg string, attrs ...slog.Attr) {
+// logClientLine logs a line a client sent or was sent (msg "in" or "out")
+// at time now, with the body that follows it, if any. It is
+// slog.Logger.Info without the clock read and the caller lookup, which
+// herd's log format does not print and which would cost a third of each
+// record.
+func (s *Server) logClientLine(now time.Time, msg, remote string, line slog.Value, body []byte) {
 	h := s.log.Handler()
 	if !h.Enabled(context.Background(), slog.LevelInfo) {
 		return
 	}
-	r := slog.NewRecord(time.Now(), slog.LevelInfo, msg, 0)
-	r.AddAttrs(attrs...)
+	r := slog.NewRecord(now, slog.LevelInfo, msg, 0)
+	r.AddAttrs(slog.String("remote", remote), slog.Attr{Key: "line", Value: line})
+	if body != nil {
+		r.AddAttrs(slog.Any("body", body))
+	}
+	h.Handle(context.Background(), r)
+}
+
+// logPeerLines logs lines a peer link read or wrote (msg "in" or "out").
+func (s *Server) logPeerLines(now time.Time, msg, peerName string, lines []byte) {
+	h := s.log.Handler()
+	if !h.Enabled(context.Background(), slog.LevelInfo) {
+		return
+	}
+	r := slog.NewRecord(now, slog.LevelInfo, msg, 0)
+	r.AddAttrs(slog.String("peer", peerName), slog.Any("lines", lines))
 	h.Handle(context.Background(), r)
 }
 

@@ -1,0 +1,262 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"time"
+
+	"github.com/herd-dev/herd/internal/peer"
+)
+
+// readBufferSize is the per-connection read buffer. Longer lines, up to
+// MaxLineBytes, are gathered in a separate buffer.
+const readBufferSize = 4 << 10
+
+// flushAt is how many bytes of replies a connection gathers before it
+// writes them without waiting for its input to run dry.
+const flushAt = 64 << 10
+
+// sendBufferSize caps the kernel's send buffer for an accepted connection.
+// Linux would grow it to 4 MB, and wakes a blocked writer only once a
+// third of the buffer has drained: a client reading steadily but slowly
+// could then be dropped for not reading within WriteTimeout. The cap keeps
+// that to some 170 KiB, bounds the kernel memory a non-reader holds, and
+// still lets a pipelining client over a 100 ms link get 5 MB/s.
+const sendBufferSize = 256 << 10 // the kernel doubles it
+
+// acceptedConn is one accepted connection. It speaks the client protocol
+// (client.go) until a first line of HELLO turns it into a neighbor's
+// inbound peer link (inbound.go).
+type acceptedConn struct {
+	s      *Server
+	conn   net.Conn // the connection, or its TLS layer
+	raw    net.Conn // the accepted connection
+	remote string
+	br     *bufio.Reader
+	// readTimeout drops the connection when it sends nothing for this
+	// long: IdleTimeout for clients, DeadAfter for peers.
+	readTimeout time.Duration
+	long        []byte // gathers lines longer than the read buffer
+	// replies holds whole replies not yet written. Each reply is appended
+	// whole and the buffer is only ever written whole, with one Write, so
+	// no reply is split across writes (see flush).
+	replies []byte
+	dirty   bool // the node changed since the journal was last committed
+	// writeErr is the first error writing to the connection; the
+	// connection is closed once it is set.
+	writeErr error
+	// peerOnly: accepted past the connection limit, so it must open a peer
+	// link with its first line or be closed.
+	peerOnly bool
+}
+
+// serveConn runs one accepted connection. peerOnly marks a connection
+// accepted past limits.max_connections: it is kept only if it opens a peer
+// link, so clients can never lock neighbors out.
+func (s *Server) serveConn(ctx context.Context, conn net.Conn, peerOnly bool) {
+	if tc, ok := conn.(*net.TCPConn); ok {
+		tc.SetWriteBuffer(sendBufferSize)
+	}
+	c := &acceptedConn{s: s, conn: conn, raw: conn, remote: conn.RemoteAddr().String(), peerOnly: peerOnly, readTimeout: s.opt.IdleTimeout}
+	c.br = bufio.NewReaderSize(connReader{c, conn}, readBufferSize)
+	if s.opt.TLS != nil && !c.maybeTLS() {
+		return
+	}
+	c.run(ctx)
+}
+
+// connReader is what a connection's buffered reader reads through. Each
+// read from the socket gets a fresh deadline, so a connection is dropped
+// when it has sent nothing for readTimeout, however long its lines take to
+// arrive. It sets the deadline before it looks at shutdown, and shutdown
+// marks itself before it expires every deadline, so no read outlives it.
+type connReader struct {
+	c    *acceptedConn
+	conn net.Conn // c.conn when the reader was made (TLS wraps it later)
+}
+
+func (r connReader) Read(p []byte) (int, error) {
+	r.conn.SetReadDeadline(time.Now().Add(r.c.readTimeout))
+	if r.c.s.stopped.Load() {
+		return 0, errShuttingDown
+	}
+	return r.conn.Read(p)
+}
+
+var errShuttingDown = errors.New("server shutting down")
+
+// maybeTLS switches the connection to TLS if its first byte opens a TLS
+// handshake: neighbors connect that way when peer TLS is on, clients never.
+func (c *acceptedConn) maybeTLS() bool {
+	first, err := c.br.Peek(1)
+	if err != nil || first[0] != 0x16 { // 0x16: TLS handshake record
+		return err == nil
+	}
+	tc := tls.Server(&bufferedConn{Conn: c.conn, r: c.br}, c.s.opt.TLS)
+	c.conn = tc
+	c.br = bufio.NewReaderSize(connReader{c, tc}, readBufferSize)
+	return true
+}
+
+// bufferedConn reads through a bufio.Reader that already holds some of the
+// connection's bytes.
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (b *bufferedConn) Read(p []byte) (int, error) { return b.r.Read(p) }
+
+func (c *acceptedConn) run(ctx context.Context) {
+	s := c.s
+	s.log.Info("client connected", "remote", c.remote)
+	if c.peerOnly {
+		c.admitPeer(ctx)
+		return
+	}
+	first := true
+	for {
+		line, tooLong, err := c.readLine()
+		// A last line without newline is a command only if the client
+		// ended its input (half-close), not if the read timed out or broke.
+		if err == nil || len(line) > 0 && errors.Is(err, io.EOF) {
+			if first && (isTLSPeer(c.conn) || bytes.HasPrefix(line, []byte(peer.KeyHello))) {
+				if c.servePeer(ctx, line) {
+					return
+				}
+			} else {
+				c.handle(ctx, s.opt.Now(), line, tooLong)
+			}
+			first = false
+		}
+		if err != nil {
+			c.finish(closeReason(err, s.stopped.Load()))
+			return
+		}
+		// Replies go out once no complete line waits to be handled, so a
+		// client sending its next line in pieces still gets this reply
+		// now. A failed write ends the connection at once, even in the
+		// middle of pipelined input: its replies could no longer be sent.
+		if (c.writeErr != nil || len(c.replies) >= flushAt || !c.lineBuffered()) && !c.flush() {
+			return
+		}
+		c.releaseBuffers()
+	}
+}
+
+// lineBuffered reports whether a complete line is already read and waiting.
+func (c *acceptedConn) lineBuffered() bool {
+	buffered, _ := c.br.Peek(c.br.Buffered())
+	return bytes.IndexByte(buffered, '\n') >= 0
+}
+
+// releaseBuffers drops buffers that one long line or large reply grew, so
+// that idle connections hold little memory.
+func (c *acceptedConn) releaseBuffers() {
+	if cap(c.long) > readBufferSize {
+		c.long = nil
+	}
+	if len(c.replies) == 0 && cap(c.replies) > flushAt {
+		c.replies = nil
+	}
+}
+
+// admitPeer runs a connection accepted past the connection limit: only a
+// neighbor that opens its link with its first line, within DeadAfter, is
+// served; anything else is refused and closed.
+func (c *acceptedConn) admitPeer(ctx context.Context) {
+	s := c.s
+	c.readTimeout = s.opt.DeadAfter
+	line, _, err := c.readLine()
+	s.endProbation(c.raw)
+	c.readTimeout = s.opt.IdleTimeout
+	if err == nil && bytes.HasPrefix(line, []byte(peer.KeyHello)) {
+		if !c.servePeer(ctx, line) {
+			c.flush() // its "? line", before the connection closes
+		}
+		return
+	}
+	s.stats.ConnsRefused.Add(1)
+	s.log.Warn("connection refused: too many connections", "remote", c.remote, "max", s.opt.MaxConnections)
+}
+
+func isTLSPeer(conn net.Conn) bool {
+	_, ok := conn.(*tls.Conn)
+	return ok
+}
+
+func closeReason(err error, stopping bool) string {
+	switch {
+	case errors.Is(err, io.EOF):
+		return "client closed"
+	case stopping || errors.Is(err, errShuttingDown):
+		return "server shutting down"
+	case isTimeout(err):
+		return "idle timeout"
+	}
+	return err.Error()
+}
+
+// finish answers what was read, then closes.
+func (c *acceptedConn) finish(reason string) {
+	c.flush()
+	c.s.log.Info("client disconnected", "remote", c.remote, "reason", reason)
+}
+
+// readLine returns the next line without its line ending, \n. (A CR before
+// it is white space, which parsing ignores, and part of the line as
+// received, which "? line" echoes.) At end of input it returns a last
+// unterminated line with io.EOF. A line over MaxLineBytes comes back cut to
+// that length with tooLong set; the rest of it is read and dropped, so
+// memory stays bounded.
+func (c *acceptedConn) readLine() (line []byte, tooLong bool, err error) {
+	limit := c.s.opt.MaxLineBytes
+	line, err = c.br.ReadSlice('\n')
+	if errors.Is(err, bufio.ErrBufferFull) {
+		c.long = append(c.long[:0], line...)
+		for errors.Is(err, bufio.ErrBufferFull) {
+			line, err = c.br.ReadSlice('\n')
+			if room := limit + len("\r\n") - len(c.long); room < len(line) {
+				tooLong = true
+				line = line[:max(room, 0)]
+			}
+			c.long = append(c.long, line...)
+		}
+		line = c.long
+	}
+	if n := len(line); n > 0 && line[n-1] == '\n' {
+		line = line[:n-1]
+	}
+	if tooLong || len(line) > limit {
+		return line[:min(len(line), limit)], true, err
+	}
+	return line, false, err
+}
+
+// flush writes the buffered replies with one Write, so each leaves whole.
+// It first commits the journal if the connection changed the node, so no
+// acknowledgement ever leaves before its update is durable. The write gets
+// a deadline: a client that does not read its replies for WriteTimeout is
+// dropped, and no one else waits for it. flush reports whether the
+// connection is still usable.
+func (c *acceptedConn) flush() bool {
+	if c.writeErr == nil && len(c.replies) > 0 {
+		if c.dirty {
+			c.s.commit()
+			c.dirty = false
+		}
+		c.conn.SetWriteDeadline(time.Now().Add(c.s.opt.WriteTimeout))
+		_, c.writeErr = c.conn.Write(c.replies)
+		c.replies = c.replies[:0]
+	}
+	if c.writeErr != nil {
+		c.s.log.Info("client dropped: cannot write", "remote", c.remote, "err", c.writeErr)
+		return false
+	}
+	return true
+}
