@@ -1,0 +1,93 @@
+package server
+
+import (
+	"bytes"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// recordedMetrics keeps every command a server reports.
+type recordedMetrics struct {
+	mu   sync.Mutex
+	seen []string
+}
+
+func (m *recordedMetrics) Command(k Kind, o Outcome, _ time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.seen = append(m.seen, k.String()+"/"+o.String())
+}
+
+// converse sends lines to a fresh connection and returns what it answered
+// and what it reported to metrics.
+func converse(t *testing.T, opt Options, lines ...string) (replies string, reported []string) {
+	t.Helper()
+	metrics := &recordedMetrics{}
+	opt.Metrics = metrics
+	conn := newScriptConn()
+	done := serveScript(t, conn, opt)
+	conn.reads <- []byte(strings.Join(lines, "\n") + "\n")
+	close(conn.reads)
+	<-done
+	return string(bytes.Join(conn.Writes(), nil)), metrics.seen
+}
+
+func TestClient_Commands(t *testing.T) {
+	const kiwi = "IAMAT kiwi.cs.ucla.edu +34.068930-118.445127 1479413884.392014450"
+	tests := []struct {
+		name     string
+		secret   string
+		lines    []string
+		want     []string // reply lines, by prefix; "" is the blank line
+		reported []string
+	}{
+		{"iamat", "", []string{kiwi},
+			[]string{"AT Alford +"}, []string{"iamat/ok"}},
+		{"same iamat twice", "", []string{kiwi, kiwi},
+			[]string{"AT Alford ", "AT Alford "}, []string{"iamat/ok", "iamat/stale"}},
+		{"whatsat for an unknown client", "", []string{"WHATSAT nobody 10 5"},
+			[]string{"? WHATSAT nobody 10 5"}, []string{"whatsat/unknown_client"}},
+		{"whatsat", "", []string{kiwi, "WHATSAT kiwi.cs.ucla.edu 10 1"},
+			[]string{"AT Alford ", "AT Alford ", `{"html_attributions":[],"results":[{"name":"place 0"`, ""}, []string{"iamat/ok", "whatsat/ok"}},
+		{"invalid, echoed byte for byte", "", []string{"  FOO\tbar \r"},
+			[]string{"?   FOO\tbar \r"}, []string{"invalid/rejected"}},
+		{"radius out of range", "", []string{"WHATSAT kiwi 51 5"},
+			[]string{"? WHATSAT kiwi 51 5"}, []string{"invalid/rejected"}},
+		{"AT line without a secret is taken", "", []string{"AT Hamilton +0.100000000 kiwi +34.068930-118.445127 1479413884.392014450"},
+			nil, []string{"at/ok"}},
+		{"AT line with a secret is refused", "s3cret", []string{"AT Hamilton +0.100000000 kiwi +34.068930-118.445127 1479413884.392014450"},
+			[]string{"? AT Hamilton"}, []string{"at/rejected"}},
+		{"forged peer line", "s3cret", []string{"HERD-AT 1 AT Hamilton +0.1 kiwi +1+1 1.0"},
+			[]string{"? HERD-AT 1"}, []string{"invalid/rejected"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			replies, reported := converse(t, Options{Secret: []byte(tt.secret)}, tt.lines...)
+			got := strings.Split(strings.TrimSuffix(replies, "\n"), "\n")
+			if replies == "" {
+				got = nil
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("replies %q; want %d lines starting %q", replies, len(tt.want), tt.want)
+			}
+			for i, w := range tt.want {
+				if !strings.HasPrefix(got[i], w) || w == "" && got[i] != "" {
+					t.Errorf("reply line %d = %q; want it to start with %q", i, got[i], w)
+				}
+			}
+			if strings.Join(reported, ",") != strings.Join(tt.reported, ",") {
+				t.Errorf("metrics saw %v; want %v", reported, tt.reported)
+			}
+		})
+	}
+}
+
+// A line over MaxLineBytes is answered with its first MaxLineBytes bytes.
+func TestClient_LongLineIsCut(t *testing.T) {
+	replies, _ := converse(t, Options{MaxLineBytes: 100}, "FOO "+strings.Repeat("x", 500))
+	if want := "? FOO " + strings.Repeat("x", 96) + "\n"; replies != want {
+		t.Errorf("reply = %q; want %q", replies, want)
+	}
+}
