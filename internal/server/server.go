@@ -3,15 +3,29 @@
 // herd.Node, asks the places provider for WHATSAT, and keeps one outbound
 // link to every neighbor that streams the node's change feed.
 //
-// Goroutines, and how each one ends:
-//   - Serve's accept loop: ends when ctx is cancelled (the listener is closed).
-//   - one per connection: ends when the peer closes, on an I/O error or
-//     deadline, or when shutdown closes the connection.
-//   - one per neighbor (outbound link): ends when ctx is cancelled.
-//   - one heartbeat writer per inbound peer connection: ends with it.
+// The files, edge to core:
+//   - server.go: Serve, the accept loop, admission, shutdown;
+//   - conn.go: an accepted connection: reading lines, sending whole replies;
+//   - client.go: the client commands, against the node and places;
+//   - outbound.go: this server's link to each neighbor, streaming the
+//     change feed (feedSender) and reading acknowledgements;
+//   - inbound.go: a neighbor's link to this server, applying its feed
+//     (feedReceiver) and acknowledging it;
+//   - link.go: what the server knows of each neighbor's links.
 //
-// All of them start through Server.goSafe, which refuses once shutdown has
-// begun, and Serve waits for all of them before it returns.
+// Goroutines, and how each one ends:
+//   - Serve's accept loop (a plain goroutine that Serve waits for): ends
+//     when ctx is cancelled, which closes the listener.
+//   - one per accepted connection: ends when the client closes, on an I/O
+//     error or deadline, or when shutdown expires its read deadline.
+//   - one per neighbor, redialing its outbound link: ends when ctx is
+//     cancelled, which closes the link's connection.
+//   - one acknowledgement reader per outbound link: ends when the link's
+//     connection closes.
+//   - one acknowledgement writer per inbound link: ends with the link.
+//
+// All but the accept loop start through Server.goSafe, which refuses once
+// shutdown has begun; Serve waits for all of them before it returns.
 package server
 
 import (
