@@ -80,7 +80,7 @@ func MeasureMemory(ctx context.Context, clients int, dir string) (MemoryResult, 
 		if err != nil {
 			return res, fmt.Errorf("bench: memory: %q: %w", line, err)
 		}
-		reply, _ := node.IAMAT(wire.UnixTime(time.Now().UnixNano()), &m)
+		reply, _, _ := node.IAMAT(wire.UnixTime(time.Now().UnixNano()), &m)
 		res.LineBytes = len(reply)
 		if i%256 == 255 {
 			if err := log.Commit(); err != nil {

@@ -164,7 +164,7 @@ func TestCrashBeforeFirstFlush_NewRecordsStayAboveNeighborsCursor(t *testing.T) 
 
 	// An earlier run left a record on disk.
 	first := open(filepath.Join(dir, "data"))
-	first.Node.Offer(record("AT R2 +0.500000000 old +1+1 1.5"))
+	first.Node.Offer(wire.UnixTime(time.Now().UnixNano()), record("AT R2 +0.500000000 old +1+1 1.5"))
 	if err := first.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +186,7 @@ func TestCrashBeforeFirstFlush_NewRecordsStayAboveNeighborsCursor(t *testing.T) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, stored := next.Node.IAMAT(wire.UnixTime(time.Now().UnixNano()), &iamat); !stored {
+	if _, stored, err := next.Node.IAMAT(wire.UnixTime(time.Now().UnixNano()), &iamat); !stored || err != nil {
 		t.Fatal("IAMAT acked was not stored")
 	}
 	if err := next.Store.Commit(); err != nil {

@@ -46,7 +46,7 @@ func BenchmarkNodeIAMAT(b *testing.B) {
 				n, i = herd.NewNode("Alford", &benchJournal{}), 0
 				b.StartTimer()
 			}
-			if _, stored := n.IAMAT(wire.Time{Sec: 1479413885}, &msgs[i]); !stored {
+			if _, stored, _ := n.IAMAT(wire.Time{Sec: 1479413885}, &msgs[i]); !stored {
 				b.Fatal("a new client's IAMAT was not stored")
 			}
 			i++
@@ -60,7 +60,7 @@ func BenchmarkNodeIAMAT(b *testing.B) {
 		for b.Loop() {
 			m := &msgs[i%len(msgs)]
 			m.T.Sec++ // newer than the last time round, so it is stored
-			if _, stored := n.IAMAT(wire.Time{Sec: 1479413885}, m); !stored {
+			if _, stored, _ := n.IAMAT(wire.Time{Sec: 1479413885}, m); !stored {
 				b.Fatal("a newer IAMAT was not stored")
 			}
 			i++

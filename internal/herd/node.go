@@ -35,6 +35,7 @@
 package herd
 
 import (
+	"errors"
 	"sort"
 	"sync"
 
@@ -107,6 +108,27 @@ func (r *Record) Location() wire.Location {
 	return m.Loc
 }
 
+// Limits bound what a node takes from clients; a zero field sets no bound.
+// Records from neighbors are never refused for them: every server must end
+// with the same table, whatever its own limits.
+type Limits struct {
+	// MaxClientIDBytes is the longest client id a client may send.
+	MaxClientIDBytes int
+	// MaxClockAheadNanos is how far ahead of the server's clock a client's
+	// time may be; later times could pin a location for good.
+	MaxClockAheadNanos int64
+	// MaxClients caps the clients the node takes a new client's update
+	// for; known clients still update.
+	MaxClients int
+}
+
+// Errors for a client's update that the node's Limits refuse.
+var (
+	ErrClientIDTooLong = errors.New("herd: client id too long")
+	ErrClockAhead      = errors.New("herd: client time too far ahead of the server's clock")
+	ErrTableFull       = errors.New("herd: client table full")
+)
+
 // Cursor is how far a node has read a neighbor's change sequence.
 type Cursor struct {
 	Epoch uint64 // the neighbor's data-directory identity
@@ -124,6 +146,7 @@ type Journal interface {
 type Node struct {
 	name    string
 	journal Journal
+	limits  Limits
 
 	mu      sync.RWMutex
 	clients map[string]*Record
@@ -169,27 +192,68 @@ func (discard) Append([]byte) {}
 // Name returns the node's server name.
 func (n *Node) Name() string { return n.name }
 
+// SetLimits sets the limits on clients' updates. Call it before the node
+// takes any.
+func (n *Node) SetLimits(l Limits) { n.limits = l }
+
+// Limits returns the limits on clients' updates.
+func (n *Node) Limits() Limits { return n.limits }
+
 // IAMAT takes a client's IAMAT received at the given time. It returns the AT
 // reply, which is stored and flooded only if it is newer than what the node
-// knows of the client.
-func (n *Node) IAMAT(received wire.Time, m *wire.Msg) (reply string, stored bool) {
+// knows of the client. An IAMAT the node's Limits refuse gets an error and
+// no reply.
+func (n *Node) IAMAT(received wire.Time, m *wire.Msg) (reply string, stored bool, err error) {
+	if err := n.limits.check(received, len(m.Client), m.T); err != nil {
+		return "", false, err
+	}
 	var buf [128]byte
 	reply = string(wire.AppendAT(buf[:0], n.name, received, m))
 	start := len(reply) - len(m.Time) - 1 - len(m.Location) - 1 - len(m.Client)
 	rec := newRecord(reply, start, m.Client, m.T)
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return reply, n.offerLocked(rec, laterTime)
+	stored, err = n.offerClientLocked(rec)
+	if err != nil {
+		return "", false, err
+	}
+	return reply, stored, nil
 }
 
-// Offer stores rec, an AT line injected by a client without peer auth, if
-// it is newer than the node's record for the client, and reports whether it
-// did. rec.Seq is assigned here. Records from neighbors go through
-// OfferFrom.
-func (n *Node) Offer(rec *Record) bool {
+// Offer stores rec, an AT line a client injected at time now without peer
+// auth, if it is newer than the node's record for the client, and reports
+// whether it did; the node's Limits apply as to an IAMAT. rec.Seq is
+// assigned here. Records from neighbors go through OfferFrom.
+func (n *Node) Offer(now wire.Time, rec *Record) (stored bool, err error) {
+	if err := n.limits.check(now, int(rec.clientEnd-rec.clientStart), rec.Time()); err != nil {
+		return false, err
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.offerLocked(rec, laterTime)
+	return n.offerClientLocked(rec)
+}
+
+// check applies the limits that need no lock to a client's update: the
+// length of its client id and how far its time t is ahead of now.
+func (l *Limits) check(now wire.Time, idBytes int, t wire.Time) error {
+	if l.MaxClientIDBytes > 0 && idBytes > l.MaxClientIDBytes {
+		return ErrClientIDTooLong
+	}
+	if l.MaxClockAheadNanos > 0 && t.Compare(now.Add(l.MaxClockAheadNanos)) > 0 {
+		return ErrClockAhead
+	}
+	return nil
+}
+
+// offerClientLocked stores a client's update, unless it is for a new
+// client and the table is at MaxClients.
+func (n *Node) offerClientLocked(rec *Record) (bool, error) {
+	if max := n.limits.MaxClients; max > 0 && len(n.clients) >= max {
+		if _, known := n.clients[rec.Client()]; !known {
+			return false, ErrTableFull
+		}
+	}
+	return n.offerLocked(rec, laterTime), nil
 }
 
 // OfferFrom applies a batch of records read from neighbor peer's change

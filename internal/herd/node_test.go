@@ -1,9 +1,11 @@
 package herd
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -92,7 +94,7 @@ func iamat(t testing.TB, n *Node, client string, sec int64, loc string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reply, _ := n.IAMAT(wire.Time{Sec: sec + 1}, &m)
+	reply, _, _ := n.IAMAT(wire.Time{Sec: sec + 1}, &m)
 	return reply
 }
 
@@ -164,14 +166,14 @@ func TestNode_EqualTimeIAMATAtOneServerIsDropped(t *testing.T) {
 	// A later receive time makes a larger skew, so this AT line sorts
 	// after the first: the tie-break for records from elsewhere must not
 	// apply to a client's own IAMATs.
-	_, stored := n.IAMAT(wire.Time{Sec: 250}, mustParse(t, "IAMAT kiwi +2+2 200.000000001"))
+	_, stored, _ := n.IAMAT(wire.Time{Sec: 250}, mustParse(t, "IAMAT kiwi +2+2 200.000000001"))
 	if r, _ := n.Lookup([]byte("kiwi")); stored || r.Line != first {
 		t.Errorf("an equal-time IAMAT replaced %q with %q (stored %v)", first, r.Line, stored)
 	}
 	// Nor to an AT line a client injects (no peer secret), as the seed's
 	// servers flood.
 	injected := "AT Zed +0.000000001 kiwi +9+9 200.000000001"
-	if n.Offer(NewRecord([]byte(injected), mustParse(t, injected))) {
+	if stored, _ := n.Offer(wire.Time{Sec: 250}, NewRecord([]byte(injected), mustParse(t, injected))); stored {
 		t.Errorf("an injected equal-time AT line replaced %q", first)
 	}
 }
@@ -184,7 +186,7 @@ func TestNode_StaleUpdateIsNotForwarded(t *testing.T) {
 	for name, n := range nw.nodes {
 		heads[name] = n.Head()
 	}
-	if _, stored := nw.nodes["Welsh"].IAMAT(wire.Time{Sec: 300}, mustParse(t, "IAMAT kiwi +5+5 150")); stored {
+	if _, stored, _ := nw.nodes["Welsh"].IAMAT(wire.Time{Sec: 300}, mustParse(t, "IAMAT kiwi +5+5 150")); stored {
 		t.Fatal("an older IAMAT was stored")
 	}
 	nw.settle()
@@ -458,5 +460,62 @@ func TestNewRecord_StoresTheCanonicalLine(t *testing.T) {
 		if r.Line != canonical || r.Client() != "kiwi" || r.Time() != (wire.Time{Sec: 3, Nsec: 500000000}) {
 			t.Errorf("NewRecord(%q) = line %q, client %q, time %v", line, r.Line, r.Client(), r.Time())
 		}
+	}
+}
+
+func TestNode_LimitsRefuseClientsUpdates(t *testing.T) {
+	now := wire.Time{Sec: 1_000_000}
+	limits := Limits{MaxClientIDBytes: 8, MaxClockAheadNanos: 3600e9, MaxClients: 2}
+	tests := []struct {
+		name  string
+		iamat string
+		want  error
+	}{
+		{"id at the limit", "IAMAT abcdefgh +1+1 1000000", nil},
+		{"id over the limit", "IAMAT abcdefghi +1+1 1000000", ErrClientIDTooLong},
+		{"an hour ahead", "IAMAT clock +1+1 1003600", nil},
+		{"just over an hour ahead", "IAMAT clock +1+1 1003600.000000001", ErrClockAhead},
+		{"year 3000", "IAMAT pinned +1+1 32503680000.0", ErrClockAhead},
+		{"far in the past", "IAMAT old +1+1 1.0", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := NewNode("Alford", nil)
+			n.SetLimits(limits)
+			reply, stored, err := n.IAMAT(now, mustParse(t, tt.iamat))
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("IAMAT(%q) error = %v; want %v", tt.iamat, err, tt.want)
+			}
+			if (err == nil) != (stored && reply != "") {
+				t.Errorf("IAMAT(%q) = %q, stored %v, %v", tt.iamat, reply, stored, err)
+			}
+			injected := "AT Hamilton +0.000000000 " + strings.TrimPrefix(tt.iamat, "IAMAT ")
+			if _, err := n.Offer(now, NewRecord([]byte(injected), mustParse(t, injected))); !errors.Is(err, tt.want) {
+				t.Errorf("Offer(%q) error = %v; want %v", injected, err, tt.want)
+			}
+		})
+	}
+}
+
+// At MaxClients a new client is refused, known clients still update, and
+// records from neighbors are stored whatever the count.
+func TestNode_MaxClients(t *testing.T) {
+	n := NewNode("Alford", nil)
+	n.SetLimits(Limits{MaxClients: 2})
+	now := wire.Time{Sec: 100}
+	for _, c := range []string{"a", "b"} {
+		if _, _, err := n.IAMAT(now, mustParse(t, "IAMAT "+c+" +1+1 50")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := n.IAMAT(now, mustParse(t, "IAMAT c +1+1 50")); !errors.Is(err, ErrTableFull) {
+		t.Errorf("a third client: %v; want ErrTableFull", err)
+	}
+	if _, stored, err := n.IAMAT(now, mustParse(t, "IAMAT a +2+2 60")); err != nil || !stored {
+		t.Errorf("a known client's update: stored %v, %v; want stored", stored, err)
+	}
+	line := "AT Hamilton +0.000000000 c +1+1 50"
+	if got := n.OfferFrom("Hamilton", Cursor{Epoch: 1, Seq: 1}, []*Record{NewRecord([]byte(line), mustParse(t, line))}); got != 1 || n.Len() != 3 {
+		t.Errorf("a neighbor's record for a new client: stored %d, %d clients; want it stored", got, n.Len())
 	}
 }

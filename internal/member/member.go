@@ -143,6 +143,11 @@ func Open(ctx context.Context, cfg *config.Config, name string, o Overrides) (m 
 	if err != nil {
 		return nil, err
 	}
+	m.Node.SetLimits(herd.Limits{
+		MaxClientIDBytes:   cfg.Limits.MaxClientIDBytes,
+		MaxClockAheadNanos: int64(cfg.Limits.MaxClockAhead),
+		MaxClients:         cfg.Limits.MaxClients,
+	})
 	m.Server, err = server.New(server.Options{
 		Name:           name,
 		Node:           m.Node,

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -28,7 +29,7 @@ func (c *acceptedConn) handle(ctx context.Context, now time.Time, line []byte, t
 		kind, outcome = KindInvalid, OutcomeRejected
 		c.invalid(now, line)
 	case m.Kind == wire.KindIAMAT:
-		kind, outcome = KindIAMAT, c.iamat(now, &m)
+		kind, outcome = KindIAMAT, c.iamat(now, line, &m)
 	case m.Kind == wire.KindWHATSAT:
 		kind, outcome = KindWHATSAT, c.whatsat(ctx, now, line, &m)
 	case m.Kind == wire.KindAT:
@@ -38,10 +39,14 @@ func (c *acceptedConn) handle(ctx context.Context, now time.Time, line []byte, t
 }
 
 // iamat takes a client's location.
-func (c *acceptedConn) iamat(now time.Time, m *wire.Msg) Outcome {
+func (c *acceptedConn) iamat(now time.Time, line []byte, m *wire.Msg) Outcome {
 	s := c.s
+	reply, stored, err := s.node.IAMAT(wire.UnixTime(now.UnixNano()), m)
+	if err != nil {
+		c.invalid(now, line)
+		return c.refused(now, err)
+	}
 	s.stats.IAMAT.Add(1)
-	reply, stored := s.node.IAMAT(wire.UnixTime(now.UnixNano()), m)
 	// Even a stale IAMAT waits for the commit: the newer record it lost to
 	// may not be durable yet.
 	c.dirty = true
@@ -55,6 +60,23 @@ func outcome(stored bool) Outcome {
 		return OutcomeOK
 	}
 	return OutcomeStale
+}
+
+// refused reports a client's update that the node's limits refused: the
+// outcome for metrics and, once a minute at most, a warning when the
+// client table is full.
+func (c *acceptedConn) refused(now time.Time, err error) Outcome {
+	switch {
+	case errors.Is(err, herd.ErrClientIDTooLong):
+		return OutcomeIDTooLong
+	case errors.Is(err, herd.ErrClockAhead):
+		return OutcomeClockAhead
+	}
+	if ok, suppressed := c.s.tableFullWarnings.allow(now); ok {
+		c.s.log.Warn("client table is full (limits.max_clients): updates for new clients are refused",
+			"max_clients", c.s.node.Limits().MaxClients, "refused_since_last_warning", suppressed)
+	}
+	return OutcomeClientCap
 }
 
 // invalid answers "? " and the line as received.
@@ -133,7 +155,12 @@ func (c *acceptedConn) injected(now time.Time, line []byte, m *wire.Msg) Outcome
 		c.invalid(now, line)
 		return OutcomeRejected
 	}
-	stored := s.node.Offer(herd.NewRecord(line, m))
+	stored, err := s.node.Offer(wire.UnixTime(now.UnixNano()), herd.NewRecord(line, m))
+	if err != nil {
+		c.invalid(now, line)
+		c.refused(now, err)
+		return OutcomeRejected
+	}
 	s.stats.Injected.Add(1)
 	c.dirty = c.dirty || stored
 	s.log.Info("took AT line from a client connection", "remote", c.remote, "stored", stored)

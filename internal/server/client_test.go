@@ -2,10 +2,13 @@ package server
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/herd-dev/herd/internal/herd"
 )
 
 // recordedMetrics keeps every command a server reports.
@@ -89,5 +92,38 @@ func TestClient_LongLineIsCut(t *testing.T) {
 	replies, _ := converse(t, Options{MaxLineBytes: 100}, "FOO "+strings.Repeat("x", 500))
 	if want := "? FOO " + strings.Repeat("x", 96) + "\n"; replies != want {
 		t.Errorf("reply = %q; want %q", replies, want)
+	}
+}
+
+// Updates the node's limits refuse are answered "? line", and counted by
+// why.
+func TestClient_Limits(t *testing.T) {
+	now := time.Now()
+	ahead := fmt.Sprintf("IAMAT kiwi +1+1 %d.0", now.Add(2*time.Hour).Unix())
+	tests := []struct {
+		name  string
+		lines []string
+		want  []string
+	}{
+		{"long id", []string{"IAMAT " + strings.Repeat("k", 17) + " +1+1 1.0"}, []string{"iamat/id_too_long"}},
+		{"clock ahead", []string{ahead}, []string{"iamat/clock_ahead"}},
+		{"table full", []string{"IAMAT a +1+1 1.0", "IAMAT b +1+1 1.0", "IAMAT a +1+1 2.0"}, []string{"iamat/ok", "iamat/client_cap", "iamat/ok"}},
+		{"injected AT line for a new client at the cap", []string{"IAMAT a +1+1 1.0", "AT Hamilton +0.000000000 b +1+1 1.0"}, []string{"iamat/ok", "at/rejected"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			node := herd.NewNode("Alford", nil)
+			node.SetLimits(herd.Limits{MaxClientIDBytes: 16, MaxClockAheadNanos: int64(time.Hour), MaxClients: 1})
+			replies, reported := converse(t, Options{Node: node}, tt.lines...)
+			if strings.Join(reported, ",") != strings.Join(tt.want, ",") {
+				t.Errorf("metrics saw %v; want %v", reported, tt.want)
+			}
+			for i, line := range strings.Split(strings.TrimSuffix(replies, "\n"), "\n") {
+				refused := !strings.HasSuffix(tt.want[i], "/ok")
+				if refused && line != "? "+tt.lines[i] || !refused && !strings.HasPrefix(line, "AT Alford ") {
+					t.Errorf("reply %d = %q to %q (%s)", i, line, tt.lines[i], tt.want[i])
+				}
+			}
+		})
 	}
 }

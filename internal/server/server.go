@@ -167,7 +167,9 @@ type Server struct {
 	// probationSize, the oldest making room for each new one.
 	probation []net.Conn
 	stats     counters
-	serving   atomic.Bool
+
+	tableFullWarnings throttle
+	serving           atomic.Bool
 }
 
 // New returns a server; Serve runs it.

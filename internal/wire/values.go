@@ -25,6 +25,14 @@ func (t Time) Compare(u Time) int {
 	return 0
 }
 
+// Add returns t moved by nanos nanoseconds. t must be a sane time (a
+// server's clock, not a client's), so that the seconds cannot overflow.
+func (t Time) Add(nanos int64) Time {
+	u := UnixTime(int64(t.Nsec) + nanos)
+	u.Sec += t.Sec
+	return u
+}
+
 // UnixTime converts nanoseconds since the epoch to a Time.
 func UnixTime(nanos int64) Time {
 	sec, nsec := nanos/1e9, nanos%1e9

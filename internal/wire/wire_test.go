@@ -125,6 +125,24 @@ func TestAppendAT(t *testing.T) {
 	}
 }
 
+func TestTime_Add(t *testing.T) {
+	tests := []struct {
+		t     Time
+		nanos int64
+		want  Time
+	}{
+		{Time{Sec: 10, Nsec: 5}, 0, Time{Sec: 10, Nsec: 5}},
+		{Time{Sec: 10, Nsec: 999_999_999}, 1, Time{Sec: 11}},
+		{Time{Sec: 10}, -1, Time{Sec: 9, Nsec: 999_999_999}},
+		{Time{Sec: 1_700_000_000, Nsec: 500_000_000}, 86400e9 + 600_000_000, Time{Sec: 1_700_086_401, Nsec: 100_000_000}},
+	}
+	for _, tt := range tests {
+		if got := tt.t.Add(tt.nanos); got != tt.want {
+			t.Errorf("%+v.Add(%d) = %+v; want %+v", tt.t, tt.nanos, got, tt.want)
+		}
+	}
+}
+
 func TestUnixTime(t *testing.T) {
 	for _, tt := range []struct {
 		nanos int64
