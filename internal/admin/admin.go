@@ -150,30 +150,16 @@ func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
 }
 
 // notReady returns why the server should not be sent clients, or "" if it
-// should: it must be serving (see server.Server.Ready; the store is loaded
-// before the server starts), and its journal must take writes, or the
-// updates it acknowledges are not durable.
+// should: its journal must take writes, or the updates it acknowledges are
+// not durable, and its network edge must be ready (see
+// server.Server.NotReady; the store is loaded before the server starts).
 func (s *Server) notReady() string {
 	if s.opt.Store != nil {
 		if err := s.opt.Store.Err(); err != nil {
 			return "journal writes fail, so updates are not durable: " + err.Error()
 		}
 	}
-	if s.opt.Server.Ready() {
-		return ""
-	}
-	if links := s.opt.Server.Links(); len(links) > 0 {
-		up := 0
-		for _, l := range links {
-			if l.OutUp || l.InUp {
-				up++
-			}
-		}
-		if up == 0 {
-			return fmt.Sprintf("no peer link is up (0 of %d neighbors)", len(links))
-		}
-	}
-	return "not accepting connections"
+	return s.opt.Server.NotReady()
 }
 
 // shutdownTimeout bounds how long Serve waits for requests in flight (a

@@ -520,6 +520,84 @@ func TestMaxConnections_SilentConnectionsCannotLockOutPeers(t *testing.T) {
 	})
 }
 
+// One address cannot take every connection: past
+// limits.max_connections_per_ip its connections are refused (they may only
+// open a peer link), while another address is served as usual and the
+// refusals are logged once, not once each.
+func TestMaxConnectionsPerIP_OneAddressCannotTakeThemAll(t *testing.T) {
+	const perIP = 5
+	var logs syncBuffer
+	h := startPair(t, herdtest.Options{LogOutput: &logs, Configure: func(c *config.Config) { c.Limits.MaxConnectionsPerIP = perIP }})
+	srv := h.Member("Front").Server
+	dialFrom := func(ip byte) net.Conn {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, ip)}, Timeout: time.Second}
+		conn, err := d.Dial("tcp", h.Addr("Front"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return conn
+	}
+	ask := func(conn net.Conn, client string) (string, error) {
+		conn.SetDeadline(time.Now().Add(3 * time.Second))
+		fmt.Fprintf(conn, "IAMAT %s +1+1 %s\n", client, nowTime())
+		return bufio.NewReader(conn).ReadString('\n')
+	}
+	for i := range perIP {
+		if reply, err := ask(dialFrom(2), fmt.Sprintf("hog-%d", i)); !strings.HasPrefix(reply, "AT Front ") {
+			t.Fatalf("connection %d from 127.0.0.2 (within the cap): %q, %v", i, reply, err)
+		}
+	}
+	refused := srv.Stats().ConnsRefused
+	for i := range 20 {
+		if reply, err := ask(dialFrom(2), fmt.Sprintf("over-%d", i)); err == nil {
+			t.Fatalf("connection %d past the cap from 127.0.0.2 was answered %q; want it closed", perIP+i, reply)
+		}
+	}
+	if got := srv.Stats().ConnsRefused - refused; got != 20 {
+		t.Errorf("%d connections counted as refused; want 20", got)
+	}
+	if reply, err := ask(dialFrom(3), "other-address"); !strings.HasPrefix(reply, "AT Front ") {
+		t.Errorf("a client from 127.0.0.3 got %q, %v; want an AT line", reply, err)
+	}
+	if n := strings.Count(logs.String(), "connection refused"); n != 1 {
+		t.Errorf("%d log lines about refused connections; want 1 (at most one a minute)", n)
+	}
+}
+
+// What one client can make every server store is bounded: long client ids
+// and times far ahead of the clock are refused where they arrive, so they
+// never reach the herd, and a location cannot be pinned for good.
+func TestClientLimits_RefusedUpdatesNeverSpread(t *testing.T) {
+	h := startPair(t, herdtest.Options{})
+	c := h.Dial("Front")
+	longID := strings.Repeat("k", 60<<10) // within max_line_bytes, past max_client_id_bytes
+	pinned := "IAMAT pinned +34.068930-118.445127 32503680000.0"
+	for _, line := range []string{
+		"IAMAT " + longID + " +34.068930-118.445127 " + nowTime(),
+		pinned,
+	} {
+		if reply := c.Ask(line); reply != "? "+line {
+			t.Errorf("reply to %q = %q; want \"? line\"", line[:40], reply[:min(len(reply), 60)])
+		}
+	}
+	genuine := c.Ask("IAMAT pinned +1+1 " + nowTime())
+	if !strings.HasPrefix(genuine, "AT Front ") {
+		t.Fatalf("a genuine update after the pinning attempt: %q", genuine)
+	}
+	herdtest.Eventually(t, 3*time.Second, func() error {
+		if got, err := herdtest.LookupAT(h.Addr("Back"), "pinned"); got != genuine {
+			return fmt.Errorf("Back has %q, %v; want %q", got, err, genuine)
+		}
+		return nil
+	})
+	for _, name := range []string{"Front", "Back"} {
+		if n := h.Member(name).Node.Len(); n != 1 {
+			t.Errorf("%s stores %d clients; want 1", name, n)
+		}
+	}
+}
+
 func TestIdleTimeout_ClosesSilentConnectionsOnly(t *testing.T) {
 	const idle = 300 * time.Millisecond
 	h := startPair(t, herdtest.Options{Configure: func(c *config.Config) { c.Limits.IdleTimeout = config.Duration(idle) }})
@@ -575,6 +653,32 @@ func TestIdleTimeout_ClosesSilentConnectionsOnly(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// A client that trickles a line a byte at a time, each byte just inside the
+// idle timeout, is still closed once its line has taken longer than the
+// idle timeout: slowloris cannot hold a connection forever.
+func TestIdleTimeout_BoundsHowLongALineMayTake(t *testing.T) {
+	const idle = 300 * time.Millisecond
+	h := startPair(t, herdtest.Options{Configure: func(c *config.Config) { c.Limits.IdleTimeout = config.Duration(idle) }})
+	c := h.Dial("Front")
+	start := time.Now()
+	tick := time.NewTicker(idle / 3)
+	defer tick.Stop()
+	for i := 0; time.Since(start) < 10*idle; i++ {
+		<-tick.C
+		c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+		if _, err := c.Conn.Write([]byte{"IAMAT slow-loris "[i%17]}); err != nil {
+			break // closed by the server
+		}
+		c.Conn.SetReadDeadline(time.Now().Add(time.Millisecond))
+		if _, err := c.Conn.Read(make([]byte, 1)); err != nil && !isTimeout(err) {
+			break
+		}
+	}
+	if took := time.Since(start); took > 3*idle {
+		t.Errorf("BUG: a connection trickling a byte every %v was kept for %v; want it closed about %v after its line began", idle/3, took, idle)
+	}
 }
 
 // Connections are long-lived: a client may say nothing for longer than

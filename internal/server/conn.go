@@ -41,7 +41,11 @@ type acceptedConn struct {
 	// readTimeout drops the connection when it sends nothing for this
 	// long: IdleTimeout for clients, DeadAfter for peers.
 	readTimeout time.Duration
-	long        []byte // gathers lines longer than the read buffer
+	// lineDeadline is when the line under way must be whole (see
+	// connReader); zero while no part of a line has come.
+	lineDeadline time.Time
+	long         []byte // gathers lines longer than the read buffer
+	gathering    bool   // long holds the start of the line under way
 	// replies holds whole replies not yet written. Each reply is appended
 	// whole and the buffer is only ever written whole, with one Write, so
 	// no reply is split across writes (see flush).
@@ -71,18 +75,30 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn, peerOnly bool) {
 }
 
 // connReader is what a connection's buffered reader reads through. Each
-// read from the socket gets a fresh deadline, so a connection is dropped
-// when it has sent nothing for readTimeout, however long its lines take to
-// arrive. It sets the deadline before it looks at shutdown, and shutdown
-// marks itself before it expires every deadline, so no read outlives it.
+// read from the socket gets a deadline: a connection is dropped when it has
+// sent nothing for readTimeout, and a line must be whole within readTimeout
+// of its first bytes, so a client trickling a byte at a time cannot hold a
+// connection forever. It sets the deadline before it looks at shutdown, and
+// shutdown marks itself before it expires every deadline, so no read
+// outlives it.
 type connReader struct {
 	c    *acceptedConn
 	conn net.Conn // c.conn when the reader was made (TLS wraps it later)
 }
 
 func (r connReader) Read(p []byte) (int, error) {
-	r.conn.SetReadDeadline(time.Now().Add(r.c.readTimeout))
-	if r.c.s.stopped.Load() {
+	c := r.c
+	deadline := time.Now().Add(c.readTimeout)
+	if c.gathering || c.br.Buffered() > 0 { // part of a line has come
+		if c.lineDeadline.IsZero() {
+			c.lineDeadline = deadline
+		}
+		deadline = c.lineDeadline
+	} else {
+		c.lineDeadline = time.Time{}
+	}
+	r.conn.SetReadDeadline(deadline)
+	if c.s.stopped.Load() {
 		return 0, errShuttingDown
 	}
 	return r.conn.Read(p)
@@ -135,7 +151,7 @@ func (c *acceptedConn) run(ctx context.Context) {
 			first = false
 		}
 		if err != nil {
-			c.finish(closeReason(err, s.stopped.Load()))
+			c.finish(c.closeReason(err))
 			return
 		}
 		// Replies go out once no complete line waits to be handled, so a
@@ -173,7 +189,7 @@ func (c *acceptedConn) admitPeer(ctx context.Context) {
 	s := c.s
 	c.readTimeout = s.opt.DeadAfter
 	line, _, err := c.readLine()
-	s.endProbation(c.raw)
+	s.admission.leaveProbation(c.raw)
 	c.readTimeout = s.opt.IdleTimeout
 	if err == nil && bytes.HasPrefix(line, []byte(peer.KeyHello)) {
 		if !c.servePeer(ctx, line) {
@@ -181,8 +197,7 @@ func (c *acceptedConn) admitPeer(ctx context.Context) {
 		}
 		return
 	}
-	s.stats.ConnsRefused.Add(1)
-	s.log.Warn("connection refused: too many connections", "remote", c.remote, "max", s.opt.MaxConnections)
+	s.refuse(c.raw)
 }
 
 func isTLSPeer(conn net.Conn) bool {
@@ -190,12 +205,15 @@ func isTLSPeer(conn net.Conn) bool {
 	return ok
 }
 
-func closeReason(err error, stopping bool) string {
+// closeReason says why reading from the connection ended with err.
+func (c *acceptedConn) closeReason(err error) string {
 	switch {
 	case errors.Is(err, io.EOF):
 		return "client closed"
-	case stopping || errors.Is(err, errShuttingDown):
+	case c.s.stopped.Load() || errors.Is(err, errShuttingDown):
 		return "server shutting down"
+	case isTimeout(err) && !c.lineDeadline.IsZero():
+		return "a line did not arrive whole in time"
 	case isTimeout(err):
 		return "idle timeout"
 	}
@@ -219,6 +237,8 @@ func (c *acceptedConn) readLine() (line []byte, tooLong bool, err error) {
 	line, err = c.br.ReadSlice('\n')
 	if errors.Is(err, bufio.ErrBufferFull) {
 		c.long = append(c.long[:0], line...)
+		c.gathering = true
+		defer func() { c.gathering = false }()
 		for errors.Is(err, bufio.ErrBufferFull) {
 			line, err = c.br.ReadSlice('\n')
 			if room := limit + len("\r\n") - len(c.long); room < len(line) {

@@ -94,7 +94,7 @@ func (c *acceptedConn) receiveFeed(h peer.Hello, sess *peer.Session) {
 	for {
 		line, err := readPeerLine(c.br)
 		if err != nil {
-			s.log.Info("peer link down", "peer", h.From, "direction", "in", "reason", closeReason(err, s.stopped.Load()))
+			s.log.Info("peer link down", "peer", h.From, "direction", "in", "reason", c.closeReason(err))
 			return
 		}
 		lines = append(append(lines, line...), '\n')

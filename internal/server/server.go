@@ -88,9 +88,12 @@ type Options struct {
 	MaxLineBytes   int           // default 64 KiB
 	IdleTimeout    time.Duration // default 10 min
 	MaxConnections int           // default 10000
-	WriteTimeout   time.Duration // a client that reads nothing this long is dropped; default 30s
-	Heartbeat      time.Duration // default 1s
-	DeadAfter      time.Duration // default 5s
+	// MaxConnectionsPerIP caps the client connections from one address;
+	// default 1000. Connections past it must open a peer link.
+	MaxConnectionsPerIP int
+	WriteTimeout        time.Duration // a client that reads nothing this long is dropped; default 30s
+	Heartbeat           time.Duration // default 1s
+	DeadAfter           time.Duration // default 5s
 
 	Logger *slog.Logger
 	// Metrics, if not nil, receives per-command measurements.
@@ -117,6 +120,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.MaxConnections <= 0 {
 		o.MaxConnections = 10000
+	}
+	if o.MaxConnectionsPerIP <= 0 {
+		o.MaxConnectionsPerIP = 1000
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -161,12 +167,10 @@ type Server struct {
 	conns    map[net.Conn]struct{}
 	wg       sync.WaitGroup
 
-	connSlots chan struct{} // one per connection, up to MaxConnections
-	// probation holds, oldest first, connections accepted past
-	// MaxConnections that have yet to open a peer link; at most
-	// probationSize, the oldest making room for each new one.
-	probation []net.Conn
+	admission *admission
 	stats     counters
+
+	refusedWarnings throttle
 
 	tableFullWarnings throttle
 	serving           atomic.Bool
@@ -184,7 +188,7 @@ func New(opt Options) (*Server, error) {
 		log:       opt.Logger,
 		conns:     make(map[net.Conn]struct{}),
 		links:     make(map[string]*link),
-		connSlots: make(chan struct{}, opt.MaxConnections),
+		admission: newAdmission(opt.MaxConnections, opt.MaxConnectionsPerIP),
 	}
 	for name, addr := range opt.Neighbors {
 		s.links[name] = &link{peer: name, addr: addr}
@@ -193,18 +197,36 @@ func New(opt Options) (*Server, error) {
 	return s, nil
 }
 
-// Ready reports whether the server is accepting connections and has at
-// least one live peer link, or no neighbors at all.
-func (s *Server) Ready() bool {
+// NotReady returns why the server should not be sent clients yet, or ""
+// when it should: it is accepting connections, and, unless it has no
+// neighbors, it streams its updates to at least one neighbor and receives
+// at least one neighbor's, so that what clients tell it reaches the herd and
+// what it answers is not cut off from the herd.
+func (s *Server) NotReady() string {
 	if !s.serving.Load() {
-		return false
+		return "not accepting connections"
 	}
+	if len(s.links) == 0 {
+		return ""
+	}
+	out, in := 0, 0
 	for _, l := range s.links {
-		if l.outUp.Load() || l.inUp.Load() {
-			return true
+		if l.outUp.Load() {
+			out++
+		}
+		if l.inUp.Load() {
+			in++
 		}
 	}
-	return len(s.links) == 0
+	switch {
+	case out == 0 && in == 0:
+		return fmt.Sprintf("no peer link is up (0 of %d neighbors)", len(s.links))
+	case out == 0:
+		return fmt.Sprintf("no link to a neighbor is up (0 of %d), so updates taken here do not spread", len(s.links))
+	case in == 0:
+		return fmt.Sprintf("no neighbor's link to this server is up (0 of %d), so nothing from the herd arrives", len(s.links))
+	}
+	return ""
 }
 
 // Name returns the server's name.
@@ -293,60 +315,34 @@ func (s *Server) acceptLoop(ctx context.Context, ln net.Listener) error {
 			return fmt.Errorf("server: accept: %w", err)
 		}
 		backoff = 0
-		peerOnly := false
-		select {
-		case s.connSlots <- struct{}{}:
-		default:
-			// Full of clients: a neighbor may still come in (see admitPeer).
-			peerOnly = true
-			s.startProbation(conn)
+		p, closed, refused := s.admission.admit(conn)
+		if closed != nil {
+			s.refuse(closed)
 		}
-		release := func() {
-			if peerOnly {
-				s.endProbation(conn)
-			} else {
-				<-s.connSlots
-			}
+		if refused {
+			s.refuse(conn)
+			continue
 		}
 		if !s.track(conn) || !s.goSafe(func() {
-			defer release()
+			defer s.admission.release(p)
 			defer s.untrack(conn)
-			s.serveConn(ctx, conn, peerOnly)
+			s.serveConn(ctx, conn, p.probation)
 		}) {
-			release()
+			s.admission.release(p)
 			s.untrack(conn)
 			return nil
 		}
 	}
 }
 
-// probationSize bounds the connections past MaxConnections that wait to
-// show whether they are neighbors.
-const probationSize = 16
-
-// startProbation admits conn past the connection limit while it shows
-// whether it opens a peer link. When probation is full, the connection
-// that has waited longest is closed: a neighbor sends its HELLO at once, so
-// only silent strangers age out, and they cannot keep a neighbor out.
-func (s *Server) startProbation(conn net.Conn) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.probation) == probationSize {
-		oldest := s.probation[0]
-		s.probation = s.probation[1:]
-		oldest.Close()
-		s.stats.ConnsRefused.Add(1)
-		s.log.Warn("connection refused: too many connections", "remote", oldest.RemoteAddr().String(), "max", s.opt.MaxConnections)
-	}
-	s.probation = append(s.probation, conn)
-}
-
-// endProbation takes conn off probation, if it is on it.
-func (s *Server) endProbation(conn net.Conn) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if i := slices.Index(s.probation, conn); i >= 0 {
-		s.probation = slices.Delete(s.probation, i, i+1)
+// refuse counts a connection refused for want of room (it is closed
+// already), and says so in the log at most once a minute.
+func (s *Server) refuse(conn net.Conn) {
+	s.stats.ConnsRefused.Add(1)
+	if ok, suppressed := s.refusedWarnings.allow(time.Now()); ok {
+		s.log.Warn("connection refused: too many connections (limits.max_connections, limits.max_connections_per_ip)",
+			"remote", conn.RemoteAddr().String(), "max", s.opt.MaxConnections, "max_per_ip", s.opt.MaxConnectionsPerIP,
+			"refused_since_last_warning", suppressed)
 	}
 }
 
