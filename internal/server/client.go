@@ -11,10 +11,23 @@ import (
 	"github.com/herd-dev/herd/internal/wire"
 )
 
+// ProbeLine is what herd up and herd status send to tell a herd server
+// from anything else on an address. It is not a command, so a server
+// answers it "? herd-probe" as any invalid line, which no other kind of
+// listener would; but it is counted as a probe, and not logged as client
+// traffic.
+const ProbeLine = "herd-probe"
+
 // handle answers one client line, read at now. Its reply is appended to
 // c.replies, whole.
 func (c *acceptedConn) handle(ctx context.Context, now time.Time, line []byte, tooLong bool) {
 	s := c.s
+	if string(line) == ProbeLine {
+		c.replies = append(append(c.replies, "? "...), ProbeLine+"\n"...)
+		s.log.Debug("probed", "remote", c.remote)
+		s.opt.Metrics.Command(KindProbe, OutcomeOK, time.Since(now))
+		return
+	}
 	s.logClientLine(now, "in", c.remote, slog.AnyValue(line), nil)
 	if tooLong {
 		s.log.Warn("line too long; answered with its first bytes", "remote", c.remote, "max", s.opt.MaxLineBytes)

@@ -62,6 +62,8 @@ func TestClient_Commands(t *testing.T) {
 			nil, []string{"at/ok"}},
 		{"AT line with a secret is refused", "s3cret", []string{"AT Hamilton +0.100000000 kiwi +34.068930-118.445127 1479413884.392014450"},
 			[]string{"? AT Hamilton"}, []string{"at/rejected"}},
+		{"probe from herd up or status", "", []string{"herd-probe"},
+			[]string{"? herd-probe"}, []string{"probe/ok"}},
 		{"forged peer line", "s3cret", []string{"HERD-AT 1 AT Hamilton +0.1 kiwi +1+1 1.0"},
 			[]string{"? HERD-AT 1"}, []string{"invalid/rejected"}},
 	}
