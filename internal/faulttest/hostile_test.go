@@ -863,3 +863,76 @@ func hasLogLine(logs string, parts ...string) bool {
 	}
 	return false
 }
+
+// A busy link's records are split so that no log line passes the limits
+// of log collectors (Docker's 16 KiB), and each says what became of the
+// updates it carried.
+func TestPeerLogRecords_ShortAndSayWhatWasStored(t *testing.T) {
+	var logs syncBuffer
+	h := startPair(t, herdtest.Options{LogOutput: &logs})
+	c := h.Dial("Front")
+	var pipelined strings.Builder
+	for i := range 2000 {
+		fmt.Fprintf(&pipelined, "IAMAT busy-%04d-%s +34.068930-118.445127 %s\n", i, strings.Repeat("x", 40), nowTime())
+	}
+	c.Send(pipelined.String())
+	for range 2000 {
+		c.Line()
+	}
+	herdtest.Eventually(t, 10*time.Second, func() error {
+		if n := h.Member("Back").Node.Len(); n != 2000 {
+			return fmt.Errorf("Back has %d of 2000 clients", n)
+		}
+		return nil
+	})
+	h.StopAll() // flush every log record
+	longest, stored := 0, 0
+	for l := range strings.SplitSeq(logs.String(), "\n") {
+		longest = max(longest, len(l))
+		if strings.Contains(l, "server=Back") && strings.Contains(l, "msg=in") && strings.Contains(l, "peer=Front") {
+			var n int
+			if _, err := fmt.Sscanf(l[strings.Index(l, " stored=")+1:], "stored=%d", &n); err == nil {
+				stored += n
+			}
+		}
+	}
+	if longest > 16<<10 {
+		t.Errorf("the longest log line is %d bytes; want at most 16 KiB", longest)
+	}
+	if stored != 2000 {
+		t.Errorf("Back's records of Front's lines say %d updates were stored; want 2000", stored)
+	}
+}
+
+// An idle herd logs next to nothing at the default level: heartbeats and
+// acknowledgements are debug.
+func TestIdleHerd_LogsLittle(t *testing.T) {
+	var logs syncBuffer
+	h := herdtest.Start(t, herdtest.Options{LogOutput: &logs}) // heartbeats every 100 ms
+	waitLinks(t, h, []string{"Alford", "Ball", "Hamilton", "Holiday", "Welsh"}, true, 10*time.Second)
+	h.Dial("Alford").Ask("IAMAT settle +1+1 " + nowTime())
+	// Once the update has reached every server and its duplicates have
+	// died out, the herd is idle.
+	names := []string{"Alford", "Ball", "Hamilton", "Holiday", "Welsh"}
+	herdtest.Eventually(t, 5*time.Second, func() error {
+		dups := uint64(0)
+		for _, name := range names {
+			if _, ok := h.Member(name).Node.Lookup([]byte("settle")); !ok {
+				return fmt.Errorf("%s has not got the update", name)
+			}
+			dups += h.Member(name).Server.Stats().FloodDup
+		}
+		if dups < 2 { // on the seed's ring, two servers receive it twice
+			return fmt.Errorf("%d duplicates so far", dups)
+		}
+		return nil
+	})
+	before := len(logs.String())
+	const quiet = 2 * time.Second
+	time.Sleep(quiet) // the quiet spell being measured
+	perServer := float64(len(logs.String())-before) / quiet.Seconds() / 5
+	t.Logf("an idle herd logs %.1f bytes a second per server with heartbeats every 100 ms", perServer)
+	if perServer > 100 {
+		t.Errorf("an idle herd logs %.0f bytes a second per server; want under 100", perServer)
+	}
+}

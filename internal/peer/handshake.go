@@ -61,7 +61,7 @@ func (d *Dialer) appendAuth(dst []byte, s *Session) []byte {
 func (d *Dialer) Welcome(line []byte) (out []byte, s *Session, cursor uint64, err error) {
 	w, err := ParseWelcome(line)
 	if err != nil || w.From != d.hello.To {
-		return nil, nil, 0, fmt.Errorf("%w: %s answered %q", ErrRefused, d.hello.To, line)
+		return nil, nil, 0, fmt.Errorf("%w: %s answered %q: it does not list this server as a neighbor, or one of the two has a peer secret and the other none, or the secrets differ", ErrRefused, d.hello.To, line)
 	}
 	if d.open() {
 		return nil, newSession(nil, d.hello, w.Nonce, w.Cursor, true), w.Cursor, nil
@@ -114,7 +114,13 @@ func (a *Acceptor) Hello(line []byte) (*Accepting, error) {
 		return nil, err
 	}
 	if err := CheckProof(h.Proof, HelloProof(a.secret, h)); err != nil {
-		return nil, err
+		switch {
+		case len(a.secret) > 0 && h.Proof == "-":
+			return nil, fmt.Errorf("%w: %s has no peer secret, and this server has one", err, h.From)
+		case len(a.secret) == 0:
+			return nil, fmt.Errorf("%w: %s has a peer secret, and this server has none", err, h.From)
+		}
+		return nil, fmt.Errorf("%w: %s's proof does not match: the peer secrets differ (or the HELLO was tampered with)", err, h.From)
 	}
 	if h.To != a.name || !a.neighbor(h.From) {
 		return nil, fmt.Errorf("%w: a HELLO from %q to %q", ErrRefused, h.From, h.To)

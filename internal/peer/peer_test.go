@@ -38,18 +38,19 @@ func TestHandshake(t *testing.T) {
 		name             string
 		dialer, acceptor string
 		wantErr          error
+		wantSays         string // what the acceptor's error tells an operator
 	}{
-		{"no secret", "", "", nil},
-		{"same secret", "s3cret", "s3cret", nil},
-		{"different secrets", "s3cret", "other", ErrAuth},
-		{"dialer without secret", "", "s3cret", ErrAuth},
-		{"acceptor without secret", "s3cret", "", ErrAuth},
+		{"no secret", "", "", nil, ""},
+		{"same secret", "s3cret", "s3cret", nil, ""},
+		{"different secrets", "s3cret", "other", ErrAuth, "the peer secrets differ"},
+		{"dialer without secret", "", "s3cret", ErrAuth, "Alford has no peer secret, and this server has one"},
+		{"acceptor without secret", "s3cret", "", ErrAuth, "Alford has a peer secret, and this server has none"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, _, err := handshake(t, tt.dialer, tt.acceptor)
-			if !errors.Is(err, tt.wantErr) {
-				t.Errorf("handshake err = %v; want %v", err, tt.wantErr)
+			if !errors.Is(err, tt.wantErr) || err != nil && !strings.Contains(err.Error(), tt.wantSays) {
+				t.Errorf("handshake err = %v; want %v saying %q", err, tt.wantErr, tt.wantSays)
 			}
 		})
 	}
@@ -113,8 +114,9 @@ func TestHandshake_Refusals(t *testing.T) {
 	t.Run("refused hello", func(t *testing.T) {
 		d := NewDialer([]byte(secret), "Alford", "Hamilton", 1, 0)
 		answer := append([]byte("? "), firstLine(d.Start())...)
-		if _, _, _, err := d.Welcome(answer); !errors.Is(err, ErrRefused) {
-			t.Errorf("Welcome(%q) = %v; want ErrRefused", answer, err)
+		_, _, _, err := d.Welcome(answer)
+		if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "peer secret") {
+			t.Errorf("Welcome(%q) = %v; want ErrRefused naming the peer secret as a likely cause", answer, err)
 		}
 	})
 	t.Run("welcome from another server", func(t *testing.T) {

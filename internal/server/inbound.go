@@ -1,10 +1,12 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"sync/atomic"
 	"time"
@@ -80,15 +82,18 @@ func (c *acceptedConn) receiveFeed(h peer.Hello, sess *peer.Session) {
 	defer close(stopAcks)
 	s.goSafe(func() { s.sendAcks(c.conn, h.From, sess, &r.applied, stopAcks) })
 
-	// Lines read are logged together, when the batch they belong to is
-	// applied, or when the link ends.
+	// Lines read are logged together when the records they hold are
+	// applied, with how many of those were stored, or when the link ends.
 	var lines []byte
+	updates := 0
 	flush := func() {
+		a := r.apply()
+		s.applied(a)
 		if len(lines) > 0 {
-			s.logPeerLines(time.Now(), "in", h.From, lines)
-			lines = lines[:0]
+			s.logPeerLines(time.Now(), heartbeatLevel(updates+a.received), "in", h.From, lines,
+				slog.Int("stored", a.stored), slog.Int("duplicates", a.received-a.stored))
+			lines, updates = lines[:0], 0
 		}
-		s.applied(r.apply())
 	}
 	defer flush()
 	for {
@@ -98,6 +103,9 @@ func (c *acceptedConn) receiveFeed(h peer.Hello, sess *peer.Session) {
 			return
 		}
 		lines = append(append(lines, line...), '\n')
+		if bytes.HasPrefix(line, []byte(peer.KeyAT+" ")) {
+			updates++
+		}
 		if err := r.receive(line); err != nil {
 			s.log.Error("peer link down", "peer", h.From, "direction", "in", "remote", c.remote, "err", err)
 			return
@@ -123,7 +131,7 @@ func (s *Server) sendAcks(conn net.Conn, peerName string, sess *peer.Session, ap
 	var out []byte
 	for {
 		out = sess.Seal(sess.AppendAck(out[:0], applied.Load()))
-		s.logPeerLines(time.Now(), "out", peerName, out)
+		s.logPeerLines(time.Now(), slog.LevelDebug, "out", peerName, out)
 		conn.SetWriteDeadline(time.Now().Add(s.opt.DeadAfter))
 		if _, err := conn.Write(out); err != nil {
 			conn.Close()

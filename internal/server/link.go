@@ -37,6 +37,8 @@ type link struct {
 	reconnects  atomic.Uint64
 	sent, acked atomic.Uint64 // our sequence numbers last sent and acknowledged
 
+	refusals throttle // warnings that the neighbor refused the link
+
 	mu        sync.Mutex
 	lastError string
 	inbound   net.Conn // the neighbor's current inbound link

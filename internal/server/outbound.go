@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"time"
@@ -53,7 +54,16 @@ func (s *Server) runLink(ctx context.Context, l *link) {
 			backoff = minBackoff
 		}
 		wait := backoff/2 + rand.N(backoff/2+1)
-		s.log.Info("peer link failed; redialing", "peer", l.peer, "err", err, "in", wait)
+		if errors.Is(err, peer.ErrRefused) || errors.Is(err, peer.ErrAuth) {
+			// A configuration mistake, not a passing fault: say so plainly,
+			// but not at every redial.
+			if ok, suppressed := l.refusals.allow(time.Now()); ok {
+				s.log.Warn("neighbor refused the peer link; check both servers' configuration and HERD_PEER_SECRET",
+					"peer", l.peer, "err", err, "this_server_has_secret", len(s.opt.Secret) > 0, "refused_since_last_warning", suppressed)
+			}
+		} else {
+			s.log.Info("peer link failed; redialing", "peer", l.peer, "err", err, "in", wait)
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -145,7 +155,7 @@ func (s *Server) shakeHands(conn net.Conn, br *bufio.Reader, peerName string, ep
 	conn.SetDeadline(time.Now().Add(wait))
 	defer conn.SetDeadline(time.Time{})
 	start := d.Start()
-	s.log.Info("out", "peer", peerName, "lines", start)
+	s.logPeerLines(time.Now(), slog.LevelInfo, "out", peerName, start)
 	if _, err := conn.Write(start); err != nil {
 		return nil, 0, fmt.Errorf("hello to %s: %w", peerName, err)
 	}
@@ -158,7 +168,7 @@ func (s *Server) shakeHands(conn net.Conn, br *bufio.Reader, peerName string, ep
 	if err != nil {
 		return nil, 0, fmt.Errorf("welcome from %s: %w", peerName, err)
 	}
-	s.log.Info("in", "peer", peerName, "lines", line)
+	s.logPeerLines(time.Now(), slog.LevelInfo, "in", peerName, line)
 	auth, sess, cursor, err := d.Welcome(line)
 	if errors.Is(err, peer.ErrAuth) {
 		s.log.Error("neighbor failed authentication: check HERD_PEER_SECRET", "peer", peerName)
@@ -167,7 +177,7 @@ func (s *Server) shakeHands(conn net.Conn, br *bufio.Reader, peerName string, ep
 		return nil, 0, err
 	}
 	if len(auth) > 0 {
-		s.log.Info("out", "peer", peerName, "lines", auth)
+		s.logPeerLines(time.Now(), slog.LevelInfo, "out", peerName, auth)
 		if _, err := conn.Write(auth); err != nil {
 			return nil, 0, fmt.Errorf("auth to %s: %w", peerName, err)
 		}
@@ -261,7 +271,7 @@ func (s *Server) stream(ctx context.Context, conn net.Conn, l *link, f *feedSend
 // writeBatch sends one sealed batch of the feed with one write, which must
 // cross within DeadAfter.
 func (s *Server) writeBatch(conn net.Conn, l *link, b feedBatchOut) error {
-	s.logPeerLines(time.Now(), "out", l.peer, b.lines)
+	s.logPeerLines(time.Now(), heartbeatLevel(b.records), "out", l.peer, b.lines)
 	conn.SetWriteDeadline(time.Now().Add(s.opt.DeadAfter))
 	if _, err := conn.Write(b.lines); err != nil {
 		return fmt.Errorf("write to %s: %w", l.peer, err)
@@ -283,7 +293,7 @@ func (s *Server) readAcks(conn net.Conn, br *bufio.Reader, sess *peer.Session, l
 		if err != nil {
 			return fmt.Errorf("read from %s: %w", l.peer, err)
 		}
-		s.logPeerLines(time.Now(), "in", l.peer, line)
+		s.logPeerLines(time.Now(), slog.LevelDebug, "in", l.peer, line)
 		kw, body, sealed, err := sess.Receive(line)
 		if err != nil || kw != "" && kw != peer.KeyAck {
 			return fmt.Errorf("%s sent %q: %w", l.peer, line, peer.ErrMalformed)

@@ -406,35 +406,6 @@ func (s *Server) shutdown() {
 	s.log.Info("stopped")
 }
 
-// logClientLine logs a line a client sent or was sent (msg "in" or "out")
-// at time now, with the body that follows it, if any. It is
-// slog.Logger.Info without the clock read and the caller lookup, which
-// herd's log format does not print and which would cost a third of each
-// record.
-func (s *Server) logClientLine(now time.Time, msg, remote string, line slog.Value, body []byte) {
-	h := s.log.Handler()
-	if !h.Enabled(context.Background(), slog.LevelInfo) {
-		return
-	}
-	r := slog.NewRecord(now, slog.LevelInfo, msg, 0)
-	r.AddAttrs(slog.String("remote", remote), slog.Attr{Key: "line", Value: line})
-	if body != nil {
-		r.AddAttrs(slog.Any("body", body))
-	}
-	h.Handle(context.Background(), r)
-}
-
-// logPeerLines logs lines a peer link read or wrote (msg "in" or "out").
-func (s *Server) logPeerLines(now time.Time, msg, peerName string, lines []byte) {
-	h := s.log.Handler()
-	if !h.Enabled(context.Background(), slog.LevelInfo) {
-		return
-	}
-	r := slog.NewRecord(now, slog.LevelInfo, msg, 0)
-	r.AddAttrs(slog.String("peer", peerName), slog.Any("lines", lines))
-	h.Handle(context.Background(), r)
-}
-
 func (s *Server) commit() {
 	if err := s.opt.Store.Commit(); err != nil {
 		// The update is in memory and flooding, but not durable here.
