@@ -98,8 +98,13 @@ type Config struct {
 
 // Server is one member of the herd.
 type Server struct {
-	Name      string   `yaml:"name"`
-	Addr      string   `yaml:"addr"`
+	Name string `yaml:"name"`
+	// Addr is where clients and the other servers reach this server.
+	Addr string `yaml:"addr"`
+	// Listen is the address the server binds, when it is not Addr: for
+	// example 0.0.0.0:11550 in a container or pod, where Addr's name
+	// resolves to one interface but port forwards arrive on another.
+	Listen    string   `yaml:"listen"`
 	Neighbors []string `yaml:"neighbors"`
 	// Admin is the optional HTTP address for metrics, health and the status page.
 	Admin string `yaml:"admin"`
@@ -529,6 +534,15 @@ func (c *Config) Server(name string) (Server, bool) {
 	return Server{}, false
 }
 
+// ListenAddr returns the address s binds for clients and peers: Listen,
+// or Addr when Listen is not set.
+func (s Server) ListenAddr() string {
+	if s.Listen != "" {
+		return s.Listen
+	}
+	return s.Addr
+}
+
 // AdminReach returns the address at which other servers and herd status
 // reach s's admin listener, or "" if it has none. An admin address with an
 // unspecified host (0.0.0.0:12550, [::]:12550, :12550) binds every
@@ -609,6 +623,11 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("config: %s.addr: %s is also %s's address", field, s.Addr, other)
 		}
 		addrs[s.Addr] = s.Name
+		if s.Listen != "" {
+			if err := checkListenAddr(s.Listen); err != nil {
+				return fmt.Errorf("config: %s.listen: %w", field, err)
+			}
+		}
 		if s.Admin != "" {
 			if err := checkListenAddr(s.Admin); err != nil {
 				return fmt.Errorf("config: %s.admin: %w", field, err)

@@ -137,6 +137,8 @@ func TestParse_Errors(t *testing.T) {
 		{"bad log destination", two("log_to: syslog\n"), `log_to: "syslog"`},
 		{"negative log size", two("log_max_bytes: -1\n"), "log_max_bytes"},
 		{"negative log keep", two("log_keep: -2\n"), "log_keep"},
+		{"listen without port", "servers:\n  - {name: A, addr: \"a.example:1\", listen: \"0.0.0.0\"}\n", `servers[0].listen: "0.0.0.0" is not host:port`},
+		{"listen on port 0", "servers:\n  - {name: A, addr: \"a.example:1\", listen: \":0\"}\n", `servers[0].listen: ":0" has no valid port`},
 		{"admin without port", "servers:\n  - {name: A, addr: \"127.0.0.1:1\", admin: \"0.0.0.0\"}\n", "servers[0].admin"},
 	}
 	for _, tt := range tests {
@@ -209,6 +211,24 @@ func TestServer_AdminReach(t *testing.T) {
 		s := Server{Addr: tt.addr, Admin: tt.admin}
 		if got := s.AdminReach(); got != tt.want {
 			t.Errorf("Server{Addr: %q, Admin: %q}.AdminReach() = %q; want %q", tt.addr, tt.admin, got, tt.want)
+		}
+	}
+}
+
+func TestServer_ListenAddr(t *testing.T) {
+	c, err := Parse(strings.NewReader(`
+servers:
+  - {name: A, addr: "a.example:11550", listen: "0.0.0.0:11550", neighbors: [B]}
+  - {name: B, addr: "b.example:11550", listen: ":11550"}
+  - {name: C, addr: "127.0.0.1:11552", neighbors: [B]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"A": "0.0.0.0:11550", "B": ":11550", "C": "127.0.0.1:11552"}
+	for _, s := range c.Servers {
+		if got := s.ListenAddr(); got != want[s.Name] {
+			t.Errorf("server %s: ListenAddr() = %q; want %q", s.Name, got, want[s.Name])
 		}
 	}
 }
