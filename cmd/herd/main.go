@@ -35,8 +35,9 @@ type Env struct {
 
 var commands = []command{
 	{"serve", "run one server in the foreground", runServe},
-	{"up", "start every server of the herd in the background", runUp},
-	{"down", "stop the servers that up started", runDown},
+	{"up", "start the herd's servers (or those named) in the background", runUp},
+	{"down", "stop the herd's servers (or those named)", runDown},
+	{"restart", "stop, then start, the herd's servers (or those named)", runRestart},
 	{"status", "show which servers are up and which links are connected", runStatus},
 	{"client", "send commands to a server, interactively or from a script", runClient},
 	{"bench", "measure throughput, latency, propagation, catch-up and memory", runBench},

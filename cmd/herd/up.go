@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -31,15 +32,90 @@ const (
 	probeTimeout = time.Second
 )
 
-func runUp(ctx context.Context, env *Env, args []string) error {
-	fs, cfgPath := newFlagSet(env, "up", "", "Start every server in the configuration as a background process and wait until each listens.\nServers already up are left alone.")
+// dayTwo parses the flags and names of up, down, restart and status: the
+// configuration, and the servers named in it, or all of them when no name
+// is given. An unknown name is an error that lists the known ones.
+func dayTwo(env *Env, command, summary string, args []string) (*config.Config, []config.Server, error) {
+	fs, cfgPath := newFlagSet(env, command, "[NAME...]", summary+"\nWith names, only those servers; without, every server in the configuration.")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return nil, nil, err
 	}
 	cfg, err := loadConfig(fs, *cfgPath)
 	if err != nil {
+		return nil, nil, err
+	}
+	servers, err := selectServers(cfg, fs.Args())
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", command, err)
+	}
+	return cfg, servers, nil
+}
+
+// selectServers returns the servers called names in the configuration's
+// order, or every server when names is empty.
+func selectServers(cfg *config.Config, names []string) ([]config.Server, error) {
+	if len(names) == 0 {
+		return cfg.Servers, nil
+	}
+	var unknown []string
+	for _, n := range names {
+		if _, ok := cfg.Server(n); !ok {
+			unknown = append(unknown, strconv.Quote(n))
+		}
+	}
+	if len(unknown) > 0 {
+		where := "the built-in herd"
+		if cfg.Source != "" {
+			where = cfg.Source
+		}
+		return nil, fmt.Errorf("no server named %s in %s; it has %s", strings.Join(unknown, ", "), where, strings.Join(cfg.Names(), ", "))
+	}
+	var servers []config.Server
+	for _, s := range cfg.Servers {
+		if slices.Contains(names, s.Name) {
+			servers = append(servers, s)
+		}
+	}
+	return servers, nil
+}
+
+func runUp(ctx context.Context, env *Env, args []string) error {
+	cfg, servers, err := dayTwo(env, "up", "Start servers as background processes and wait until each answers.\nServers already up are left alone.", args)
+	if err != nil {
 		return err
 	}
+	return up(ctx, env, cfg, servers)
+}
+
+func runDown(ctx context.Context, env *Env, args []string) error {
+	cfg, servers, err := dayTwo(env, "down", "Stop servers: SIGTERM, then SIGKILL after a grace period.", args)
+	if err != nil {
+		return err
+	}
+	return down(ctx, env, cfg, servers)
+}
+
+func runRestart(ctx context.Context, env *Env, args []string) error {
+	cfg, servers, err := dayTwo(env, "restart", "Stop servers as down does, then start them as up does.", args)
+	if err != nil {
+		return err
+	}
+	if err := down(ctx, env, cfg, servers); err != nil {
+		return err
+	}
+	return up(ctx, env, cfg, servers)
+}
+
+// started is a server process that up started and waits for.
+type started struct {
+	cmd *exec.Cmd
+	// outPath is the process's stdout and stderr, and outStart the size
+	// the file had before it started: what lies past it is this run's.
+	outPath  string
+	outStart int64
+}
+
+func up(ctx context.Context, env *Env, cfg *config.Config, servers []config.Server) error {
 	self, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("up: %w", err)
@@ -54,65 +130,58 @@ func runUp(ctx context.Context, env *Env, args []string) error {
 			return fmt.Errorf("up: %w", err)
 		}
 	}
-	started := map[string]*exec.Cmd{}
+	starts := map[string]started{}
 	var failed []string
-	for _, s := range cfg.Servers {
+	for _, s := range servers {
 		switch probe(s.Addr) {
 		case stateUp:
-			fmt.Fprintf(env.Stdout, "%-10s already up on %s\n", s.Name, s.Addr)
+			fmt.Fprintf(env.Stdout, "%-10s already up on %s%s\n", s.Name, s.Addr, pidNote(findServer(run, s)))
 			continue
 		case stateNotAnswered:
 			// A server at limits.max_connections refuses the probe too;
-			// its own status file still says it runs.
-			if st, err := readStatus(run, s.Name); err == nil && st.PID > 0 && !exited(st.PID) && isHerd(st.PID) {
-				fmt.Fprintf(env.Stdout, "%-10s already up on %s (pid %d), but not answering: busy or hung\n", s.Name, s.Addr, st.PID)
+			// its process still runs.
+			if pid := findServer(run, s); pid > 0 {
+				fmt.Fprintf(env.Stdout, "%-10s already up on %s (pid %d), but not answering: busy or hung\n", s.Name, s.Addr, pid)
 				continue
 			}
 			fmt.Fprintf(env.Stdout, "%-10s FAILED: %s is held by something that does not answer as a herd server\n", s.Name, s.Addr)
 			failed = append(failed, s.Name)
 			continue
 		}
-		out, err := os.OpenFile(filepath.Join(cfg.LogDir, s.Name+".out"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-		if err != nil {
-			return fmt.Errorf("up: %w", err)
-		}
-		cmd := exec.Command(self, append(append([]string{"serve"}, configArgs...), s.Name)...)
-		cmd.Stdout, cmd.Stderr = out, out
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // outlive this shell
-		err = cmd.Start()
-		out.Close()
+		st, err := start(self, configArgs, cfg.LogDir, s.Name)
 		if err != nil {
 			return fmt.Errorf("up: start %s: %w", s.Name, err)
 		}
-		if err := os.WriteFile(pidFile(run, s.Name), []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o644); err != nil {
+		if err := os.WriteFile(pidFile(run, s.Name), []byte(strconv.Itoa(st.cmd.Process.Pid)+"\n"), 0o644); err != nil {
 			return fmt.Errorf("up: %w", err)
 		}
-		started[s.Name] = cmd
-		go cmd.Wait() // reap it if it dies while we wait
+		starts[s.Name] = st
+		go st.cmd.Wait() // reap it if it dies while we wait
 	}
 	deadline := time.Now().Add(upTimeout)
-	for _, s := range cfg.Servers {
-		cmd, ok := started[s.Name]
+	for _, s := range servers {
+		st, ok := starts[s.Name]
 		if !ok {
 			continue
 		}
-		for probe(s.Addr) != stateUp {
-			if time.Now().After(deadline) || ctx.Err() != nil || exited(cmd.Process.Pid) {
-				failed = append(failed, s.Name)
-				break
-			}
+		pid := st.cmd.Process.Pid
+		for probe(s.Addr) != stateUp && !exited(pid) && time.Now().Before(deadline) && ctx.Err() == nil {
 			time.Sleep(pollEvery)
 		}
-		logPath := filepath.Join(cfg.LogDir, s.Name+".log")
-		if !slices.Contains(failed, s.Name) {
-			admin := ""
-			if s.Admin != "" {
-				admin = ", status page http://" + s.Admin + "/"
-			}
-			fmt.Fprintf(env.Stdout, "%-10s up on %s (pid %d), log %s%s\n", s.Name, s.Addr, cmd.Process.Pid, logPath, admin)
-		} else {
-			fmt.Fprintf(env.Stdout, "%-10s FAILED to listen on %s; see %s\n", s.Name, s.Addr, filepath.Join(cfg.LogDir, s.Name+".out"))
+		if probe(s.Addr) != stateUp {
+			failed = append(failed, s.Name)
+			fmt.Fprintf(env.Stdout, "%-10s FAILED: %s; see %s\n", s.Name, whyNotUp(st, s.Addr), st.outPath)
+			continue
 		}
+		logPath := filepath.Join(cfg.LogDir, s.Name+".log")
+		if cfg.LogTo == config.LogToStdout {
+			logPath = st.outPath
+		}
+		admin := ""
+		if reach := s.AdminReach(); reach != "" {
+			admin = ", status page http://" + reach + "/"
+		}
+		fmt.Fprintf(env.Stdout, "%-10s up on %s (pid %d), log %s%s\n", s.Name, s.Addr, pid, logPath, admin)
 	}
 	if len(failed) > 0 {
 		return fmt.Errorf("up: %s did not start", strings.Join(failed, ", "))
@@ -120,39 +189,70 @@ func runUp(ctx context.Context, env *Env, args []string) error {
 	return nil
 }
 
-func runDown(ctx context.Context, env *Env, args []string) error {
-	fs, cfgPath := newFlagSet(env, "down", "", "Stop the servers started by 'herd up': SIGTERM, then SIGKILL after a grace period.")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	cfg, err := loadConfig(fs, *cfgPath)
+// start runs 'herd serve NAME' as a background process in its own session,
+// with its output appended to LOG_DIR/NAME.out.
+func start(self string, configArgs []string, logDir, name string) (started, error) {
+	st := started{outPath: filepath.Join(logDir, name+".out")}
+	out, err := os.OpenFile(st.outPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
-		return err
+		return st, err
 	}
+	defer out.Close()
+	if fi, err := out.Stat(); err == nil {
+		st.outStart = fi.Size()
+	}
+	st.cmd = exec.Command(self, append(append([]string{"serve"}, configArgs...), name)...)
+	st.cmd.Stdout, st.cmd.Stderr = out, out
+	st.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // outlive this shell
+	return st, st.cmd.Start()
+}
+
+// whyNotUp says why a server that up started does not answer: for one that
+// exited, the error it printed (its last "herd: " line in this run's
+// output).
+func whyNotUp(st started, addr string) string {
+	if !exited(st.cmd.Process.Pid) {
+		return fmt.Sprintf("not answering on %s after %v", addr, upTimeout)
+	}
+	why := "exited"
+	f, err := os.Open(st.outPath)
+	if err != nil {
+		return why
+	}
+	defer f.Close()
+	if _, err := f.Seek(st.outStart, io.SeekStart); err != nil {
+		return why
+	}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if msg, ok := strings.CutPrefix(sc.Text(), "herd: "); ok {
+			why = msg
+		}
+	}
+	return why
+}
+
+func down(ctx context.Context, env *Env, cfg *config.Config, servers []config.Server) error {
 	run := cfg.RunDir
 	pids := map[string]int{}
-	for _, s := range cfg.Servers {
-		pid, err := readPID(run, s.Name)
-		if err != nil {
-			// 'herd up' may have died between starting the server and
-			// writing its pid file; the server's own status file has it.
-			st, serr := readStatus(run, s.Name)
-			if serr != nil || st.PID <= 0 {
-				fmt.Fprintf(env.Stdout, "%-10s not running (no pid file)\n", s.Name)
+	var unfound []string
+	for _, s := range servers {
+		pid := findServer(run, s)
+		if pid == 0 {
+			os.Remove(pidFile(run, s.Name)) // stale, if there is one
+			if probe(s.Addr) == stateUp {
+				fmt.Fprintf(env.Stdout, "%-10s FAILED: a herd server answers on %s, but no process of this user listens there\n", s.Name, s.Addr)
+				unfound = append(unfound, s.Name)
 				continue
 			}
-			pid = st.PID
-		}
-		if exited(pid) || !isHerd(pid) {
-			fmt.Fprintf(env.Stdout, "%-10s not running (stale pid %d)\n", s.Name, pid)
-			os.Remove(pidFile(run, s.Name))
+			fmt.Fprintf(env.Stdout, "%-10s not running\n", s.Name)
 			continue
 		}
 		syscall.Kill(pid, syscall.SIGTERM)
 		pids[s.Name] = pid
 	}
 	deadline := time.Now().Add(downGrace)
-	for _, s := range cfg.Servers {
+	for _, s := range servers {
 		pid, ok := pids[s.Name]
 		if !ok {
 			continue
@@ -168,22 +268,22 @@ func runDown(ctx context.Context, env *Env, args []string) error {
 		os.Remove(pidFile(run, s.Name))
 		fmt.Fprintf(env.Stdout, "%-10s %s (pid %d)\n", s.Name, how, pid)
 	}
+	if len(unfound) > 0 {
+		return fmt.Errorf("down: %s still running", strings.Join(unfound, ", "))
+	}
 	return nil
 }
 
 func runStatus(_ context.Context, env *Env, args []string) error {
-	fs, cfgPath := newFlagSet(env, "status", "", "Show which servers are up and which peer links are connected.")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	cfg, err := loadConfig(fs, *cfgPath)
+	cfg, servers, err := dayTwo(env, "status", "Show which servers are up and which peer links are connected.", args)
 	if err != nil {
 		return err
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SERVER\tADDR\tSTATE\tCLIENTS\tLINKS (out/in)")
 	down := 0
-	for _, s := range cfg.Servers {
+	var notes []string
+	for _, s := range servers {
 		state, clients, links := "down", "-", "-"
 		switch probe(s.Addr) {
 		case stateNotAnswered:
@@ -194,6 +294,9 @@ func runStatus(_ context.Context, env *Env, args []string) error {
 		case stateUp:
 			state = "up"
 			st, err := liveStatus(s)
+			if err != nil && s.Admin != "" {
+				notes = append(notes, fmt.Sprintf("%s: %v", s.Name, err))
+			}
 			if err != nil {
 				st, err = readStatus(cfg.RunDir, s.Name)
 			}
@@ -205,8 +308,11 @@ func runStatus(_ context.Context, env *Env, args []string) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Name, s.Addr, state, clients, links)
 	}
 	tw.Flush()
+	for _, n := range notes {
+		fmt.Fprintln(env.Stderr, "herd status:", n)
+	}
 	if down > 0 {
-		return fmt.Errorf("status: %d of %d servers down", down, len(cfg.Servers))
+		return fmt.Errorf("status: %d of %d servers down", down, len(servers))
 	}
 	return nil
 }
@@ -229,23 +335,32 @@ func upDown(up bool) string {
 	return "down"
 }
 
-// liveStatus asks a server's admin listener, when it has one, for its status.
+// liveStatus asks a server's admin listener, when it has one, for its
+// status, at the address where the rule of config.Server.AdminReach puts
+// it. It refuses an answer from a server of another name: several servers
+// may share an admin address such as 0.0.0.0:12550, each on its own host.
 func liveStatus(s config.Server) (serverStatus, error) {
 	var st serverStatus
-	if s.Admin == "" {
+	reach := s.AdminReach()
+	if reach == "" {
 		return st, errors.New("no admin address")
 	}
 	client := http.Client{Timeout: time.Second}
-	resp, err := client.Get("http://" + s.Admin + "/api/status?recent=0&locations=0")
+	resp, err := client.Get("http://" + reach + "/api/status?recent=0&locations=0")
 	if err != nil {
-		return st, err
+		return st, fmt.Errorf("admin %s: %w", reach, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return st, fmt.Errorf("admin answered %s", resp.Status)
+		return st, fmt.Errorf("admin %s answered %s", reach, resp.Status)
 	}
-	err = json.NewDecoder(resp.Body).Decode(&st)
-	return st, err
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return st, fmt.Errorf("admin %s: %w", reach, err)
+	}
+	if st.Name != s.Name {
+		return st, fmt.Errorf("admin %s is %s's, not %s's", reach, st.Name, s.Name)
+	}
+	return st, nil
 }
 
 // readStatus reads the status file a running server writes to run_dir.
@@ -319,11 +434,41 @@ func exited(pid int) bool {
 	return len(rest) > 0 && rest[0] == 'Z'
 }
 
-// isHerd guards against a stale PID file naming a process that reused the pid.
-func isHerd(pid int) bool {
+// isHerdServer guards against a stale PID file naming a process that
+// reused the pid: it reports whether pid runs 'herd serve ... name'.
+func isHerdServer(pid int, name string) bool {
 	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 	if err != nil {
 		return true // cannot tell; trust the pid file
 	}
-	return bytes.Contains(cmdline, []byte("serve\x00"))
+	args := strings.Split(strings.TrimSuffix(string(cmdline), "\x00"), "\x00")
+	return slices.Contains(args, "serve") && args[len(args)-1] == name
+}
+
+// findServer returns the pid of server s's process, or 0 if none runs. It
+// looks in order at the pid file 'herd up' wrote in run, the status file
+// the server writes there itself (in case 'herd up' died before writing
+// the pid file), and the process listening on the server's address (for a
+// server started with another run_dir, such as the built-in herd's
+// relative one from another folder). So up, down and status agree: a
+// server is the process that serves its address.
+func findServer(run string, s config.Server) int {
+	for _, pid := range []func() int{
+		func() int { pid, _ := readPID(run, s.Name); return pid },
+		func() int { st, _ := readStatus(run, s.Name); return st.PID },
+		func() int { return listenerPID(s.ListenAddr()) },
+	} {
+		if p := pid(); p > 0 && !exited(p) && isHerdServer(p, s.Name) {
+			return p
+		}
+	}
+	return 0
+}
+
+// pidNote is " (pid N)", or "" when the pid is unknown.
+func pidNote(pid int) string {
+	if pid == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (pid %d)", pid)
 }
