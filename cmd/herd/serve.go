@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"time"
@@ -33,7 +32,8 @@ func runServe(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	defer m.Close()
-	ln, err := net.Listen("tcp", m.Addr)
+	sc, _ := cfg.Server(name) // member.Open has checked the name
+	ln, err := listenPatiently(ctx, netListen, sc.ListenAddr(), listenPatience, m.Logger)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
