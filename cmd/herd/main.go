@@ -11,15 +11,11 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 
+	"github.com/herd-dev/herd/internal/buildinfo"
 	"github.com/herd-dev/herd/internal/config"
 )
-
-// version is set with -ldflags "-X main.version=..."; otherwise it comes from
-// the build info.
-var version = ""
 
 // command is one subcommand.
 type command struct {
@@ -41,7 +37,7 @@ var commands = []command{
 	{"status", "show which servers are up and which links are connected", runStatus},
 	{"client", "send commands to a server, interactively or from a script", runClient},
 	{"bench", "measure throughput, latency, propagation, catch-up and memory", runBench},
-	{"version", "print the version", runVersion},
+	{"version", "print the version and the revision it was built from (also -version)", runVersion},
 }
 
 func main() {
@@ -72,6 +68,9 @@ func Run(ctx context.Context, env *Env, args []string) error {
 			return errors.New("no command given")
 		}
 		return flag.ErrHelp
+	}
+	if args[0] == "-version" || args[0] == "--version" {
+		return runVersion(ctx, env, args[1:])
 	}
 	for _, c := range commands {
 		if c.name == args[0] {
@@ -114,14 +113,9 @@ func loadConfig(fs *flag.FlagSet, path string) (*config.Config, error) {
 	return config.ReadFile(path)
 }
 
+// runVersion prints the version, and the VCS revision and commit time the
+// binary was built from when the toolchain recorded them.
 func runVersion(_ context.Context, env *Env, _ []string) error {
-	v := version
-	if v == "" {
-		v = "(devel)"
-		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-			v = bi.Main.Version
-		}
-	}
-	fmt.Fprintln(env.Stdout, "herd", v)
+	fmt.Fprintln(env.Stdout, "herd", buildinfo.Get())
 	return nil
 }
