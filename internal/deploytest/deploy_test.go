@@ -142,6 +142,9 @@ func TestConfigsAreTheSeedHerd(t *testing.T) {
 				t.Errorf("links %v, want the seed's %v", got, seed)
 			}
 			adminPort(t, cfg)
+			if cfg.LogTo != config.LogToStdout {
+				t.Errorf("log_to: %s, want stdout, which the platform collects", cfg.LogTo)
+			}
 		})
 	}
 }

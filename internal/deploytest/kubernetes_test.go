@@ -2,6 +2,7 @@ package deploytest
 
 import (
 	"fmt"
+	"net"
 	"path"
 	"path/filepath"
 	"slices"
@@ -48,6 +49,15 @@ type statefulSetSpec struct {
 }
 
 type podSpec struct {
+	Affinity struct {
+		PodAntiAffinity struct {
+			Required  []podAffinityTerm `yaml:"requiredDuringSchedulingIgnoredDuringExecution"`
+			Preferred []struct {
+				Weight          int             `yaml:"weight"`
+				PodAffinityTerm podAffinityTerm `yaml:"podAffinityTerm"`
+			} `yaml:"preferredDuringSchedulingIgnoredDuringExecution"`
+		} `yaml:"podAntiAffinity"`
+	} `yaml:"affinity"`
 	SecurityContext securityContext `yaml:"securityContext"`
 	Containers      []container     `yaml:"containers"`
 	Volumes         []struct {
@@ -56,6 +66,31 @@ type podSpec struct {
 			Name string `yaml:"name"`
 		} `yaml:"configMap"`
 	} `yaml:"volumes"`
+}
+
+type podAffinityTerm struct {
+	TopologyKey   string        `yaml:"topologyKey"`
+	LabelSelector labelSelector `yaml:"labelSelector"`
+}
+
+type labelSelector struct {
+	MatchLabels map[string]string `yaml:"matchLabels"`
+}
+
+// selects reports whether the selector picks pods with these labels.
+func (s labelSelector) selects(labels map[string]string) bool {
+	for k, v := range s.MatchLabels {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return len(s.MatchLabels) > 0
+}
+
+type podDisruptionBudgetSpec struct {
+	MaxUnavailable *int          `yaml:"maxUnavailable"`
+	MinAvailable   *int          `yaml:"minAvailable"`
+	Selector       labelSelector `yaml:"selector"`
 }
 
 type securityContext struct {
@@ -102,6 +137,7 @@ type probe struct {
 }
 
 type serviceSpec struct {
+	Type                     string            `yaml:"type"`
 	ClusterIP                string            `yaml:"clusterIP"`
 	PublishNotReadyAddresses bool              `yaml:"publishNotReadyAddresses"`
 	Selector                 map[string]string `yaml:"selector"`
@@ -179,6 +215,18 @@ func (k kubernetes) one(t *testing.T, kind string) object {
 	return k[kind][0]
 }
 
+// named returns the object of kind called name.
+func (k kubernetes) named(t *testing.T, kind, name string) object {
+	t.Helper()
+	for _, o := range k[kind] {
+		if o.Metadata.Name == name {
+			return o
+		}
+	}
+	t.Fatalf("deploy/k8s: no %s named %q", kind, name)
+	return object{}
+}
+
 // configData is the herd configuration in the ConfigMap.
 func (k kubernetes) configData(t *testing.T) []byte {
 	t.Helper()
@@ -212,9 +260,11 @@ func TestKubernetes(t *testing.T) {
 			}
 		}
 	}
-	cm, secret, svcObj, stsObj := k.one(t, "ConfigMap"), k.one(t, "Secret"), k.one(t, "Service"), k.one(t, "StatefulSet")
+	cm, secret, stsObj := k.one(t, "ConfigMap"), k.one(t, "Secret"), k.one(t, "StatefulSet")
 	sts := decodeSpec[statefulSetSpec](t, stsObj)
+	svcObj := k.named(t, "Service", sts.ServiceName)
 	svc := decodeSpec[serviceSpec](t, svcObj)
+	podLabels := sts.Template.Metadata.Labels
 	pod := sts.Template.Spec
 	if len(pod.Containers) != 1 {
 		t.Fatalf("StatefulSet: %d containers, want 1", len(pod.Containers))
@@ -261,13 +311,8 @@ func TestKubernetes(t *testing.T) {
 		if !svc.PublishNotReadyAddresses {
 			t.Error("Service does not publish not-ready addresses: a starting server could not resolve itself or its peers")
 		}
-		if len(svc.Selector) == 0 {
-			t.Error("Service selects no pods")
-		}
-		for k, v := range svc.Selector {
-			if sts.Template.Metadata.Labels[k] != v {
-				t.Errorf("Service selects %s=%s, which the pods lack", k, v)
-			}
+		if !(labelSelector{svc.Selector}).selects(podLabels) {
+			t.Errorf("Service selects %v, which the pods %v lack", svc.Selector, podLabels)
 		}
 		servicePorts := map[int]bool{}
 		for _, p := range svc.Ports {
@@ -287,6 +332,78 @@ func TestKubernetes(t *testing.T) {
 			if !servicePorts[port] {
 				t.Errorf("server %s: port %d is not a Service port", s.Name, port)
 			}
+		}
+	})
+
+	// kubectl port-forward connects to the pod's loopback address, which
+	// only a server bound to every interface answers on.
+	t.Run("port-forward reaches the server", func(t *testing.T) {
+		for _, s := range cfg.Servers {
+			for field, addr := range map[string]string{"listen": s.ListenAddr(), "admin": s.Admin} {
+				host, port := splitAddr(t, addr)
+				if ip := net.ParseIP(host); host != "" && (ip == nil || !ip.IsUnspecified()) {
+					t.Errorf("server %s: %s %s binds one interface; want every interface (0.0.0.0)", s.Name, field, addr)
+				}
+				if !c.hasPort(port) {
+					t.Errorf("server %s: %s port %d is not a container port", s.Name, field, port)
+				}
+			}
+		}
+	})
+
+	t.Run("client Service", func(t *testing.T) {
+		var clients []object
+		for _, o := range k["Service"] {
+			if o.Metadata.Name != svcObj.Metadata.Name {
+				clients = append(clients, o)
+			}
+		}
+		if len(clients) != 1 {
+			t.Fatalf("%d Services besides the headless one, want one for clients", len(clients))
+		}
+		spec := decodeSpec[serviceSpec](t, clients[0])
+		if spec.ClusterIP == "None" || spec.PublishNotReadyAddresses {
+			t.Errorf("Service %s is headless or sends clients to servers that are not ready", clients[0].Metadata.Name)
+		}
+		if !(labelSelector{spec.Selector}).selects(podLabels) {
+			t.Errorf("Service %s selects %v, which the pods %v lack", clients[0].Metadata.Name, spec.Selector, podLabels)
+		}
+		_, clientPort := splitAddr(t, cfg.Servers[0].Addr)
+		admin := adminPort(t, cfg)
+		var ports []int
+		for _, p := range spec.Ports {
+			if c.port(p.TargetPort) == admin {
+				t.Errorf("Service %s exposes the admin port, which shows client locations", clients[0].Metadata.Name)
+			}
+			if c.port(p.TargetPort) == clientPort {
+				ports = append(ports, p.Port)
+			}
+		}
+		if len(ports) != 1 {
+			t.Errorf("Service %s: %d ports go to the client port %d, want 1", clients[0].Metadata.Name, len(ports), clientPort)
+		}
+	})
+
+	t.Run("disruption budget", func(t *testing.T) {
+		pdb := decodeSpec[podDisruptionBudgetSpec](t, k.one(t, "PodDisruptionBudget"))
+		if !pdb.Selector.selects(podLabels) {
+			t.Errorf("PodDisruptionBudget selects %v, which the pods %v lack", pdb.Selector.MatchLabels, podLabels)
+		}
+		if pdb.MaxUnavailable == nil || *pdb.MaxUnavailable != 1 || pdb.MinAvailable != nil {
+			t.Error("PodDisruptionBudget does not set maxUnavailable: 1 (one server down at a time)")
+		}
+	})
+
+	t.Run("servers spread over nodes", func(t *testing.T) {
+		anti := pod.Affinity.PodAntiAffinity
+		terms := anti.Required
+		for _, p := range anti.Preferred {
+			terms = append(terms, p.PodAffinityTerm)
+		}
+		if !slices.ContainsFunc(terms, func(term podAffinityTerm) bool {
+			return term.TopologyKey == "kubernetes.io/hostname" && term.LabelSelector.selects(podLabels)
+		}) {
+			t.Error("no pod anti-affinity by kubernetes.io/hostname that selects the herd's pods")
 		}
 	})
 
