@@ -170,7 +170,7 @@ func up(ctx context.Context, env *Env, cfg *config.Config, servers []config.Serv
 		}
 		if probe(s.Addr) != stateUp {
 			failed = append(failed, s.Name)
-			fmt.Fprintf(env.Stdout, "%-10s FAILED: %s; see %s\n", s.Name, whyNotUp(st, s.Addr), st.outPath)
+			fmt.Fprintf(env.Stdout, "%-10s FAILED: %s; see %s\n", s.Name, whyNotUp(st, s.Addr), shortPath(st.outPath))
 			continue
 		}
 		logPath := filepath.Join(cfg.LogDir, s.Name+".log")
@@ -181,12 +181,24 @@ func up(ctx context.Context, env *Env, cfg *config.Config, servers []config.Serv
 		if reach := s.AdminReach(); reach != "" {
 			admin = ", status page http://" + reach + "/"
 		}
-		fmt.Fprintf(env.Stdout, "%-10s up on %s (pid %d), log %s%s\n", s.Name, s.Addr, pid, logPath, admin)
+		fmt.Fprintf(env.Stdout, "%-10s up on %s (pid %d), log %s%s\n", s.Name, s.Addr, pid, shortPath(logPath), admin)
 	}
 	if len(failed) > 0 {
 		return fmt.Errorf("up: %s did not start", strings.Join(failed, ", "))
 	}
 	return nil
+}
+
+// shortPath names a file below the working directory relative to it.
+func shortPath(p string) string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return p
+	}
+	if rel, err := filepath.Rel(wd, p); err == nil && filepath.IsLocal(rel) {
+		return rel
+	}
+	return p
 }
 
 // start runs 'herd serve NAME' as a background process in its own session,
