@@ -60,12 +60,22 @@ func startSolo(t *testing.T, limits string) *soloServer {
 	}
 }
 
+// waitExit fails the test unless the server exits soon after what.
+func (s *soloServer) waitExit(t *testing.T, what string) {
+	t.Helper()
+	select {
+	case <-s.exited:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the server still runs after %s", what)
+	}
+}
+
 // TestDownStopsAServerWithoutPIDFile covers 'herd up' killed after it
 // started a server but before it wrote the server's pid file: 'herd down'
 // finds the server by the status file the server writes itself.
 func TestDownStopsAServerWithoutPIDFile(t *testing.T) {
 	solo := startSolo(t, "")
-	cfgPath, run, exited := solo.cfgPath, solo.run, solo.exited
+	cfgPath, run := solo.cfgPath, solo.run
 	if _, err := os.Stat(pidFile(run, "Solo")); err == nil {
 		t.Fatal("a pid file exists; the test needs none")
 	}
@@ -78,11 +88,7 @@ func TestDownStopsAServerWithoutPIDFile(t *testing.T) {
 	if !strings.Contains(out.String(), "Solo") || !strings.Contains(out.String(), "stopped") {
 		t.Errorf("herd down printed %q; want Solo stopped", out.String())
 	}
-	select {
-	case <-exited:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the server still runs after herd down")
-	}
+	solo.waitExit(t, "herd down")
 }
 
 // TestUpAndStatus_TellAServerFromAnotherListener covers a server's address
@@ -384,11 +390,7 @@ func TestDayTwo_AgreeAboutAServerFromAnotherRunDir(t *testing.T) {
 			t.Errorf("herd %s from another run_dir: err %v, printed\n%s\nwant %q", tc.command, err, out, tc.want)
 		}
 	}
-	select {
-	case <-solo.exited:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the server still runs after herd down from another run_dir")
-	}
+	solo.waitExit(t, "herd down from another run_dir")
 }
 
 func TestListenerPID(t *testing.T) {

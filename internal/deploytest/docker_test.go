@@ -248,7 +248,7 @@ func parseDockerRun(t *testing.T, where string, words []string) dockerRun {
 
 // mount is a -v option: a named volume or a file or folder of the host.
 type mount struct {
-	source, target string
+	source, target  string
 	named, readOnly bool
 }
 
