@@ -32,10 +32,10 @@ const (
 	probeTimeout = time.Second
 )
 
-// dayTwo parses the flags and names of up, down, restart and status: the
+// parseServerArgs parses the flags and names of up, down, restart and status: the
 // configuration, and the servers named in it, or all of them when no name
 // is given. An unknown name is an error that lists the known ones.
-func dayTwo(env *Env, command, summary string, args []string) (*config.Config, []config.Server, error) {
+func parseServerArgs(env *Env, command, summary string, args []string) (*config.Config, []config.Server, error) {
 	fs, cfgPath := newFlagSet(env, command, "[NAME...]", summary+"\nWith names, only those servers; without, every server in the configuration.")
 	if err := fs.Parse(args); err != nil {
 		return nil, nil, err
@@ -80,7 +80,7 @@ func selectServers(cfg *config.Config, names []string) ([]config.Server, error) 
 }
 
 func runUp(ctx context.Context, env *Env, args []string) error {
-	cfg, servers, err := dayTwo(env, "up", "Start servers as background processes and wait until each answers.\nServers already up are left alone.", args)
+	cfg, servers, err := parseServerArgs(env, "up", "Start servers as background processes and wait until each answers.\nServers already up are left alone.", args)
 	if err != nil {
 		return err
 	}
@@ -88,7 +88,7 @@ func runUp(ctx context.Context, env *Env, args []string) error {
 }
 
 func runDown(ctx context.Context, env *Env, args []string) error {
-	cfg, servers, err := dayTwo(env, "down", "Stop servers: SIGTERM, then SIGKILL after a grace period.", args)
+	cfg, servers, err := parseServerArgs(env, "down", "Stop servers: SIGTERM, then SIGKILL after a grace period.", args)
 	if err != nil {
 		return err
 	}
@@ -96,7 +96,7 @@ func runDown(ctx context.Context, env *Env, args []string) error {
 }
 
 func runRestart(ctx context.Context, env *Env, args []string) error {
-	cfg, servers, err := dayTwo(env, "restart", "Stop servers as down does, then start them as up does.", args)
+	cfg, servers, err := parseServerArgs(env, "restart", "Stop servers as down does, then start them as up does.", args)
 	if err != nil {
 		return err
 	}
@@ -287,7 +287,7 @@ func down(ctx context.Context, env *Env, cfg *config.Config, servers []config.Se
 }
 
 func runStatus(_ context.Context, env *Env, args []string) error {
-	cfg, servers, err := dayTwo(env, "status", "Show which servers are up and which peer links are connected.", args)
+	cfg, servers, err := parseServerArgs(env, "status", "Show which servers are up and which peer links are connected.", args)
 	if err != nil {
 		return err
 	}
