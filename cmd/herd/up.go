@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/herd-dev/herd/internal/config"
+	"github.com/herd-dev/herd/internal/server"
 )
 
 const (
@@ -400,12 +401,10 @@ const (
 	stateNotAnswered                    // something listens, but no herd server answers
 )
 
-// probeLine is an invalid command: a herd server answers it "? herd-probe",
-// which no other kind of listener would.
-const probeLine = "herd-probe"
-
 // probe tells a herd server on addr from nothing there, and from something
-// else (another program, or a hung server) holding the address.
+// else (another program, or a hung server) holding the address: a herd
+// server answers server.ProbeLine "? herd-probe", which no other kind of
+// listener would.
 func probe(addr string) serverState {
 	c, err := net.DialTimeout("tcp", addr, dialTimeout)
 	if err != nil {
@@ -413,11 +412,11 @@ func probe(addr string) serverState {
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(probeTimeout))
-	if _, err := c.Write([]byte(probeLine + "\n")); err != nil {
+	if _, err := c.Write([]byte(server.ProbeLine + "\n")); err != nil {
 		return stateNotAnswered
 	}
 	reply, err := bufio.NewReader(c).ReadString('\n')
-	if err != nil || reply != "? "+probeLine+"\n" {
+	if err != nil || reply != "? "+server.ProbeLine+"\n" {
 		return stateNotAnswered
 	}
 	return stateUp
