@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -127,5 +128,21 @@ func TestClient_Limits(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A huge line is logged cut, with its length, in and out.
+func TestClient_HugeLinesAreLoggedCut(t *testing.T) {
+	var logs bytes.Buffer
+	huge := "FOO " + strings.Repeat("x", 60<<10)
+	replies, _ := converse(t, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))}, huge)
+	if replies != "? "+huge+"\n" {
+		t.Fatalf("reply is %d bytes; want the whole line echoed", len(replies))
+	}
+	if logs.Len() > 4*maxLoggedClientLine {
+		t.Errorf("logging a %d-byte line in and out took %d bytes of log; want about %d", len(huge), logs.Len(), 2*maxLoggedClientLine)
+	}
+	if n := strings.Count(logs.String(), fmt.Sprintf("line_bytes=%d", len(huge))); n != 1 {
+		t.Errorf("%d records give the line's length; want 1 (in)\n%s", n, logs.String())
 	}
 }

@@ -9,10 +9,11 @@ import (
 
 // The server logs every line it reads and writes, as SPEC.md requires:
 //
-//	msg=in|out remote=ADDR line=LINE [body=JSON]            client traffic, Info
+//	msg=in|out remote=ADDR line=LINE [line_bytes=N] [body=JSON]  client traffic, Info
 //	msg=in|out peer=NAME lines=LINES [stored=N duplicates=N] peer traffic
 //
-// A client record holds one line. A peer record holds the messages of one
+// A client record holds one line, its first maxLoggedClientLine bytes if it
+// is longer (line_bytes then says how long it was). A peer record holds the messages of one
 // write or read, newline-separated, split into records of at most
 // maxLogLines bytes so that no record passes the line limits of log
 // collectors (Docker's 16 KiB, journald's 48 KiB). Peer records that carry
@@ -24,6 +25,12 @@ import (
 // maxLogLines is the most bytes of peer lines one log record carries.
 const maxLogLines = 8 << 10
 
+// maxLoggedClientLine is the most of a client's line a record carries; a
+// longer one is logged cut, with line_bytes giving its length, so that a
+// client sending huge lines cannot fill the disk with them twice over (in,
+// and its "? line" out).
+const maxLoggedClientLine = 1 << 10
+
 // logClientLine logs a line a client sent or was sent (msg "in" or "out")
 // at time now, with the body that follows it, if any.
 func (s *Server) logClientLine(now time.Time, msg, remote string, line slog.Value, body []byte) {
@@ -32,7 +39,11 @@ func (s *Server) logClientLine(now time.Time, msg, remote string, line slog.Valu
 		return
 	}
 	r := slog.NewRecord(now, slog.LevelInfo, msg, 0)
-	r.AddAttrs(slog.String("remote", remote), slog.Attr{Key: "line", Value: line})
+	if b, ok := line.Any().([]byte); ok && line.Kind() == slog.KindAny && len(b) > maxLoggedClientLine {
+		r.AddAttrs(slog.String("remote", remote), slog.Any("line", b[:maxLoggedClientLine]), slog.Int("line_bytes", len(b)))
+	} else {
+		r.AddAttrs(slog.String("remote", remote), slog.Attr{Key: "line", Value: line})
+	}
 	if body != nil {
 		r.AddAttrs(slog.Any("body", body))
 	}
