@@ -223,6 +223,12 @@ func TestMetricsMoveAsCommandsArrive(t *testing.T) {
 		{server: "A", metric: "herd_connections_open", want: 2, atLeast: true}, // our client and B's link
 		{server: "A", metric: "herd_connections_refused_total", want: 0},
 		{server: "A", metric: "go_goroutines", want: 1, atLeast: true},
+		{server: "A", metric: "herd_peer_updates_total", labels: []string{"peer", "B", "direction", "out"}, want: 1},
+		{server: "B", metric: "herd_peer_updates_total", labels: []string{"peer", "A", "direction", "in"}, want: 1},
+		{server: "A", metric: "herd_peer_bytes_total", labels: []string{"peer", "B", "direction", "out"}, want: 80, atLeast: true},
+		{server: "B", metric: "herd_peer_bytes_total", labels: []string{"peer", "A", "direction", "in"}, want: 80, atLeast: true},
+		{server: "B", metric: "herd_peer_last_update_age_seconds", labels: []string{"peer", "A"}, want: 0, atLeast: true},
+		{server: "B", metric: "herd_propagation_seconds", labels: []string{"peer", "A"}, want: 1},
 	})
 }
 
@@ -375,7 +381,7 @@ func TestStatusJSON(t *testing.T) {
 	}{
 		{"status", keys(shape), "addr clients counters head_seq links locations name ready recent time"},
 		{"counters", keys(shape["counters"]), "catchup_received catchup_sent conns_open conns_refused flood_dup flood_in flood_out iamat injected invalid places_errors whatsat"},
-		{"link", keys(shape["links"].([]any)[0]), "acked_seq addr behind in_up out_up peer reconnects sent_seq since"},
+		{"link", keys(shape["links"].([]any)[0]), "acked_seq addr behind bytes_in bytes_out in_up last_update_in out_up peer reconnects sent_seq since updates_in updates_out"},
 		{"update", keys(shape["recent"].([]any)[0]), "client from line seq"},
 	} {
 		if got := strings.Join(tc.got, " "); got != tc.want {

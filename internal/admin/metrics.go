@@ -36,6 +36,8 @@ type Metrics struct {
 	placesRequests *prometheus.CounterVec
 	placesSeconds  *prometheus.HistogramVec
 	placesHits     *prometheus.CounterVec
+
+	propagation *prometheus.HistogramVec
 }
 
 // latencyBuckets spans 10 µs to 10 s in half-decades: an IAMAT takes
@@ -73,6 +75,11 @@ func NewMetrics() *Metrics {
 			Name: "herd_places_cache_hits_total",
 			Help: "Places lookups answered from the cache, by provider.",
 		}, []string{"provider"}),
+		propagation: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "herd_propagation_seconds",
+			Help:    "Time from an IAMAT at the server that took it until this server stored the update, by the neighbor it came from (catch-up left out; as true as the servers' clocks agree).",
+			Buckets: latencyBuckets(),
+		}, []string{"peer"}),
 	}
 	for kind, outcomes := range server.Outcomes() {
 		m.commandLatency[kind] = m.commandSeconds.WithLabelValues(kind.String())
@@ -84,7 +91,7 @@ func NewMetrics() *Metrics {
 	m.registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.commands, m.commandSeconds, m.placesRequests, m.placesSeconds, m.placesHits,
+		m.commands, m.commandSeconds, m.placesRequests, m.placesSeconds, m.placesHits, m.propagation,
 	)
 	return m
 }
@@ -93,6 +100,11 @@ func NewMetrics() *Metrics {
 func (m *Metrics) Command(kind server.Kind, outcome server.Outcome, d time.Duration) {
 	m.commandCounts[kind][outcome].Inc()
 	m.commandLatency[kind].Observe(d.Seconds())
+}
+
+// Propagation implements server.Metrics.
+func (m *Metrics) Propagation(peer string, d time.Duration) {
+	m.propagation.WithLabelValues(peer).Observe(d.Seconds())
 }
 
 // observePlaces records one places lookup; its signature is places.Observer.
@@ -180,6 +192,7 @@ type stateCollector struct {
 	store  *store.Log
 
 	clients, linkUp, reconnects, backlog       *prometheus.Desc
+	peerUpdates, peerBytes, lastUpdateAge      *prometheus.Desc
 	floodMessages, floodDuplicates, catchUp    *prometheus.Desc
 	storeBytes, storeFsyncs, storeFsyncSeconds *prometheus.Desc
 	storeFailed                                *prometheus.Desc
@@ -200,6 +213,9 @@ func newStateCollector(s *server.Server, n *herd.Node, st *store.Log) *stateColl
 		backlog: desc("herd_peer_send_backlog",
 			"Records this server has stored that the peer has not acknowledged (head minus acknowledged sequence). Links keep a cursor instead of a queue, so this is the herd's send-queue depth; it costs no memory.",
 			"peer"),
+		peerUpdates:        desc("herd_peer_updates_total", "Updates sent to (direction=out) and received from (in) each neighbor.", "peer", "direction"),
+		peerBytes:          desc("herd_peer_bytes_total", "Bytes of change feed sent to (direction=out) and received from (in) each neighbor.", "peer", "direction"),
+		lastUpdateAge:      desc("herd_peer_last_update_age_seconds", "Seconds since an update last arrived from the neighbor; absent until one has.", "peer"),
 		floodMessages:      desc("herd_flood_messages_total", "Records flooded over peer links: direction=in received, out sent.", "direction"),
 		floodDuplicates:    desc("herd_flood_duplicates_total", "Flooded records received that were not newer than the stored ones and were dropped."),
 		catchUp:            desc("herd_catchup_records_total", "Records exchanged to catch a link up after it (re)opened, by direction (sent, received).", "direction"),
@@ -215,7 +231,7 @@ func newStateCollector(s *server.Server, n *herd.Node, st *store.Log) *stateColl
 // Describe implements prometheus.Collector.
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		c.clients, c.linkUp, c.reconnects, c.backlog,
+		c.clients, c.linkUp, c.reconnects, c.backlog, c.peerUpdates, c.peerBytes, c.lastUpdateAge,
 		c.floodMessages, c.floodDuplicates, c.catchUp,
 		c.storeBytes, c.storeFsyncs, c.storeFsyncSeconds, c.storeFailed,
 		c.connectionsOpen, c.connectionsRefused,
@@ -238,6 +254,13 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.linkUp, boolValue(l.InUp), l.Peer, "in")
 		counter(c.reconnects, float64(l.Reconnects), l.Peer)
 		gauge(c.backlog, float64(l.Behind), l.Peer)
+		counter(c.peerUpdates, float64(l.UpdatesOut), l.Peer, "out")
+		counter(c.peerUpdates, float64(l.UpdatesIn), l.Peer, "in")
+		counter(c.peerBytes, float64(l.BytesOut), l.Peer, "out")
+		counter(c.peerBytes, float64(l.BytesIn), l.Peer, "in")
+		if !l.LastUpdateIn.IsZero() {
+			gauge(c.lastUpdateAge, time.Since(l.LastUpdateIn).Seconds(), l.Peer)
+		}
 	}
 	s := c.server.Stats()
 	counter(c.floodMessages, float64(s.FloodIn), "in")

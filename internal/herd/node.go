@@ -37,6 +37,7 @@ package herd
 import (
 	"errors"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/herd-dev/herd/internal/wire"
@@ -98,6 +99,21 @@ func (r *Record) Client() string { return r.Line[r.clientStart:r.clientEnd] }
 
 // Time returns the client's own time for this location.
 func (r *Record) Time() wire.Time { return wire.Time{Sec: r.sec, Nsec: r.nsec} }
+
+// ReceivedAt returns when the server that took the client's IAMAT received
+// it (the client's time plus the AT line's skew); ok is false if the skew
+// cannot say.
+func (r *Record) ReceivedAt() (t wire.Time, ok bool) {
+	afterServer := strings.IndexByte(r.Line[len("AT "):], ' ')
+	if afterServer < 0 {
+		return wire.Time{}, false
+	}
+	skew := r.Line[len("AT ")+afterServer+1:]
+	if end := strings.IndexByte(skew, ' '); end >= 0 {
+		skew = skew[:end]
+	}
+	return wire.ReceiveTime(r.Time(), []byte(skew))
+}
 
 // Location parses the record's location field.
 func (r *Record) Location() wire.Location {
@@ -258,7 +274,8 @@ func (n *Node) offerClientLocked(rec *Record) (bool, error) {
 
 // OfferFrom applies a batch of records read from neighbor peer's change
 // sequence and advances the node's cursor for peer to cur. It returns how
-// many records were new.
+// many records were new; each of those is given its sequence number, and
+// the others keep Seq 0.
 func (n *Node) OfferFrom(peer string, cur Cursor, recs []*Record) (stored int) {
 	n.mu.Lock()
 	defer n.mu.Unlock()

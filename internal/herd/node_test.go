@@ -519,3 +519,20 @@ func TestNode_MaxClients(t *testing.T) {
 		t.Errorf("a neighbor's record for a new client: stored %d, %d clients; want it stored", got, n.Len())
 	}
 }
+
+func TestRecord_ReceivedAt(t *testing.T) {
+	tests := []struct {
+		line string
+		want wire.Time
+		ok   bool
+	}{
+		{"AT Alford +0.263873386 kiwi +34.068930-118.445127 1479413884.392014450", wire.Time{Sec: 1479413884, Nsec: 655887836}, true},
+		{"AT Alford -1.500000000 kiwi +1+1 10.0", wire.Time{Sec: 8, Nsec: 500000000}, true},
+	}
+	for _, tt := range tests {
+		got, ok := NewRecord([]byte(tt.line), mustParse(t, tt.line)).ReceivedAt()
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("ReceivedAt of %q = %+v, %v; want %+v, %v", tt.line, got, ok, tt.want, tt.ok)
+		}
+	}
+}

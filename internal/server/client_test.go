@@ -24,6 +24,8 @@ func (m *recordedMetrics) Command(k Kind, o Outcome, _ time.Duration) {
 	m.seen = append(m.seen, k.String()+"/"+o.String())
 }
 
+func (m *recordedMetrics) Propagation(string, time.Duration) {}
+
 // converse sends lines to a fresh connection and returns what it answered
 // and what it reported to metrics.
 func converse(t *testing.T, opt Options, lines ...string) (replies string, reported []string) {

@@ -88,7 +88,7 @@ func (c *acceptedConn) receiveFeed(h peer.Hello, sess *peer.Session) {
 	updates := 0
 	flush := func() {
 		a := r.apply()
-		s.applied(a)
+		s.applied(l, a)
 		if len(lines) > 0 {
 			s.logPeerLines(time.Now(), heartbeatLevel(updates+a.received), "in", h.From, lines,
 				slog.Int("stored", a.stored), slog.Int("duplicates", a.received-a.stored))
@@ -103,6 +103,7 @@ func (c *acceptedConn) receiveFeed(h peer.Hello, sess *peer.Session) {
 			return
 		}
 		lines = append(append(lines, line...), '\n')
+		l.bytesIn.Add(uint64(len(line) + 1))
 		if bytes.HasPrefix(line, []byte(peer.KeyAT+" ")) {
 			updates++
 		}
@@ -116,11 +117,23 @@ func (c *acceptedConn) receiveFeed(h peer.Hello, sess *peer.Session) {
 	}
 }
 
-// applied counts what one applied batch of a neighbor's feed did.
-func (s *Server) applied(a appliedBatch) {
+// applied counts what one applied batch of a neighbor's feed did, and how
+// long its new updates took to get here.
+func (s *Server) applied(l *link, a appliedBatch) {
+	if a.received == 0 {
+		return
+	}
 	s.stats.FloodIn.Add(uint64(a.received))
 	s.stats.FloodDup.Add(uint64(a.received - a.stored))
 	s.stats.CatchUpReceived.Add(uint64(a.catchUp))
+	now := time.Now()
+	l.updatesIn.Add(uint64(a.received))
+	l.lastUpdateIn.Store(now.UnixNano())
+	for _, rec := range a.new {
+		if at, ok := rec.ReceivedAt(); ok {
+			s.opt.Metrics.Propagation(l.peer, time.Duration(now.UnixNano()-at.Sec*1e9-int64(at.Nsec)))
+		}
+	}
 }
 
 // sendAcks tells the neighbor, every heartbeat, how far its feed has been
@@ -168,12 +181,18 @@ type feedReceiver struct {
 	batch   []*herd.Record // sealed, not yet applied
 	last    uint64         // the cursor after them
 	catchUp int
+	stored  []*herd.Record // of the last batch applied, those stored
 
 	applied atomic.Uint64 // the cursor of the last applied batch, for ACKs
 }
 
 // appliedBatch is what applying one batch did.
-type appliedBatch struct{ received, stored, catchUp int }
+type appliedBatch struct {
+	received, stored, catchUp int
+	// new holds the records stored, until the next apply. Catch-up
+	// records are left out: they did not come as they happened.
+	new []*herd.Record
+}
 
 func newFeedReceiver(node *herd.Node, h peer.Hello, sess *peer.Session) *feedReceiver {
 	r := &feedReceiver{node: node, sess: sess, from: h.From, epoch: h.Epoch, head: h.Head,
@@ -232,6 +251,15 @@ func (r *feedReceiver) apply() appliedBatch {
 	}
 	stored := r.node.OfferFrom(r.from, herd.Cursor{Epoch: r.epoch, Seq: r.last}, r.batch)
 	a := appliedBatch{received: len(r.batch), stored: stored, catchUp: r.catchUp}
+	if r.catchUp == 0 && stored > 0 {
+		r.stored = r.stored[:0]
+		for _, rec := range r.batch {
+			if rec.Seq != 0 { // numbered: stored
+				r.stored = append(r.stored, rec)
+			}
+		}
+		a.new = r.stored
+	}
 	r.batch, r.catchUp = r.batch[:0], 0
 	r.applied.Store(r.last)
 	return a

@@ -23,6 +23,14 @@ type LinkStatus struct {
 	Acked      uint64    `json:"acked_seq"` // and acknowledged
 	Behind     uint64    `json:"behind"`    // our head minus Acked
 	LastError  string    `json:"last_error,omitempty"`
+
+	UpdatesOut uint64 `json:"updates_out"` // updates sent to the neighbor
+	BytesOut   uint64 `json:"bytes_out"`   // bytes of feed sent
+	UpdatesIn  uint64 `json:"updates_in"`  // updates received from it
+	BytesIn    uint64 `json:"bytes_in"`    // bytes of feed received
+	// LastUpdateIn is when an update last arrived from the neighbor; zero
+	// if none has since this server started.
+	LastUpdateIn time.Time `json:"last_update_in"`
 }
 
 // link is what a server knows of its two links with one neighbor: its own
@@ -36,6 +44,10 @@ type link struct {
 	since       atomic.Int64 // Unix nanoseconds when the outbound link last went up or down
 	reconnects  atomic.Uint64
 	sent, acked atomic.Uint64 // our sequence numbers last sent and acknowledged
+
+	updatesOut, bytesOut atomic.Uint64
+	updatesIn, bytesIn   atomic.Uint64
+	lastUpdateIn         atomic.Int64 // Unix nanoseconds
 
 	refusals throttle // warnings that the neighbor refused the link
 
@@ -96,6 +108,11 @@ func (l *link) status(head uint64) LinkStatus {
 		OutUp: l.outUp.Load(), InUp: l.inUp.Load(),
 		Reconnects: l.reconnects.Load(),
 		Sent:       l.sent.Load(), Acked: l.acked.Load(),
+		UpdatesOut: l.updatesOut.Load(), BytesOut: l.bytesOut.Load(),
+		UpdatesIn: l.updatesIn.Load(), BytesIn: l.bytesIn.Load(),
+	}
+	if last := l.lastUpdateIn.Load(); last != 0 {
+		st.LastUpdateIn = time.Unix(0, last)
 	}
 	if since := l.since.Load(); since != 0 {
 		st.Since = time.Unix(0, since)

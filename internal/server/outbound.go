@@ -278,6 +278,8 @@ func (s *Server) writeBatch(conn net.Conn, l *link, b feedBatchOut) error {
 	}
 	s.stats.FloodOut.Add(uint64(b.records))
 	s.stats.CatchUpSent.Add(uint64(b.catchUp))
+	l.updatesOut.Add(uint64(b.records))
+	l.bytesOut.Add(uint64(len(b.lines)))
 	l.sent.Store(b.cursor)
 	return nil
 }

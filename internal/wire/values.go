@@ -100,6 +100,29 @@ func AppendSkew(dst []byte, received, sent Time) []byte {
 	return append(dst, frac[:]...)
 }
 
+// ReceiveTime inverts AppendSkew: from a client's time and the skew in the
+// AT line a server made for it, it returns when that server received the
+// IAMAT. ok is false for a malformed skew, or one too large to add.
+func ReceiveTime(sent Time, skew []byte) (received Time, ok bool) {
+	const maxDigits = 18 // keeps every sum below 2^63
+	if !validSkew(skew) || len(skew) > 1+maxDigits+1+9 || sent.Sec > 1e18 || sent.Sec < -1e18 {
+		return Time{}, false
+	}
+	var sec, nsec int64
+	for _, c := range skew[1 : len(skew)-10] {
+		sec = 10*sec + int64(c-'0')
+	}
+	for _, c := range skew[len(skew)-9:] {
+		nsec = 10*nsec + int64(c-'0')
+	}
+	if skew[0] == '-' {
+		sec, nsec = -sec, -nsec
+	}
+	received = UnixTime(int64(sent.Nsec) + nsec)
+	received.Sec += sent.Sec + sec
+	return received, true
+}
+
 func appendUint(dst []byte, v uint64) []byte {
 	var b [20]byte
 	i := len(b)

@@ -125,6 +125,26 @@ func TestAppendAT(t *testing.T) {
 	}
 }
 
+func TestReceiveTime_InvertsAppendSkew(t *testing.T) {
+	tests := []struct{ received, sent Time }{
+		{Time{Sec: 1479413884, Nsec: 656263836}, Time{Sec: 1479413884, Nsec: 392014450}},
+		{Time{Sec: 1479413884, Nsec: 1}, Time{Sec: 1479413885, Nsec: 999999999}}, // client ahead
+		{Time{Sec: 1700000000}, Time{Sec: 0}},
+		{Time{Sec: 5}, Time{Sec: 5}},
+	}
+	for _, tt := range tests {
+		skew := AppendSkew(nil, tt.received, tt.sent)
+		if got, ok := ReceiveTime(tt.sent, skew); !ok || got != tt.received {
+			t.Errorf("ReceiveTime(%+v, %q) = %+v, %v; want %+v", tt.sent, skew, got, ok, tt.received)
+		}
+	}
+	for _, bad := range []string{"", "+1", "0.000000000", "+1.00000000", "+1234567890123456789.000000000"} {
+		if _, ok := ReceiveTime(Time{Sec: 1}, []byte(bad)); ok {
+			t.Errorf("ReceiveTime of skew %q succeeded", bad)
+		}
+	}
+}
+
 func TestTime_Add(t *testing.T) {
 	tests := []struct {
 		t     Time
