@@ -48,8 +48,11 @@ func TestOutsideClient_ReadOnceGetsTheWholeReply(t *testing.T) {
 	for _, provider := range []string{config.ProviderOffline, config.ProviderGoogle} {
 		t.Run(provider, func(t *testing.T) {
 			h := herdtest.Start(t, herdtest.Options{
-				Topology:  map[string][]string{"Solo": nil},
-				Configure: func(c *config.Config) { c.Places.Provider = provider },
+				Topology: map[string][]string{"Solo": nil},
+				Configure: func(c *config.Config) {
+					c.Places.Provider = provider
+					c.Limits.MaxClientIDBytes = 16 << 10
+				},
 			})
 			addr := h.Addr("Solo")
 			h.Dial("Solo").Ask("IAMAT kiwi.cs.ucla.edu +34.068930-118.445127 " + nowTime())

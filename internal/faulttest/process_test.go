@@ -409,7 +409,7 @@ func TestLongestClientID_TakenFloodedAndRecovered(t *testing.T) {
 		t.Skip("runs herd processes and a crash; skipped with -short")
 	}
 	limit := config.MaxLineBytesLimit
-	ph := startProcHerd(t, pair, fmt.Sprintf("limits:\n  max_line_bytes: %d\n", limit))
+	ph := startProcHerd(t, pair, fmt.Sprintf("limits:\n  max_line_bytes: %d\n  max_client_id_bytes: %d\n", limit, limit))
 	ph.waitLinksUp(10 * time.Second)
 
 	loc, ct := "+1+1", nowTime()

@@ -16,6 +16,7 @@ import (
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
 	"github.com/rs/zerolog"
 
+	"github.com/herd-dev/herd/internal/config"
 	"github.com/herd-dev/herd/internal/herdtest"
 	"github.com/herd-dev/herd/internal/peer"
 )
@@ -572,7 +573,7 @@ func TestPartition_HealsAndConverges(t *testing.T) {
 // limits.max_line_bytes) in about two seconds; it must get there, and so
 // must every update behind it, however many times the link is re-opened.
 func TestSlowLink_LargeRecordAndEverythingBehindItCross(t *testing.T) {
-	m, h := startMeshHerd(t, herdtest.Options{Topology: pair})
+	m, h := startMeshHerd(t, herdtest.Options{Topology: pair, Configure: func(c *config.Config) { c.Limits.MaxClientIDBytes = 64 << 10 }})
 	waitLinks(t, h, []string{"Front", "Back"}, true, 10*time.Second)
 	for _, l := range m.links() {
 		m.addToxic(l, "slow_up", "bandwidth", "upstream", 1, map[string]int{"rate": 32})
