@@ -15,7 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/herd-dev/herd/internal/config"
 	"github.com/herd-dev/herd/internal/herd"
 	"github.com/herd-dev/herd/internal/store"
 	"github.com/herd-dev/herd/internal/wire"
@@ -52,7 +51,7 @@ type MemoryResult struct {
 // it in a fresh process (see Options.Reexec) for a clean figure.
 func MeasureMemory(ctx context.Context, clients int, dir string) (MemoryResult, error) {
 	res := MemoryResult{Clients: clients}
-	log, err := store.Open(dir, store.Options{Fsync: config.FsyncEverySec})
+	log, err := store.Open(dir, store.Options{Fsync: store.FsyncEverySec})
 	if err != nil {
 		return res, err
 	}

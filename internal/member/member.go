@@ -99,7 +99,10 @@ func Open(ctx context.Context, cfg *config.Config, name string, o Overrides) (m 
 	}
 	m.Logger = slog.New(logfmt.NewHandler(out, nil)).With("server", name)
 
-	m.Store, err = store.Open(filepath.Join(cfg.DataDir, name), store.Options{Fsync: cfg.Fsync, Logger: m.Logger})
+	fsync := map[string]store.FsyncMode{
+		config.FsyncAlways: store.FsyncAlways, config.FsyncEverySec: store.FsyncEverySec, config.FsyncNo: store.FsyncNo,
+	}[cfg.Fsync] // Validate accepts no other value
+	m.Store, err = store.Open(filepath.Join(cfg.DataDir, name), store.Options{Fsync: fsync, Logger: m.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("member: data_dir: %w", err)
 	}

@@ -10,7 +10,7 @@ import (
 // group commit has company.
 func BenchmarkAppendCommit(b *testing.B) {
 	for _, mode := range modes {
-		b.Run(mode, func(b *testing.B) {
+		b.Run(mode.String(), func(b *testing.B) {
 			l, _, _ := openReplay(b, b.TempDir(), mode)
 			b.SetBytes(120)
 			b.SetParallelism(4)

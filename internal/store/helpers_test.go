@@ -47,7 +47,7 @@ func (c *logCapture) lines(level string) []string {
 
 // open opens dir with the given fsync mode, capturing its log, and closes it
 // at the end of the test.
-func open(t testing.TB, dir, fsync string) (*store.Log, *logCapture) {
+func open(t testing.TB, dir string, fsync store.FsyncMode) (*store.Log, *logCapture) {
 	t.Helper()
 	capture := &logCapture{}
 	l, err := store.Open(dir, store.Options{
@@ -62,7 +62,7 @@ func open(t testing.TB, dir, fsync string) (*store.Log, *logCapture) {
 }
 
 // openReplay opens dir and returns the log and copies of the replayed entries.
-func openReplay(t testing.TB, dir, fsync string) (*store.Log, [][]byte, *logCapture) {
+func openReplay(t testing.TB, dir string, fsync store.FsyncMode) (*store.Log, [][]byte, *logCapture) {
 	t.Helper()
 	l, capture := open(t, dir, fsync)
 	var got [][]byte

@@ -10,8 +10,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/herd-dev/herd/internal/config"
 )
 
 // Errors reported by the store; test for them with errors.Is.
@@ -33,11 +31,35 @@ const syncInterval = time.Second
 // maxSpareBuffer caps the write buffer kept for reuse after a large burst.
 const maxSpareBuffer = 4 << 20
 
+// FsyncMode says when a Log fsyncs its segments; see the package
+// documentation for what each mode risks.
+type FsyncMode uint8
+
+// The fsync modes. The zero value is FsyncEverySec.
+const (
+	FsyncEverySec FsyncMode = iota // fsync once a second in the background
+	FsyncAlways                    // fsync before Commit returns
+	FsyncNo                        // never fsync on its own
+)
+
+// String returns the mode's name in the configuration: "everysec",
+// "always" or "no".
+func (m FsyncMode) String() string {
+	switch m {
+	case FsyncEverySec:
+		return "everysec"
+	case FsyncAlways:
+		return "always"
+	case FsyncNo:
+		return "no"
+	}
+	return fmt.Sprintf("FsyncMode(%d)", uint8(m))
+}
+
 // Options configures a Log.
 type Options struct {
-	// Fsync is config.FsyncAlways, config.FsyncEverySec or config.FsyncNo;
-	// empty means config.FsyncEverySec.
-	Fsync string
+	// Fsync is when to fsync; the zero value is FsyncEverySec.
+	Fsync FsyncMode
 	// Logger receives recovery and I/O error reports; nil discards them.
 	Logger *slog.Logger
 }
@@ -147,16 +169,8 @@ type Stats struct {
 // Leftover temporary files and files made obsolete by the latest snapshot are
 // removed. The caller must call Replay next, even on a new directory.
 func Open(dir string, opts Options) (*Log, error) {
-	var syncOnCommit, background bool
-	switch opts.Fsync {
-	case config.FsyncAlways:
-		syncOnCommit, background = true, true
-	case config.FsyncEverySec, "":
-		background = true
-	case config.FsyncNo:
-	default:
-		return nil, fmt.Errorf("store: fsync mode %q is not one of %s, %s, %s",
-			opts.Fsync, config.FsyncAlways, config.FsyncEverySec, config.FsyncNo)
+	if opts.Fsync > FsyncNo {
+		return nil, fmt.Errorf("store: unknown fsync mode %v", opts.Fsync)
 	}
 	logger := opts.Logger
 	if logger == nil {
@@ -177,7 +191,7 @@ func Open(dir string, opts Options) (*Log, error) {
 	l := &Log{
 		dir:          dir,
 		logger:       logger.With("dir", dir),
-		syncOnCommit: syncOnCommit,
+		syncOnCommit: opts.Fsync == FsyncAlways,
 		lockFile:     lockFile,
 		kick:         make(chan struct{}, 1),
 		stop:         make(chan struct{}),
@@ -189,7 +203,7 @@ func Open(dir string, opts Options) (*Log, error) {
 	}
 	l.wg.Add(1)
 	go l.flushLoop()
-	if background {
+	if opts.Fsync != FsyncNo {
 		l.wg.Add(1)
 		go l.syncLoop()
 	}

@@ -10,12 +10,11 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/herd-dev/herd/internal/config"
 	"github.com/herd-dev/herd/internal/herdtest"
 	"github.com/herd-dev/herd/internal/store"
 )
 
-var modes = []string{config.FsyncAlways, config.FsyncEverySec, config.FsyncNo}
+var modes = []store.FsyncMode{store.FsyncAlways, store.FsyncEverySec, store.FsyncNo}
 
 func TestRoundTrip(t *testing.T) {
 	big := bytes.Repeat([]byte{0xA5}, store.MaxEntrySize)
@@ -38,7 +37,7 @@ func TestRoundTrip(t *testing.T) {
 	}
 	for _, tt := range tests {
 		for _, mode := range modes {
-			t.Run(tt.name+"/"+mode, func(t *testing.T) {
+			t.Run(tt.name+"/"+mode.String(), func(t *testing.T) {
 				dir := t.TempDir()
 				l, got, _ := openReplay(t, dir, mode)
 				wantEntries(t, got, nil)
@@ -62,7 +61,7 @@ func TestRoundTrip(t *testing.T) {
 
 func TestAppendPanicsOnMisuse(t *testing.T) {
 	dir := t.TempDir()
-	l, _ := open(t, dir, config.FsyncNo)
+	l, _ := open(t, dir, store.FsyncNo)
 	mustPanic(t, "Append before Replay", func() { l.Append([]byte("x")) })
 	if err := l.Replay(func([]byte) error { return nil }); err != nil {
 		t.Fatal(err)
@@ -85,11 +84,11 @@ func mustPanic(t *testing.T, what string, f func()) {
 
 func TestReplayStopsOnCallbackError(t *testing.T) {
 	dir := t.TempDir()
-	l, _, _ := openReplay(t, dir, config.FsyncNo)
+	l, _, _ := openReplay(t, dir, store.FsyncNo)
 	appendAll(t, l, strs("a", "b", "c")...)
 	mustClose(t, l)
 
-	l, _ = open(t, dir, config.FsyncNo)
+	l, _ = open(t, dir, store.FsyncNo)
 	stop := errors.New("stop")
 	var n int
 	err := l.Replay(func([]byte) error {
@@ -106,7 +105,7 @@ func TestReplayStopsOnCallbackError(t *testing.T) {
 
 func TestCloseSemantics(t *testing.T) {
 	dir := t.TempDir()
-	l, _, _ := openReplay(t, dir, config.FsyncNo)
+	l, _, _ := openReplay(t, dir, store.FsyncNo)
 	l.Append([]byte("flushed by Close"))
 	mustClose(t, l)
 	if err := l.Close(); err != nil {
@@ -119,7 +118,7 @@ func TestCloseSemantics(t *testing.T) {
 	if s := l.BeginSnapshot(); s != nil {
 		t.Error("BeginSnapshot after Close is not nil")
 	}
-	_, got, _ := openReplay(t, dir, config.FsyncNo)
+	_, got, _ := openReplay(t, dir, store.FsyncNo)
 	wantEntries(t, got, strs("flushed by Close"))
 }
 
@@ -128,7 +127,7 @@ func TestCloseSemantics(t *testing.T) {
 func TestConcurrentAppendCommit(t *testing.T) {
 	const goroutines, perG = 16, 300
 	for _, mode := range modes {
-		t.Run(mode, func(t *testing.T) {
+		t.Run(mode.String(), func(t *testing.T) {
 			dir := t.TempDir()
 			l, _, _ := openReplay(t, dir, mode)
 			var wg sync.WaitGroup
@@ -171,7 +170,7 @@ func TestConcurrentAppendCommit(t *testing.T) {
 // in the file, so that they survive SIGKILL.
 func TestCommitWritesToOS(t *testing.T) {
 	for _, mode := range modes {
-		t.Run(mode, func(t *testing.T) {
+		t.Run(mode.String(), func(t *testing.T) {
 			dir := t.TempDir()
 			l, _, _ := openReplay(t, dir, mode)
 			var want [][]byte
@@ -190,7 +189,7 @@ func TestCommitWritesToOS(t *testing.T) {
 // TestBackgroundFlush checks that entries nobody commits reach the OS soon.
 func TestBackgroundFlush(t *testing.T) {
 	dir := t.TempDir()
-	l, _, _ := openReplay(t, dir, config.FsyncEverySec)
+	l, _, _ := openReplay(t, dir, store.FsyncEverySec)
 	l.Append([]byte("from a peer"))
 	seg := onlySegment(t, dir)
 	want := int64(len(frame([]byte("from a peer"))))
@@ -205,7 +204,7 @@ func TestBackgroundFlush(t *testing.T) {
 
 func TestCommitFsyncAlways(t *testing.T) {
 	t.Run("sequential", func(t *testing.T) {
-		l, _, _ := openReplay(t, t.TempDir(), config.FsyncAlways)
+		l, _, _ := openReplay(t, t.TempDir(), store.FsyncAlways)
 		const n = 10
 		for i := range n {
 			appendAll(t, l, fmt.Appendf(nil, "%d", i))
@@ -226,7 +225,7 @@ func TestCommitFsyncAlways(t *testing.T) {
 		}
 	})
 	t.Run("group commit", func(t *testing.T) {
-		l, _, _ := openReplay(t, t.TempDir(), config.FsyncAlways)
+		l, _, _ := openReplay(t, t.TempDir(), store.FsyncAlways)
 		const goroutines, perG = 32, 20
 		var wg sync.WaitGroup
 		for g := range goroutines {
@@ -247,7 +246,7 @@ func TestCommitFsyncAlways(t *testing.T) {
 		t.Logf("%d commits, %d writes, %d fsyncs", s.Commits, s.Writes, s.Fsyncs)
 	})
 	t.Run("everysec does not fsync on commit", func(t *testing.T) {
-		l, _, _ := openReplay(t, t.TempDir(), config.FsyncEverySec)
+		l, _, _ := openReplay(t, t.TempDir(), store.FsyncEverySec)
 		appendAll(t, l, []byte("x"))
 		if s := l.Stats(); s.Writes != 1 || s.Fsyncs > 1 { // the background fsync may have run
 			t.Fatalf("Stats = %+v, want 1 write", s)
@@ -257,13 +256,13 @@ func TestCommitFsyncAlways(t *testing.T) {
 
 func TestEpoch(t *testing.T) {
 	dir := t.TempDir()
-	l, _, _ := openReplay(t, dir, config.FsyncNo)
+	l, _, _ := openReplay(t, dir, store.FsyncNo)
 	e1 := l.Epoch()
 	if e1 == 0 {
 		t.Fatal("Epoch is 0")
 	}
 	mustClose(t, l)
-	l, _, _ = openReplay(t, dir, config.FsyncNo)
+	l, _, _ = openReplay(t, dir, store.FsyncNo)
 	if e := l.Epoch(); e != e1 {
 		t.Fatalf("Epoch after reopen = %x, want %x", e, e1)
 	}
@@ -276,7 +275,7 @@ func TestEpoch(t *testing.T) {
 		t.Fatalf("RenewEpoch of a superseded epoch = %x, %v; want the current %x", again, err, renewed)
 	}
 	mustClose(t, l)
-	l, _, _ = openReplay(t, dir, config.FsyncNo)
+	l, _, _ = openReplay(t, dir, store.FsyncNo)
 	if e := l.Epoch(); e != renewed {
 		t.Fatalf("Epoch after a renewal and reopen = %x, want %x", e, renewed)
 	}
@@ -284,7 +283,7 @@ func TestEpoch(t *testing.T) {
 	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
 	}
-	l, _, _ = openReplay(t, dir, config.FsyncNo)
+	l, _, _ = openReplay(t, dir, store.FsyncNo)
 	if e := l.Epoch(); e == e1 || e == 0 {
 		t.Fatalf("Epoch of a wiped dir = %x, want a new non-zero one (old %x)", e, e1)
 	}
@@ -292,7 +291,7 @@ func TestEpoch(t *testing.T) {
 
 func TestLock(t *testing.T) {
 	dir := t.TempDir()
-	l, _ := open(t, dir, config.FsyncNo)
+	l, _ := open(t, dir, store.FsyncNo)
 	_, err := store.Open(dir, store.Options{})
 	if !errors.Is(err, store.ErrLocked) || !strings.Contains(err.Error(), dir) {
 		t.Fatalf("second Open = %v, want ErrLocked naming %s", err, dir)
@@ -306,7 +305,7 @@ func TestLock(t *testing.T) {
 }
 
 func TestOpenErrors(t *testing.T) {
-	if _, err := store.Open(t.TempDir(), store.Options{Fsync: "sometimes"}); err == nil || !strings.Contains(err.Error(), "sometimes") {
+	if _, err := store.Open(t.TempDir(), store.Options{Fsync: 7}); err == nil || !strings.Contains(err.Error(), "FsyncMode(7)") {
 		t.Errorf("Open with a bad fsync mode = %v", err)
 	}
 	dir := t.TempDir()
@@ -319,7 +318,7 @@ func TestOpenErrors(t *testing.T) {
 
 	// A META cut short must not quietly give the directory another epoch.
 	dir = t.TempDir()
-	l, _ := open(t, dir, config.FsyncNo)
+	l, _ := open(t, dir, store.FsyncNo)
 	mustClose(t, l)
 	meta, err := os.ReadFile(filepath.Join(dir, "META"))
 	if err != nil {
@@ -335,7 +334,7 @@ func TestOpenErrors(t *testing.T) {
 
 func TestErr_ReportsAFailedWrite(t *testing.T) {
 	dir := t.TempDir()
-	l, _, _ := openReplay(t, dir, "everysec")
+	l, _, _ := openReplay(t, dir, store.FsyncEverySec)
 	appendAll(t, l, []byte("before"))
 	if err := l.Err(); err != nil {
 		t.Fatalf("Err = %v on a working log; want nil", err)

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/herd-dev/herd/internal/config"
 	"github.com/herd-dev/herd/internal/store"
 )
 
@@ -21,7 +20,7 @@ import (
 func TestTornTail(t *testing.T) {
 	entries := strs("first", strings.Repeat("second ", 10), "the last entry, torn by a crash")
 	src := t.TempDir()
-	l, _, _ := openReplay(t, src, config.FsyncNo)
+	l, _, _ := openReplay(t, src, store.FsyncNo)
 	appendAll(t, l, entries...)
 	mustClose(t, l)
 	seg := onlySegment(t, src)
@@ -38,7 +37,7 @@ func TestTornTail(t *testing.T) {
 			if err := os.Truncate(filepath.Join(dir, filepath.Base(seg)), cut); err != nil {
 				t.Fatal(err)
 			}
-			l, got, capture := openReplay(t, dir, config.FsyncNo)
+			l, got, capture := openReplay(t, dir, store.FsyncNo)
 			wantEntries(t, got, entries[:2])
 			warns := capture.lines("WARN")
 			if cut == lastStart {
@@ -57,7 +56,7 @@ func TestTornTail(t *testing.T) {
 
 			appendAll(t, l, []byte("after recovery"))
 			mustClose(t, l)
-			_, got, capture = openReplay(t, dir, config.FsyncNo)
+			_, got, capture = openReplay(t, dir, store.FsyncNo)
 			wantEntries(t, got, append(entries[:2:2], []byte("after recovery")))
 			if w := capture.lines("WARN"); len(w) != 0 {
 				t.Fatalf("second reopen logged %q", w)
@@ -101,7 +100,7 @@ func TestCorruptMiddle(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			l, _, _ := openReplay(t, dir, config.FsyncNo)
+			l, _, _ := openReplay(t, dir, store.FsyncNo)
 			appendAll(t, l, entries...)
 			mustClose(t, l)
 			seg := onlySegment(t, dir)
@@ -114,7 +113,7 @@ func TestCorruptMiddle(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			_, got, capture := openReplay(t, dir, config.FsyncNo)
+			_, got, capture := openReplay(t, dir, store.FsyncNo)
 			wantEntries(t, got, entries[:bad])
 			errs := capture.lines("ERROR")
 			want := []string{filepath.Base(seg), fmt.Sprintf("offset=%d", offset),
@@ -133,7 +132,7 @@ func TestCorruptMiddle(t *testing.T) {
 // segment is reported as an error and that later files are still replayed.
 func TestCorruptOlderFile(t *testing.T) {
 	dir := t.TempDir()
-	l, _, _ := openReplay(t, dir, config.FsyncNo)
+	l, _, _ := openReplay(t, dir, store.FsyncNo)
 	appendAll(t, l, strs("a1", "a2")...)
 	s := l.BeginSnapshot()
 	if err := s.Write(slices.Values(strs("s1", "s2", "s3"))); err != nil {
@@ -153,7 +152,7 @@ func TestCorruptOlderFile(t *testing.T) {
 	if err := os.WriteFile(snap, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, got, capture := openReplay(t, dir, config.FsyncNo)
+	_, got, capture := openReplay(t, dir, store.FsyncNo)
 	wantEntries(t, got, strs("s1", "s2", "b1"))
 	if errs := capture.lines("ERROR"); len(errs) != 1 || !strings.Contains(errs[0], "valid_frames_after=false") {
 		t.Fatalf("errors logged %q, want one for the snapshot", errs)
@@ -164,7 +163,7 @@ func TestCorruptOlderFile(t *testing.T) {
 // systems leave after a crash, is not read as entries.
 func TestZeroFilledTail(t *testing.T) {
 	dir := t.TempDir()
-	l, _, _ := openReplay(t, dir, config.FsyncNo)
+	l, _, _ := openReplay(t, dir, store.FsyncNo)
 	appendAll(t, l, strs("a", "b")...)
 	mustClose(t, l)
 	seg := onlySegment(t, dir)
@@ -174,7 +173,7 @@ func TestZeroFilledTail(t *testing.T) {
 	}
 	f.Write(make([]byte, 4096))
 	f.Close()
-	_, got, capture := openReplay(t, dir, config.FsyncNo)
+	_, got, capture := openReplay(t, dir, store.FsyncNo)
 	wantEntries(t, got, strs("a", "b"))
 	if w := capture.lines("WARN"); len(w) != 1 || !strings.Contains(w[0], "bytes_dropped=4096") {
 		t.Fatalf("warnings %q", w)
@@ -198,7 +197,7 @@ func FuzzReplay(f *testing.F) {
 		if err := os.WriteFile(seg, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		l, got, _ := openReplay(t, dir, config.FsyncNo)
+		l, got, _ := openReplay(t, dir, store.FsyncNo)
 		var prefix []byte
 		for _, e := range got {
 			prefix = append(prefix, frame(e)...)
@@ -240,7 +239,7 @@ func TestCorruptionFarFromNextFrame(t *testing.T) {
 	if err := os.WriteFile(seg, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, got, capture := openReplay(t, dir, config.FsyncNo)
+	_, got, capture := openReplay(t, dir, store.FsyncNo)
 	wantEntries(t, got, strs("a"))
 	errs := capture.lines("ERROR")
 	want := []string{"valid_frames_after=true", fmt.Sprintf("bytes_dropped=%d", len(data)-len(frame([]byte("a"))))}
@@ -263,14 +262,14 @@ func TestDamagedSnapshotWithOlderFiles(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			l, _, _ := openReplay(t, dir, config.FsyncNo)
+			l, _, _ := openReplay(t, dir, store.FsyncNo)
 			appendAll(t, l, strs("a1", "a2", "a3")...)
 			mustClose(t, l)
 			stray := filepath.Join(dir, "snap-0000000005.log")
 			if err := os.WriteFile(stray, tc.content, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			l, got, capture := openReplay(t, dir, config.FsyncNo)
+			l, got, capture := openReplay(t, dir, store.FsyncNo)
 			defer func() { mustClose(t, l) }() // the last l opened
 			wantEntries(t, got, strs("a1", "a2", "a3"))
 			if errs := capture.lines("ERROR"); len(errs) != 1 || !strings.Contains(errs[0], "snapshot damaged") {
@@ -284,7 +283,7 @@ func TestDamagedSnapshotWithOlderFiles(t *testing.T) {
 			if err := os.WriteFile(stray, tc.content, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			l, _, _ = openReplay(t, dir, config.FsyncNo)
+			l, _, _ = openReplay(t, dir, store.FsyncNo)
 			for _, name := range []string{stray + ".damaged", stray + ".damaged.2"} {
 				if _, err := os.Stat(name); err != nil {
 					t.Errorf("after a second damaged snapshot: %v", err)
@@ -315,7 +314,7 @@ func TestDamagedSnapshotAfterPartialCompaction(t *testing.T) {
 		t.Fatal("no snapshot written")
 		return ""
 	}
-	l, _, _ := openReplay(t, dir, config.FsyncNo)
+	l, _, _ := openReplay(t, dir, store.FsyncNo)
 	appendAll(t, l, strs("a1")...)
 	older := snapshot(l, "s1")
 	olderData, err := os.ReadFile(older)
@@ -339,7 +338,7 @@ func TestDamagedSnapshotAfterPartialCompaction(t *testing.T) {
 	if err := os.WriteFile(newer, data[:len(data)-1], 0o644); err != nil {
 		t.Fatal(err)
 	}
-	l, got, _ := openReplay(t, dir, config.FsyncNo)
+	l, got, _ := openReplay(t, dir, store.FsyncNo)
 	defer mustClose(t, l)
 	wantEntries(t, got, strs("s2a", "s2b", "c1"))
 }

@@ -12,13 +12,12 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/herd-dev/herd/internal/config"
 	"github.com/herd-dev/herd/internal/store"
 )
 
 func TestSnapshotThenAppends(t *testing.T) {
 	for _, mode := range modes {
-		t.Run(mode, func(t *testing.T) {
+		t.Run(mode.String(), func(t *testing.T) {
 			dir := t.TempDir()
 			l, _, _ := openReplay(t, dir, mode)
 			appendAll(t, l, strs("a1", "a2", "a3")...)
@@ -72,7 +71,7 @@ func TestSnapshotThenAppends(t *testing.T) {
 
 func TestSnapshotOneAtATime(t *testing.T) {
 	dir := t.TempDir()
-	l, _, _ := openReplay(t, dir, config.FsyncNo)
+	l, _, _ := openReplay(t, dir, store.FsyncNo)
 	appendAll(t, l, strs("a1")...)
 	s := l.BeginSnapshot()
 	if s2 := l.BeginSnapshot(); s2 != nil {
@@ -98,13 +97,13 @@ func TestSnapshotOneAtATime(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustClose(t, l)
-	_, got, _ := openReplay(t, dir, config.FsyncNo)
+	_, got, _ := openReplay(t, dir, store.FsyncNo)
 	wantEntries(t, got, strs("s", "a4"))
 }
 
 func TestSnapshotWriteError(t *testing.T) {
 	dir := t.TempDir()
-	l, _, _ := openReplay(t, dir, config.FsyncNo)
+	l, _, _ := openReplay(t, dir, store.FsyncNo)
 	appendAll(t, l, strs("a1", "a2")...)
 	s := l.BeginSnapshot()
 	err := s.Write(slices.Values([][]byte{[]byte("ok"), make([]byte, store.MaxEntrySize+1)}))
@@ -118,13 +117,13 @@ func TestSnapshotWriteError(t *testing.T) {
 			t.Errorf("failed snapshot left %s", name)
 		}
 	}
-	_, got, _ := openReplay(t, dir, config.FsyncNo)
+	_, got, _ := openReplay(t, dir, store.FsyncNo)
 	wantEntries(t, got, strs("a1", "a2", "a3"))
 }
 
 func TestSnapshotStopsAtClose(t *testing.T) {
 	dir := t.TempDir()
-	l, _, _ := openReplay(t, dir, config.FsyncNo)
+	l, _, _ := openReplay(t, dir, store.FsyncNo)
 	appendAll(t, l, strs("a1")...)
 	s := l.BeginSnapshot()
 	started := make(chan struct{})
@@ -141,7 +140,7 @@ func TestSnapshotStopsAtClose(t *testing.T) {
 	if err := <-errc; !errors.Is(err, store.ErrClosed) {
 		t.Fatalf("Write interrupted by Close = %v, want ErrClosed", err)
 	}
-	_, got, _ := openReplay(t, dir, config.FsyncNo)
+	_, got, _ := openReplay(t, dir, store.FsyncNo)
 	wantEntries(t, got, strs("a1"))
 }
 
@@ -150,12 +149,12 @@ func TestSnapshotStopsAtClose(t *testing.T) {
 func TestSnapshotCrash(t *testing.T) {
 	// Build a directory with two segments' worth of history.
 	src := t.TempDir()
-	l, _, _ := openReplay(t, src, config.FsyncNo)
+	l, _, _ := openReplay(t, src, store.FsyncNo)
 	appendAll(t, l, strs("a1", "a2")...)
 	mustClose(t, l)
 	before := copyDir(t, src) // state before the snapshot: seg-1 only
 
-	l, _, _ = openReplay(t, src, config.FsyncNo)
+	l, _, _ = openReplay(t, src, store.FsyncNo)
 	s := l.BeginSnapshot()
 	appendAll(t, l, strs("b1")...)
 	if err := s.Write(slices.Values(strs("s1"))); err != nil {
@@ -211,7 +210,7 @@ func TestSnapshotCrash(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := tt.setup(t)
-			l, got, capture := openReplay(t, dir, config.FsyncNo)
+			l, got, capture := openReplay(t, dir, store.FsyncNo)
 			wantEntries(t, got, tt.want)
 			if w := capture.lines("WARN"); len(w) != 0 {
 				t.Errorf("warnings %q", w)
@@ -227,7 +226,7 @@ func TestSnapshotCrash(t *testing.T) {
 			}
 			appendAll(t, l, strs("c1")...)
 			mustClose(t, l)
-			_, got, _ = openReplay(t, dir, config.FsyncNo)
+			_, got, _ = openReplay(t, dir, store.FsyncNo)
 			wantEntries(t, got, append(slices.Clone(tt.want), []byte("c1")))
 		})
 	}
@@ -285,7 +284,7 @@ func (tb *table) compact(minBytes int64) error {
 	})
 }
 
-func openTable(t *testing.T, dir, mode string) *table {
+func openTable(t *testing.T, dir string, mode store.FsyncMode) *table {
 	t.Helper()
 	l, _ := open(t, dir, mode)
 	tb := &table{rows: map[string]string{}, log: l}
@@ -301,8 +300,8 @@ func openTable(t *testing.T, dir, mode string) *table {
 // rebuild exactly the final table.
 func TestSnapshotUnderLoad(t *testing.T) {
 	const writers, perWriter, keys, minBytes = 4, 3000, 50, 16 << 10
-	for _, mode := range []string{config.FsyncEverySec, config.FsyncNo} {
-		t.Run(mode, func(t *testing.T) {
+	for _, mode := range []store.FsyncMode{store.FsyncEverySec, store.FsyncNo} {
+		t.Run(mode.String(), func(t *testing.T) {
 			dir := t.TempDir()
 			tb := openTable(t, dir, mode)
 			var wg sync.WaitGroup
@@ -344,7 +343,7 @@ func TestSnapshotUnderLoad(t *testing.T) {
 func TestBoundedGrowth(t *testing.T) {
 	const keys, rounds, minBytes = 100, 200, 32 << 10
 	dir := t.TempDir()
-	tb := openTable(t, dir, config.FsyncEverySec)
+	tb := openTable(t, dir, store.FsyncEverySec)
 	for r := range rounds {
 		for k := range keys {
 			if err := tb.set(fmt.Sprintf("client-%03d", k), fmt.Sprintf("%06d%s", r, strings.Repeat("x", 94))); err != nil {
