@@ -90,8 +90,12 @@
 // Snapshots and segment switches are always fsynced, so a crash never loses
 // data that had been made durable before.
 //
-// After a write or fsync error the Log refuses further commits (the page
-// cache may have dropped the data), and the server should restart.
+// After a write or fsync error the Log fails for good (the page cache may
+// have dropped the data): every later Commit returns the error (see Err),
+// and the entries in memory, those of the failed write and every later
+// Append are dropped and counted (Stats.Dropped), so memory does not grow
+// while the disk refuses writes. The server should restart on a healthy
+// disk.
 //
 // # Performance
 //

@@ -86,6 +86,8 @@ type Log struct {
 	// operations, never across a syscall.
 	mu            sync.Mutex
 	buf           []byte    // frames appended but not yet handed to the writer
+	bufEntries    int       // number of frames in buf
+	failed        bool      // the writer failed: Appends are dropped, buf stays empty
 	curSeg        uint64    // segment that buf belongs to
 	rotation      *rotation // pending switch to segment curSeg, if any
 	replayStarted bool      // Replay has been called
@@ -95,10 +97,11 @@ type Log struct {
 
 	// wmu serialises the writer: whoever holds it writes and fsyncs segment
 	// files. Lock order: snapMu, then wmu, then mu.
-	wmu   sync.Mutex
-	f     *os.File // open segment, nil before Replay and after Close
-	spare []byte   // buffer to swap with buf on the next flush
-	err   error    // sticky write or fsync error; the Log is unusable after one
+	wmu      sync.Mutex
+	f        *os.File // open segment, nil before Replay and after Close
+	spare    []byte   // buffer to swap with buf on the next flush
+	inFlight int      // entries being written by the current flush
+	err      error    // sticky write or fsync error; the Log is unusable after one
 	// failure is err, for readers that do not hold wmu (see Err).
 	failure atomic.Pointer[error]
 
@@ -131,8 +134,9 @@ type Log struct {
 // rotation is a pending switch from one segment file to the next, made by
 // BeginSnapshot and carried out by the writer.
 type rotation struct {
-	tail []byte // frames that still belong to the old segment
-	next uint64 // number of the new segment
+	tail        []byte // frames that still belong to the old segment
+	tailEntries int    // number of frames in tail
+	next        uint64 // number of the new segment
 }
 
 // counters back Stats.
@@ -140,6 +144,7 @@ type counters struct {
 	diskBytes     atomic.Int64
 	sinceSnapshot atomic.Int64
 	entries       atomic.Uint64
+	dropped       atomic.Uint64
 	commits       atomic.Uint64
 	writes        atomic.Uint64
 	fsyncs        atomic.Uint64
@@ -154,6 +159,7 @@ type Stats struct {
 	DiskBytes          int64         // size of the snapshot and segment files
 	BytesSinceSnapshot int64         // as BytesSinceSnapshot
 	Entries            uint64        // entries appended since Open
+	Dropped            uint64        // entries lost to a failed write or appended after it
 	Commits            uint64        // Commit calls since Open
 	Writes             uint64        // write(2) calls to segment files since Open
 	Fsyncs             uint64        // fsync(2) calls on segment files since Open
@@ -320,7 +326,9 @@ func (l *Log) RenewEpoch(used uint64) (uint64, error) {
 // is safe for concurrent use.
 //
 // Append panics if entry is longer than MaxEntrySize or if Replay has not
-// completed: both are programming errors. Appends after Close are dropped.
+// completed: both are programming errors. Appends after Close are dropped,
+// and so are Appends after the Log failed (see Err), which Stats counts:
+// memory does not grow while the disk refuses writes.
 func (l *Log) Append(entry []byte) {
 	if len(entry) > MaxEntrySize {
 		panic(fmt.Sprintf("store: Append of %d bytes exceeds MaxEntrySize", len(entry)))
@@ -336,8 +344,14 @@ func (l *Log) Append(entry []byte) {
 		l.mu.Unlock()
 		return
 	}
+	if l.failed {
+		l.mu.Unlock()
+		l.stats.dropped.Add(1)
+		return
+	}
 	wasEmpty := len(l.buf) == 0
 	l.buf = appendFrame(l.buf, entry)
+	l.bufEntries++
 	l.appended.Add(uint64(size))
 	l.stats.sinceSnapshot.Add(size)
 	l.stats.entries.Add(1)
@@ -364,6 +378,9 @@ func (l *Log) Commit() error {
 	l.stats.commits.Add(1)
 	if l.isClosed.Load() {
 		return ErrClosed
+	}
+	if err := l.Err(); err != nil {
+		return err // entries appended since were dropped
 	}
 	target := l.appended.Load()
 	if l.committed(target) {
@@ -414,7 +431,11 @@ func (l *Log) flushLocked(sync bool) error {
 	}
 	l.mu.Lock()
 	buf, rot := l.buf, l.rotation
-	l.buf, l.rotation, l.spare = l.spare[:0], nil, nil
+	l.inFlight = l.bufEntries
+	if rot != nil {
+		l.inFlight += rot.tailEntries
+	}
+	l.buf, l.bufEntries, l.rotation, l.spare = l.spare[:0], 0, nil, nil
 	end := l.appended.Load()
 	l.mu.Unlock()
 
@@ -433,6 +454,7 @@ func (l *Log) flushLocked(sync bool) error {
 	} else {
 		l.spare = nil
 	}
+	l.inFlight = 0
 	l.written.Store(end)
 	if sync && l.synced.Load() < end {
 		if err := l.fsync(l.f); err != nil {
@@ -507,14 +529,27 @@ func (l *Log) fsync(f *os.File) error {
 
 // fail records err as the Log's sticky error and returns it. After a failed
 // write or fsync the file's contents (and, on Linux, the page cache's view of
-// them) are unknown, so no later Commit may report success. The caller holds wmu.
+// them) are unknown, so no later Commit may report success. The entries of
+// the failed write and those waiting in memory are dropped, and so are later
+// Appends: nothing could make them durable. The caller holds wmu.
 func (l *Log) fail(err error) error {
-	if l.err == nil {
-		l.err = err
-		l.failure.Store(&err)
-		l.logger.Error("store: log write failed; later commits will fail", "err", err)
+	if l.err != nil {
+		return l.err
 	}
-	return l.err
+	l.err = err
+	l.failure.Store(&err)
+	l.mu.Lock()
+	l.failed = true
+	dropped := l.inFlight + l.bufEntries
+	if l.rotation != nil {
+		dropped += l.rotation.tailEntries
+	}
+	l.buf, l.bufEntries, l.rotation, l.spare, l.inFlight = nil, 0, nil, nil, 0
+	l.mu.Unlock()
+	l.stats.dropped.Add(uint64(dropped))
+	l.logger.Error("store: log write failed; later commits will fail and later entries are dropped",
+		"err", err, "entries_dropped", dropped)
+	return err
 }
 
 // flushLoop writes appended data to the OS when nobody has called Commit for
@@ -596,8 +631,8 @@ func (l *Log) Sync() {
 	}
 }
 
-// Err returns the write or fsync error that made the log fail (every later
-// Commit returns it), or nil while it works.
+// Err returns the error that made the log fail, or nil while it works.
+// Every later Commit returns it, and later Appends are dropped.
 func (l *Log) Err() error {
 	if err := l.failure.Load(); err != nil {
 		return *err
@@ -617,6 +652,7 @@ func (l *Log) Stats() Stats {
 		DiskBytes:          c.diskBytes.Load(),
 		BytesSinceSnapshot: c.sinceSnapshot.Load(),
 		Entries:            c.entries.Load(),
+		Dropped:            c.dropped.Load(),
 		Commits:            c.commits.Load(),
 		Writes:             c.writes.Load(),
 		Fsyncs:             c.fsyncs.Load(),

@@ -27,12 +27,12 @@ type Snapshot struct {
 // BeginSnapshot makes no syscall.
 //
 // Only one snapshot runs at a time: BeginSnapshot returns nil while another
-// one is between BeginSnapshot and Write or Abort, before Replay, and after
-// Close.
+// one is between BeginSnapshot and Write or Abort, before Replay, after
+// Close, and after the Log failed (see Err).
 func (l *Log) BeginSnapshot() *Snapshot {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if !l.ready || l.closed || l.snapshotting {
+	if !l.ready || l.closed || l.snapshotting || l.failed {
 		return nil
 	}
 	l.snapshotting = true
@@ -41,12 +41,14 @@ func (l *Log) BeginSnapshot() *Snapshot {
 		// snapshot was aborted before the writer got to it): move the cut
 		// forward by keeping everything so far in the old segment.
 		l.rotation.tail = append(l.rotation.tail, l.buf...)
+		l.rotation.tailEntries += l.bufEntries
 		l.buf = l.buf[:0]
 	} else {
-		l.rotation = &rotation{tail: l.buf, next: l.curSeg + 1}
+		l.rotation = &rotation{tail: l.buf, tailEntries: l.bufEntries, next: l.curSeg + 1}
 		l.buf = nil
 		l.curSeg++
 	}
+	l.bufEntries = 0
 	return &Snapshot{l: l, num: l.curSeg, cutBytes: l.stats.sinceSnapshot.Swap(0)}
 }
 
