@@ -94,8 +94,10 @@
 // have dropped the data): every later Commit returns the error (see Err),
 // and the entries in memory, those of the failed write and every later
 // Append are dropped and counted (Stats.Dropped), so memory does not grow
-// while the disk refuses writes. The server should restart on a healthy
-// disk.
+// while the disk refuses writes. Once a second, in every mode, the Log also
+// checks that its open segment is still linked into the directory: a data
+// directory deleted under the server fails it the same way. The server
+// should restart on a healthy disk.
 //
 // # Performance
 //

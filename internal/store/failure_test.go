@@ -2,7 +2,10 @@ package store_test
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/herd-dev/herd/internal/herdtest"
@@ -48,4 +51,27 @@ func liveHeap() int64 {
 	runtime.GC()
 	runtime.ReadMemStats(&m)
 	return int64(m.HeapAlloc)
+}
+
+// Deleting the data directory under a running Log must fail it: writes to
+// the unlinked segment still succeed, and would be gone at the next start.
+func TestDeletedDataDir_FailsTheLog(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(mode.String(), func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "data")
+			l, _, _ := openReplay(t, dir, mode)
+			appendAll(t, l, []byte("before"))
+			if err := os.RemoveAll(dir); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, "the log to notice that its directory is gone", func() bool { return l.Err() != nil })
+			if err := l.Err(); !strings.Contains(err.Error(), "deleted") {
+				t.Errorf("Err() = %v; want it to say the segment was deleted", err)
+			}
+			l.Append([]byte("after"))
+			if err := l.Commit(); err == nil {
+				t.Error("Commit succeeded with the data directory gone")
+			}
+		})
+	}
 }

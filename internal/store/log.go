@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -24,9 +25,11 @@ var (
 // calls Commit before the flusher writes it to the OS.
 const backgroundFlushDelay = 2 * time.Millisecond
 
-// syncInterval is the period of the background fsync in everysec mode (and of
-// the fsync of background-flushed data in always mode).
-const syncInterval = time.Second
+// monitorInterval is the period of the background check that the open
+// segment is still in the data directory, and of the background fsync in
+// everysec mode (and of the fsync of background-flushed data in always
+// mode).
+const monitorInterval = time.Second
 
 // maxSpareBuffer caps the write buffer kept for reuse after a large burst.
 const maxSpareBuffer = 4 << 20
@@ -207,12 +210,9 @@ func Open(dir string, opts Options) (*Log, error) {
 		lockFile.Close()
 		return nil, err
 	}
-	l.wg.Add(1)
+	l.wg.Add(2)
 	go l.flushLoop()
-	if opts.Fsync != FsyncNo {
-		l.wg.Add(1)
-		go l.syncLoop()
-	}
+	go l.monitor(opts.Fsync != FsyncNo)
 	return l, nil
 }
 
@@ -582,20 +582,44 @@ func (l *Log) flushLoop() {
 	}
 }
 
-// syncLoop fsyncs the open segment once a second when it has written but
-// unsynced data. It runs in everysec mode, and in always mode for data the
-// flusher wrote that nobody committed. It exits when Close closes l.stop.
-func (l *Log) syncLoop() {
+// monitor checks once a second that the open segment is still linked into
+// the data directory and, if sync is set, fsyncs it when it has written but
+// unsynced data: in everysec mode, and in always mode for data the flusher
+// wrote that nobody committed. It exits when Close closes l.stop.
+func (l *Log) monitor(sync bool) {
 	defer l.wg.Done()
-	ticker := time.NewTicker(syncInterval)
+	ticker := time.NewTicker(monitorInterval)
 	defer ticker.Stop()
 	for {
 		select {
 		case <-l.stop:
 			return
 		case <-ticker.C:
-			l.Sync()
+			l.checkLinked()
+			if sync {
+				l.Sync()
+			}
 		}
+	}
+}
+
+// checkLinked fails the Log if its open segment is no longer linked into the
+// file system: the data directory was deleted (or the file removed) under
+// the running server. Writes to the unlinked file would still succeed, and
+// be gone at the next restart.
+func (l *Log) checkLinked() {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	if l.f == nil || l.err != nil {
+		return
+	}
+	fi, err := l.f.Stat()
+	if err != nil {
+		l.fail(fmt.Errorf("store: stat %s: %w", l.f.Name(), err))
+		return
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink == 0 {
+		l.fail(fmt.Errorf("store: %s was deleted (is the data directory gone?): nothing written now would survive a restart", l.f.Name()))
 	}
 }
 
@@ -631,8 +655,9 @@ func (l *Log) Sync() {
 	}
 }
 
-// Err returns the error that made the log fail, or nil while it works.
-// Every later Commit returns it, and later Appends are dropped.
+// Err returns the error that made the log fail, or nil while it works: a
+// failed write or fsync, or the open segment found deleted. Every later
+// Commit returns it, and later Appends are dropped.
 func (l *Log) Err() error {
 	if err := l.failure.Load(); err != nil {
 		return *err
