@@ -2,11 +2,13 @@
 // checksummed, append-only log of opaque entries, compacted by snapshots.
 //
 // The caller owns the record format and keeps its whole table in memory; the
-// store only makes the entries durable and gives them back on restart. A
-// typical life:
+// store only makes the entries durable and gives them back on restart. The
+// caller also owns the policies: what to do about damage Replay reports,
+// and when to compact. A typical life:
 //
-//	l, err := store.Open(dir, store.Options{Fsync: cfg.Fsync, Logger: logger})
+//	l, err := store.Open(dir, store.Options{Fsync: store.FsyncEverySec, Logger: logger})
 //	err = l.Replay(func(e []byte) error { return table.apply(e) })
+//	if len(l.Damaged()) > 0 { /* entries were lost: get them again elsewhere */ }
 //	l.Append(record) // under the table's lock, so log order matches table order
 //	err = l.Commit() // before acknowledging the update to the client
 //	...
@@ -25,8 +27,8 @@
 //	snap-<N>.log         the latest snapshot: the state before segment N
 //	seg-<N>.log          segments, from N on; the newest one is appended to
 //	*.tmp                leftovers of an interrupted write, removed by Open
-//	snap-<N>.log.damaged a snapshot found damaged at Open, kept for inspection
-//	                     (.damaged.2 and on if that name is taken)
+//	*.log.damaged        a snapshot or segment found damaged, set aside for
+//	                     inspection (.damaged.2 and on if that name is taken)
 //
 // Snapshots and segments are sequences of frames:
 //
@@ -59,17 +61,22 @@
 // directory's start, and an unbroken run of segments from there), it first
 // checks the snapshot: an empty or damaged one is renamed to
 // snap-<N>.log.damaged, logged at Error level, and the older files are
-// used instead. Replay then reads the
-// latest snapshot and the segments after it. At the first frame that is not
-// valid (length over MaxEntrySize, past the end of the file, or a checksum
-// mismatch) it truncates the file and goes on with the next file:
-//   - a torn tail of the newest segment, as a crash mid-write leaves, is
-//     logged at Warn level;
+// used instead; nothing is lost. Replay then reads the latest snapshot and
+// the segments after it. At the first frame of a file that is not valid
+// (length over MaxEntrySize, past the end of the file, or a checksum
+// mismatch) it stops reading that file and goes on with the next one:
+//   - a torn tail of the newest segment, as a crash mid-write leaves (no
+//     valid frame after it), is cut off and logged at Warn level;
 //   - a bad frame followed by valid ones, or one in an older segment or in a
-//     snapshot, means the disk damaged data: it is logged at Error level.
+//     snapshot, means the disk damaged data: it is logged at Error level and
+//     reported by Damaged, and the file is left whole (appends go to a new
+//     segment if it was the newest). The entries after the bad frame are
+//     lost to this directory; the next snapshot, which replaces the file,
+//     renames it to <name>.damaged instead of deleting it.
 //
 // Both log lines name the file, the offset and the bytes dropped. Entries
-// before the bad frame are never lost.
+// before the bad frame are never lost. A snapshot cut exactly at a frame
+// boundary reads as a shorter, valid one.
 //
 // # Fsync modes
 //
@@ -80,7 +87,7 @@
 //   - always: Commit also fsyncs; a committed entry survives power loss.
 //     Concurrent commits share one fsync, so throughput grows with the number
 //     of concurrent writers, but each Commit waits for the disk.
-//   - everysec (default): a background goroutine fsyncs once a second;
+//   - everysec (the zero value): a background goroutine fsyncs once a second;
 //     power loss may lose the last second or so of committed entries.
 //   - no: the store never fsyncs on its own (the kernel writes dirty pages
 //     back within about 30 s by default); power loss may lose that much.

@@ -20,7 +20,7 @@ const (
 	lockName  = "LOCK"
 	metaName  = "META"
 	tmpSuffix = ".tmp"
-	// damagedSuffix marks a snapshot found damaged at Open, kept for a look.
+	// damagedSuffix marks a file found damaged at Open, kept for a look.
 	damagedSuffix = ".damaged"
 	segPrefix     = "seg-"
 	snapPrefix    = "snap-"
@@ -109,6 +109,25 @@ func freeName(path string) string {
 		}
 		name = fmt.Sprintf("%s.%d", path, k)
 	}
+}
+
+// setAside renames the damaged file at path to path.damaged (or the first
+// free name after it, see freeName), where Open no longer reads it but a
+// person can, and returns the new path.
+func setAside(path string) (string, error) {
+	aside := freeName(path + damagedSuffix)
+	if err := os.Rename(path, aside); err != nil {
+		return "", fmt.Errorf("store: set aside damaged file: %w", err)
+	}
+	return aside, nil
+}
+
+// fileSize returns the size of the file at path, or 0 if it cannot say.
+func fileSize(path string) int64 {
+	if fi, err := os.Stat(path); err == nil {
+		return fi.Size()
+	}
+	return 0
 }
 
 // lockDir takes an exclusive, non-blocking flock on dir's LOCK file. The lock

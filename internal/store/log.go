@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -84,6 +85,9 @@ type Log struct {
 	// Found by Open, used by Replay.
 	snapNum uint64   // latest snapshot, 0 if none
 	segNums []uint64 // segments at or after snapNum, ascending
+	// damaged lists the files Replay found damaged. It is set before Replay
+	// returns and never changes after.
+	damaged []Damage
 
 	// mu guards the in-memory tail of the log. It is held only for memory
 	// operations, never across a syscall.
@@ -248,12 +252,12 @@ func (l *Log) prepare() error {
 				return err
 			}
 			if problem != "" {
-				aside := freeName(path + damagedSuffix)
+				aside, err := setAside(path)
+				if err != nil {
+					return err
+				}
 				l.logger.Error("store: snapshot damaged; set it aside and recovering from older files",
 					"file", path, "problem", problem, "moved_to", aside)
-				if err := os.Rename(path, aside); err != nil {
-					return fmt.Errorf("store: set aside damaged snapshot: %w", err)
-				}
 				st.snaps = st.snaps[:i]
 				continue
 			}
@@ -279,14 +283,30 @@ func (l *Log) prepare() error {
 // size. A failure is only logged: the file is removed again on the next Open.
 func (l *Log) remove(name, why string) (size int64) {
 	path := filepath.Join(l.dir, name)
-	if fi, err := os.Stat(path); err == nil {
-		size = fi.Size()
-	}
+	size = fileSize(path)
 	if err := os.Remove(path); err != nil {
 		l.logger.Error("store: cannot remove file", "file", path, "err", err)
 		return 0
 	}
 	l.logger.Info("store: removed file", "file", path, "reason", why)
+	return size
+}
+
+// retire takes a file that a new snapshot covers out of the data directory,
+// logging why, and returns its size: a file Replay found damaged is set
+// aside, any other is removed.
+func (l *Log) retire(name, why string) int64 {
+	if !slices.ContainsFunc(l.damaged, func(d Damage) bool { return filepath.Base(d.File) == name }) {
+		return l.remove(name, why)
+	}
+	path := filepath.Join(l.dir, name)
+	size := fileSize(path)
+	aside, err := setAside(path)
+	if err != nil {
+		l.logger.Error("store: cannot set aside damaged file", "file", path, "err", err)
+		return 0
+	}
+	l.logger.Warn("store: set aside damaged file, now replaced by a snapshot", "file", path, "moved_to", aside)
 	return size
 }
 

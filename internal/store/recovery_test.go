@@ -74,8 +74,10 @@ func containsAll(s string, subs ...string) bool {
 	return true
 }
 
-// TestCorruptMiddle damages one frame in the middle of a segment: replay must
-// keep the entries before it, truncate there, and log an error.
+// TestCorruptMiddle damages one frame in the middle of the newest segment:
+// replay must yield the entries before it, log an error, report the damage,
+// leave the file whole, append to a new segment, and the next snapshot must
+// set the file aside rather than delete it.
 func TestCorruptMiddle(t *testing.T) {
 	var entries [][]byte
 	for i := range 10 {
@@ -113,7 +115,7 @@ func TestCorruptMiddle(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			_, got, capture := openReplay(t, dir, store.FsyncNo)
+			l, got, capture := openReplay(t, dir, store.FsyncNo)
 			wantEntries(t, got, entries[:bad])
 			errs := capture.lines("ERROR")
 			want := []string{filepath.Base(seg), fmt.Sprintf("offset=%d", offset),
@@ -121,8 +123,29 @@ func TestCorruptMiddle(t *testing.T) {
 			if len(errs) != 1 || !containsAll(errs[0], want...) {
 				t.Fatalf("errors logged %q, want one containing %q", errs, want)
 			}
-			if fi, err := os.Stat(seg); err != nil || fi.Size() != int64(offset) {
-				t.Fatalf("segment not truncated to %d: %v %v", offset, fi.Size(), err)
+			wantDamage := []store.Damage{{File: seg, Offset: int64(offset), Size: int64(len(data)), Reason: tt.reason}}
+			if got := l.Damaged(); !slices.Equal(got, wantDamage) {
+				t.Errorf("Damaged() = %+v, want %+v", got, wantDamage)
+			}
+			wantFile(t, seg, data)
+
+			// Appends go after the damage's file, and a reopen reads both.
+			appendAll(t, l, []byte("after"))
+			mustClose(t, l)
+			l, got, _ = openReplay(t, dir, store.FsyncNo)
+			wantEntries(t, got, append(slices.Clone(entries[:bad]), []byte("after")))
+			wantFile(t, seg, data)
+
+			// A snapshot replaces the damaged file and sets it aside whole.
+			if err := l.BeginSnapshot().Write(slices.Values(got)); err != nil {
+				t.Fatal(err)
+			}
+			wantFile(t, seg+".damaged", data)
+			mustClose(t, l)
+			_, got, capture = openReplay(t, dir, store.FsyncNo)
+			wantEntries(t, got, append(slices.Clone(entries[:bad]), []byte("after")))
+			if errs := capture.lines("ERROR"); len(errs) != 0 {
+				t.Errorf("reopen after the snapshot logged errors: %q", errs)
 			}
 		})
 	}
@@ -152,10 +175,26 @@ func TestCorruptOlderFile(t *testing.T) {
 	if err := os.WriteFile(snap, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, got, capture := openReplay(t, dir, store.FsyncNo)
+	l, got, capture := openReplay(t, dir, store.FsyncNo)
 	wantEntries(t, got, strs("s1", "s2", "b1"))
 	if errs := capture.lines("ERROR"); len(errs) != 1 || !strings.Contains(errs[0], "valid_frames_after=false") {
 		t.Fatalf("errors logged %q, want one for the snapshot", errs)
+	}
+	if d := l.Damaged(); len(d) != 1 || d[0].File != snap {
+		t.Errorf("Damaged() = %+v, want the snapshot %s", d, snap)
+	}
+	wantFile(t, snap, data)
+}
+
+// wantFile fails the test unless the file at path holds exactly want.
+func wantFile(t testing.TB, path string, want []byte) {
+	t.Helper()
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("%s holds %d bytes, want the %d it had", filepath.Base(path), len(got), len(want))
 	}
 }
 
@@ -181,8 +220,9 @@ func TestZeroFilledTail(t *testing.T) {
 }
 
 // FuzzReplay feeds arbitrary bytes as a segment file: Replay must not panic,
-// must yield exactly the longest prefix of valid frames, and must leave the
-// file truncated to that prefix.
+// must yield exactly the longest prefix of valid frames, and must either cut
+// off a torn tail (nothing valid after the prefix) or report the damage and
+// leave the file as it was.
 func FuzzReplay(f *testing.F) {
 	valid := append(frame([]byte("hello")), frame([]byte(""))...)
 	f.Add([]byte{})
@@ -208,10 +248,13 @@ func FuzzReplay(f *testing.F) {
 		if rest := data[len(prefix):]; startsWithFrame(rest) {
 			t.Fatalf("replay stopped before a valid frame at offset %d", len(prefix))
 		}
+		damaged := len(l.Damaged()) > 0
 		mustClose(t, l)
-		if fi, err := os.Stat(seg); err != nil || fi.Size() != int64(len(prefix)) {
-			t.Fatalf("segment is %d bytes after replay, want %d (%v)", fi.Size(), len(prefix), err)
+		want := data[:len(prefix)]
+		if damaged {
+			want = data
 		}
+		wantFile(t, seg, want)
 	})
 }
 

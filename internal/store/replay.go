@@ -8,19 +8,36 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 )
+
+// Damage is a file in which Replay found data that the disk damaged, rather
+// than the torn tail a crash leaves: a bad frame in a snapshot or in a
+// segment before the newest, or one followed by valid frames. Replay yields
+// the entries before the bad frame, none after it in that file, and leaves
+// the file as it is; the next snapshot sets it aside (see Snapshot.Write).
+type Damage struct {
+	File   string // path of the file
+	Offset int64  // where its first bad frame starts
+	Size   int64  // its size: Size-Offset bytes were not replayed
+	Reason string // what is wrong with the frame at Offset
+}
 
 // Replay calls fn with every entry of the latest snapshot, then of every
 // segment after it, in append order. The slice passed to fn is only valid
 // during the call. If fn returns an error Replay stops and returns it.
 //
-// A file whose frames stop being valid (bad length, bad checksum, partial
-// frame) is truncated at the first bad frame, so that appends continue after
-// the last good entry: a torn tail of the newest segment is logged at Warn
-// level, anything else (a bad frame followed by valid ones, or in an older
-// segment or a snapshot) at Error level. Both name the file, the offset and
-// the number of bytes dropped. Entries before the bad frame, and in later
-// files, are still replayed.
+// At the first frame of a file that is not valid (bad length, bad
+// checksum, partial frame) Replay stops reading that file and goes on with
+// the next one:
+//   - a torn tail of the newest segment, as a crash mid-write leaves (no
+//     valid frame after it), is cut off so that appends continue after the
+//     last whole entry, and logged at Warn level;
+//   - anything else is damage: logged at Error level, reported by Damaged,
+//     and the file is left whole. If it is the newest segment, appends go
+//     to a new one.
+//
+// Both log lines name the file, the offset and the bytes dropped.
 //
 // Replay must be called exactly once, before any Append. If it fails the Log
 // cannot be appended to and should be closed.
@@ -41,14 +58,19 @@ func (l *Log) Replay(fn func(entry []byte) error) error {
 		files = append(files, segName(n))
 	}
 	var disk, sinceSnap int64
+	newestDamaged := false
 	for i, name := range files {
 		newest := len(l.segNums) > 0 && i == len(files)-1
-		size, err := l.replayFile(filepath.Join(l.dir, name), newest, fn)
+		size, damage, err := l.replayFile(filepath.Join(l.dir, name), newest, fn)
 		if err != nil {
 			return err
 		}
+		if damage != nil {
+			l.damaged = append(l.damaged, *damage)
+			newestDamaged = newest
+		}
 		disk += size
-		if name != snapName(l.snapNum) {
+		if l.snapNum == 0 || i > 0 {
 			sinceSnap += size
 		}
 	}
@@ -56,6 +78,9 @@ func (l *Log) Replay(fn func(entry []byte) error) error {
 	tail := max(l.snapNum, 1)
 	if len(l.segNums) > 0 {
 		tail = l.segNums[len(l.segNums)-1]
+	}
+	if newestDamaged {
+		tail++ // never append after damage: the next Replay would not read it
 	}
 	f, err := l.createSegment(tail)
 	if err != nil {
@@ -78,47 +103,52 @@ func (l *Log) Replay(fn func(entry []byte) error) error {
 	return nil
 }
 
-// replayFile calls fn for each valid frame of the file at path, truncates the
-// file after the last one, and returns the file's resulting size. newest says
-// whether the file is the newest segment, the only one whose tail may be torn
-// by a crash.
-func (l *Log) replayFile(path string, newest bool, fn func([]byte) error) (int64, error) {
+// Damaged returns the files Replay found damaged, in the order it read
+// them, or nil. Entries after each one's Offset were lost: the caller must
+// get them again from elsewhere.
+func (l *Log) Damaged() []Damage { return slices.Clone(l.damaged) }
+
+// replayFile calls fn for each valid frame of the file at path and returns
+// the file's resulting size and, if the disk damaged it, what Replay
+// reports. newest says whether the file is the newest segment, the only one
+// whose tail may be torn by a crash; a torn tail is cut off.
+func (l *Log) replayFile(path string, newest bool, fn func([]byte) error) (int64, *Damage, error) {
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
-		return 0, fmt.Errorf("store: replay: %w", err)
+		return 0, nil, fmt.Errorf("store: replay: %w", err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return 0, fmt.Errorf("store: replay: %w", err)
+		return 0, nil, fmt.Errorf("store: replay: %w", err)
 	}
 	size := fi.Size()
 	off, reason, err := scanFrames(f, size, fn)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	if off == size {
-		return size, nil
+		return size, nil, nil
 	}
 
 	validAfter, err := validFrameAfter(f, off+1, size)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	attrs := []any{"file", path, "offset", off, "bytes_dropped", size - off, "reason", reason}
-	if newest && !validAfter {
-		l.logger.Warn("store: truncated torn tail of log", attrs...)
-	} else {
-		l.logger.Error("store: log corrupt; truncated it at the first bad frame, dropping the bytes after it",
+	if !newest || validAfter {
+		l.logger.Error("store: file damaged; replayed the entries before the first bad frame and none after it, and left the file as it is",
 			append(attrs, "valid_frames_after", validAfter)...)
+		return size, &Damage{File: path, Offset: off, Size: size, Reason: reason}, nil
 	}
+	l.logger.Warn("store: truncated torn tail of log", attrs...)
 	if err := f.Truncate(off); err != nil {
-		return 0, fmt.Errorf("store: truncate %s: %w", path, err)
+		return 0, nil, fmt.Errorf("store: truncate %s: %w", path, err)
 	}
 	if err := f.Sync(); err != nil {
-		return 0, fmt.Errorf("store: fsync %s: %w", path, err)
+		return 0, nil, fmt.Errorf("store: fsync %s: %w", path, err)
 	}
-	return off, nil
+	return off, nil, nil
 }
 
 // scanFrames calls fn with the payload of each valid frame of f, which is

@@ -55,7 +55,8 @@ func (l *Log) BeginSnapshot() *Snapshot {
 // Write writes the caller's state as of the cut point, given as the entries
 // that Replay should yield, to a new snapshot file (temporary file, fsync,
 // rename, directory fsync), then deletes the segments and the snapshot that it
-// replaces. It may run concurrently with Append and Commit. If it fails, or
+// replaces; those that Replay found damaged are renamed to NAME.damaged
+// instead, for inspection. It may run concurrently with Append and Commit. If it fails, or
 // Close begins meanwhile (ErrClosed), no segment is deleted and Replay yields
 // the same entries as before. An entry longer than MaxEntrySize is an error.
 //
@@ -91,12 +92,12 @@ func (s *Snapshot) Write(entries iter.Seq[[]byte]) error {
 	if err == nil {
 		for _, n := range st.segs {
 			if n < s.num {
-				l.stats.diskBytes.Add(-l.remove(segName(n), "segment covered by snapshot"))
+				l.stats.diskBytes.Add(-l.retire(segName(n), "segment covered by snapshot"))
 			}
 		}
 		for _, n := range st.snaps {
 			if n < s.num {
-				l.stats.diskBytes.Add(-l.remove(snapName(n), "superseded snapshot"))
+				l.stats.diskBytes.Add(-l.retire(snapName(n), "superseded snapshot"))
 			}
 		}
 	}
