@@ -12,7 +12,7 @@
 //	l.Append(record) // under the table's lock, so log order matches table order
 //	err = l.Commit() // before acknowledging the update to the client
 //	...
-//	if l.BytesSinceSnapshot() > 2*liveBytes+8<<20 {
+//	if st := l.Stats(); st.BytesSinceSnapshot >= max(64<<20, 2*st.SnapshotBytes) {
 //		snap := l.BeginSnapshot() // under the table's lock, while copying the table
 //		err = snap.Write(copyOfTable.Records)
 //	}

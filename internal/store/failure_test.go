@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -73,5 +74,29 @@ func TestDeletedDataDir_FailsTheLog(t *testing.T) {
 				t.Error("Commit succeeded with the data directory gone")
 			}
 		})
+	}
+}
+
+// Stats.SnapshotBytes, which compaction is measured against, is the size of
+// the latest snapshot file, after a Write and after a reopen.
+func TestStats_SnapshotBytes(t *testing.T) {
+	dir := t.TempDir()
+	l, _, _ := openReplay(t, dir, store.FsyncNo)
+	if got := l.Stats().SnapshotBytes; got != 0 {
+		t.Errorf("SnapshotBytes = %d in a new directory, want 0", got)
+	}
+	appendAll(t, l, strs("a", "b")...)
+	if err := l.BeginSnapshot().Write(slices.Values(strs("a", "b", "c"))); err != nil {
+		t.Fatal(err)
+	}
+	want := int64(len(frame([]byte("a"))) * 3)
+	if got := l.Stats().SnapshotBytes; got != want {
+		t.Errorf("SnapshotBytes = %d after a snapshot of %d bytes", got, want)
+	}
+	appendAll(t, l, strs("d")...)
+	mustClose(t, l)
+	l, _, _ = openReplay(t, dir, store.FsyncNo)
+	if got := l.Stats().SnapshotBytes; got != want {
+		t.Errorf("SnapshotBytes = %d after a reopen, want %d", got, want)
 	}
 }

@@ -150,6 +150,7 @@ type rotation struct {
 type counters struct {
 	diskBytes     atomic.Int64
 	sinceSnapshot atomic.Int64
+	snapshotBytes atomic.Int64
 	entries       atomic.Uint64
 	dropped       atomic.Uint64
 	commits       atomic.Uint64
@@ -165,6 +166,7 @@ type counters struct {
 type Stats struct {
 	DiskBytes          int64         // size of the snapshot and segment files
 	BytesSinceSnapshot int64         // as BytesSinceSnapshot
+	SnapshotBytes      int64         // size of the latest snapshot file, 0 if none
 	Entries            uint64        // entries appended since Open
 	Dropped            uint64        // entries lost to a failed write or appended after it
 	Commits            uint64        // Commit calls since Open
@@ -696,6 +698,7 @@ func (l *Log) Stats() Stats {
 	return Stats{
 		DiskBytes:          c.diskBytes.Load(),
 		BytesSinceSnapshot: c.sinceSnapshot.Load(),
+		SnapshotBytes:      c.snapshotBytes.Load(),
 		Entries:            c.entries.Load(),
 		Dropped:            c.dropped.Load(),
 		Commits:            c.commits.Load(),

@@ -57,7 +57,7 @@ func (l *Log) Replay(fn func(entry []byte) error) error {
 	for _, n := range l.segNums {
 		files = append(files, segName(n))
 	}
-	var disk, sinceSnap int64
+	var disk, sinceSnap, snapSize int64
 	newestDamaged := false
 	for i, name := range files {
 		newest := len(l.segNums) > 0 && i == len(files)-1
@@ -70,7 +70,9 @@ func (l *Log) Replay(fn func(entry []byte) error) error {
 			newestDamaged = newest
 		}
 		disk += size
-		if l.snapNum == 0 || i > 0 {
+		if l.snapNum > 0 && i == 0 {
+			snapSize = size
+		} else {
 			sinceSnap += size
 		}
 	}
@@ -88,6 +90,7 @@ func (l *Log) Replay(fn func(entry []byte) error) error {
 	}
 	l.stats.diskBytes.Add(disk)
 	l.stats.sinceSnapshot.Add(sinceSnap)
+	l.stats.snapshotBytes.Store(snapSize)
 
 	l.wmu.Lock()
 	defer l.wmu.Unlock()

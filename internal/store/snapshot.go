@@ -77,6 +77,7 @@ func (s *Snapshot) Write(entries iter.Seq[[]byte]) error {
 		return err
 	}
 	l.stats.diskBytes.Add(size)
+	l.stats.snapshotBytes.Store(size)
 
 	// Make sure the writer has switched to segment s.num, so that nothing is
 	// written to the segments about to be deleted.
