@@ -13,7 +13,7 @@ import (
 // Journal entries are text, one per change:
 //
 //	R <seq> <from or -> <AT line>    a stored record
-//	C <peer> <epoch> <seq>           a cursor into a neighbor's sequence
+//	C <peer> <epoch> <seq>           a cursor into a neighbor's sequence (0 0: none)
 //	S <seq>                          the sequence number reached (in snapshots)
 
 // ErrBadEntry reports a journal entry that does not parse.
@@ -106,6 +106,11 @@ func (n *Node) Restore(entry []byte) error {
 			return fmt.Errorf("%w: %q", ErrBadEntry, entry)
 		}
 		c := Cursor{Epoch: epoch, Seq: seq}
+		if c == (Cursor{}) { // journaled by ForgetCursors
+			delete(n.cursors, string(f[0]))
+			delete(n.saved, string(f[0]))
+			break
+		}
 		n.cursors[string(f[0])] = c
 		n.saved[string(f[0])] = c
 	case "S":
@@ -146,4 +151,20 @@ func (n *Node) FinishRestore() {
 	n.runStart = n.seq
 	n.entry = appendSeqEntry(n.entry[:0], n.seq)
 	n.journal.Append(n.entry)
+}
+
+// ForgetCursors drops the node's cursors into its neighbors' change feeds,
+// and journals that it did, so that each neighbor's next link sends its
+// whole feed, as to a new server. A node rebuilt from a journal that lost
+// records needs it: cursors journaled after the lost records survive and
+// would have every neighbor resume past them.
+func (n *Node) ForgetCursors() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for peer := range n.cursors {
+		n.entry = appendCursorEntry(n.entry[:0], peer, Cursor{})
+		n.journal.Append(n.entry)
+	}
+	clear(n.cursors)
+	clear(n.saved)
 }
