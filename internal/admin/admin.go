@@ -30,9 +30,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/herd-dev/herd/internal/config"
+	"github.com/herd-dev/herd/internal/durable"
 	"github.com/herd-dev/herd/internal/herd"
 	"github.com/herd-dev/herd/internal/server"
-	"github.com/herd-dev/herd/internal/store"
 )
 
 //go:embed static
@@ -46,7 +46,7 @@ type Options struct {
 	Addr   string
 	Server *server.Server
 	Node   *herd.Node
-	Store  *store.Log
+	Store  *durable.Store
 	// Metrics is the registry the server counts commands in.
 	Metrics *Metrics
 	// Config is the herd's configuration: GET /api/herd reads every other

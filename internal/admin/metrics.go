@@ -9,10 +9,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/herd-dev/herd/internal/durable"
 	"github.com/herd-dev/herd/internal/herd"
 	"github.com/herd-dev/herd/internal/places"
 	"github.com/herd-dev/herd/internal/server"
-	"github.com/herd-dev/herd/internal/store"
 )
 
 // Metrics holds one server's Prometheus registry and the metrics that are
@@ -189,7 +189,7 @@ func answerStatus(body []byte, err error) string {
 type stateCollector struct {
 	server *server.Server
 	node   *herd.Node
-	store  *store.Log
+	store  *durable.Store
 
 	clients, linkUp, reconnects, backlog       *prometheus.Desc
 	peerUpdates, peerBytes, lastUpdateAge      *prometheus.Desc
@@ -199,7 +199,7 @@ type stateCollector struct {
 	connectionsOpen, connectionsRefused        *prometheus.Desc
 }
 
-func newStateCollector(s *server.Server, n *herd.Node, st *store.Log) *stateCollector {
+func newStateCollector(s *server.Server, n *herd.Node, st *durable.Store) *stateCollector {
 	desc := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc(name, help, labels, nil)
 	}

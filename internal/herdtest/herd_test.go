@@ -324,7 +324,7 @@ func TestHerd_SecondRestartSendsOnlyWhatChanged(t *testing.T) {
 	h.Stop("Holiday")
 	h.Restart("Holiday")
 	h.WaitQuiet(10 * time.Second)
-	if err := h.Member("Holiday").Compact(); err != nil {
+	if err := h.Member("Holiday").Store.Compact(); err != nil {
 		t.Fatal(err)
 	}
 	h.Stop("Holiday")

@@ -15,17 +15,16 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/herd-dev/herd/internal/admin"
 	"github.com/herd-dev/herd/internal/config"
+	"github.com/herd-dev/herd/internal/durable"
 	"github.com/herd-dev/herd/internal/herd"
 	"github.com/herd-dev/herd/internal/logfmt"
 	"github.com/herd-dev/herd/internal/logsink"
 	"github.com/herd-dev/herd/internal/places"
 	"github.com/herd-dev/herd/internal/places/offline"
 	"github.com/herd-dev/herd/internal/server"
-	"github.com/herd-dev/herd/internal/store"
 )
 
 // Overrides replace parts a member would otherwise build from its
@@ -54,7 +53,7 @@ type Member struct {
 	LogPath string
 	Node    *herd.Node
 	Server  *server.Server
-	Store   *store.Log
+	Store   *durable.Store
 	Places  places.Provider
 	Logger  *slog.Logger
 	// Admin is the metrics, health and status interface; nil when the
@@ -99,24 +98,14 @@ func Open(ctx context.Context, cfg *config.Config, name string, o Overrides) (m 
 	}
 	m.Logger = slog.New(logfmt.NewHandler(out, nil)).With("server", name)
 
-	fsync := map[string]store.FsyncMode{
-		config.FsyncAlways: store.FsyncAlways, config.FsyncEverySec: store.FsyncEverySec, config.FsyncNo: store.FsyncNo,
-	}[cfg.Fsync] // Validate accepts no other value
-	m.Store, err = store.Open(filepath.Join(cfg.DataDir, name), store.Options{Fsync: fsync, Logger: m.Logger})
+	m.Store, err = durable.Open(durable.Options{
+		Dir: filepath.Join(cfg.DataDir, name), Name: name, Fsync: cfg.Fsync, Logger: m.Logger,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("member: data_dir: %w", err)
 	}
 	m.closers = append(m.closers, m.Store)
-	m.Node = herd.NewNode(name, m.Store)
-	start := time.Now()
-	if err := m.Store.Replay(m.Node.Restore); err != nil {
-		return nil, fmt.Errorf("member: recover %s: %w", name, err)
-	}
-	m.Node.FinishRestore()
-	if err := m.Store.Commit(); err != nil {
-		return nil, fmt.Errorf("member: record %s's restart: %w", name, err)
-	}
-	m.Logger.Info("recovered client table", "clients", m.Node.Len(), "took", time.Since(start), "epoch", m.Store.Epoch())
+	m.Node = m.Store.Node()
 
 	m.Places = o.Places
 	if m.Places == nil {
@@ -223,10 +212,10 @@ func peerTLS(cfg *config.Config, sc config.Server) (*tls.Config, error) {
 	}, nil
 }
 
-// Serve runs the member on ln until ctx is cancelled, compacting the store
-// as it grows, with its admin interface (if it has one) on the admin
-// address. It returns at once, closing ln, if it cannot listen there; the
-// admin interface stops after the server has.
+// Serve runs the member on ln until ctx is cancelled, with its admin
+// interface (if it has one) on the admin address. It returns at once,
+// closing ln, if it cannot listen there; the admin interface stops after the
+// server has.
 func (m *Member) Serve(ctx context.Context, ln net.Listener) error {
 	adminDone := make(chan error, 1)
 	actx, stopAdmin := context.WithCancel(context.WithoutCancel(ctx))
@@ -245,69 +234,13 @@ func (m *Member) Serve(ctx context.Context, ln net.Listener) error {
 		go func() { adminDone <- m.Admin.Serve(actx, aln) }() // ends after stopAdmin
 	}
 
-	compactDone := make(chan struct{})
-	cctx, cancel := context.WithCancel(ctx)
-	go func() { // ends when Serve returns
-		defer close(compactDone)
-		m.compactLoop(cctx)
-	}()
 	err := m.Server.Serve(ctx, ln)
-	cancel()
-	<-compactDone
-	m.Node.SaveCursors() // Close commits them
 	stopAdmin()
 	return errors.Join(err, <-adminDone)
 }
 
-// compactMinBytes is the least journal growth worth a snapshot.
-const compactMinBytes = 64 << 20
-
-// compactLoop journals link cursors every 2 s, so that a restart after a
-// crash re-reads little from each neighbor, and every 5 s snapshots the
-// node into the store once the journal has grown past twice the size of a
-// snapshot, so disk use follows the number of clients, not the number of
-// updates.
-func (m *Member) compactLoop(ctx context.Context) {
-	saveCursors := time.NewTicker(2 * time.Second)
-	defer saveCursors.Stop()
-	t := time.NewTicker(5 * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-saveCursors.C:
-			m.Node.SaveCursors()
-			continue
-		case <-t.C:
-		}
-		grown := m.Store.BytesSinceSnapshot()
-		if grown < compactMinBytes || grown < 2*int64(m.Node.Len())*100 {
-			continue
-		}
-		if err := m.Compact(); err != nil {
-			m.Logger.Error("store compaction failed", "err", err)
-		}
-	}
-}
-
-// Compact writes a snapshot of the node and drops the journal before it.
-func (m *Member) Compact() error {
-	m.Store.Sync() // so that the segment switch, which holds up commits, is quick
-	var snap *store.Snapshot
-	st := m.Node.Freeze(func() { snap = m.Store.BeginSnapshot() })
-	if snap == nil {
-		return errors.New("member: a snapshot is already being written")
-	}
-	start := time.Now()
-	if err := snap.Write(st.Entries); err != nil {
-		return err
-	}
-	m.Logger.Info("store compacted", "clients", len(st.Records), "took", time.Since(start))
-	return nil
-}
-
-// Close releases the store and flushes the log.
+// Close saves the node's link cursors, releases the store and flushes the
+// log.
 func (m *Member) Close() error {
 	var errs []error
 	for i := len(m.closers) - 1; i >= 0; i-- {

@@ -4,7 +4,8 @@
 // The caller owns the record format and keeps its whole table in memory; the
 // store only makes the entries durable and gives them back on restart. The
 // caller also owns the policies: what to do about damage Replay reports,
-// and when to compact. A typical life:
+// and when to compact (for herd, package durable holds both). A typical
+// life:
 //
 //	l, err := store.Open(dir, store.Options{Fsync: store.FsyncEverySec, Logger: logger})
 //	err = l.Replay(func(e []byte) error { return table.apply(e) })
