@@ -17,6 +17,9 @@
 //   - recovery: a wiped data directory refilled by the neighbors, and a crash
 //     in the first moments of a run, before anything of it reached the disk
 //     (recovery_test.go);
+//   - a failing disk: a damaged snapshot or segment is set aside and refilled
+//     from the neighbors, and a data directory deleted under a running
+//     server makes it unready (diskfault_test.go);
 //   - the promise behind every acknowledgement: no AT reply leaves before
 //     the journal holds its update, pipelined or not (ack_test.go);
 //   - a cheap fuzz target that feeds arbitrary bytes to a server over TCP and

@@ -170,10 +170,11 @@ type Server struct {
 	admission *admission
 	stats     counters
 
-	refusedWarnings throttle
+	// Warnings that could come with every connection or update, logged at
+	// most once a minute each.
+	refusedWarnings, tableFullWarnings, commitErrors throttle
 
-	tableFullWarnings throttle
-	serving           atomic.Bool
+	serving atomic.Bool
 }
 
 // New returns a server; Serve runs it.
@@ -406,9 +407,14 @@ func (s *Server) shutdown() {
 	s.log.Info("stopped")
 }
 
+// commit makes what the node journaled durable before a reply leaves. A
+// failure leaves the update in memory and flooding, but not durable here;
+// it is logged once a minute at most, since on a full disk every update
+// fails alike.
 func (s *Server) commit() {
 	if err := s.opt.Store.Commit(); err != nil {
-		// The update is in memory and flooding, but not durable here.
-		s.log.Error("journal commit failed", "err", err)
+		if ok, suppressed := s.commitErrors.allow(time.Now()); ok {
+			s.log.Error("journal commit failed: updates are not durable on this server", "err", err, "failed_since_last_error", suppressed)
+		}
 	}
 }
