@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -243,6 +242,17 @@ type procStatus struct {
 	Links   []server.LinkStatus `json:"links"`
 }
 
+// atRest keeps what of each link stops changing once the herd is at rest:
+// not the bytes, which heartbeats keep moving.
+func atRest(links []server.LinkStatus) []server.LinkStatus {
+	out := make([]server.LinkStatus, len(links))
+	for i, l := range links {
+		out[i] = server.LinkStatus{Peer: l.Peer, OutUp: l.OutUp, InUp: l.InUp, Reconnects: l.Reconnects,
+			Sent: l.Sent, Acked: l.Acked, UpdatesOut: l.UpdatesOut, UpdatesIn: l.UpdatesIn}
+	}
+	return out
+}
+
 func (ph *procHerd) status(name string) (procStatus, error) {
 	var st procStatus
 	data, err := os.ReadFile(filepath.Join(ph.dir, "run", name+".json"))
@@ -274,7 +284,7 @@ func (ph *procHerd) waitQuiet(timeout time.Duration) {
 			if seen && st.Updated.Equal(prev.Updated) {
 				continue
 			}
-			stable[name] = seen && reflect.DeepEqual(prev.Links, st.Links)
+			stable[name] = seen && slices.Equal(atRest(prev.Links), atRest(st.Links))
 			last[name] = st
 		}
 		for _, name := range ph.names {

@@ -51,7 +51,7 @@ func (s *Server) logClientLine(now time.Time, msg, remote string, line slog.Valu
 }
 
 // logPeerLines logs lines a peer link read or wrote (msg "in" or "out") at
-// level, each record followed by attrs.
+// level, the last record followed by attrs.
 func (s *Server) logPeerLines(now time.Time, level slog.Level, msg, peerName string, lines []byte, attrs ...slog.Attr) {
 	h := s.log.Handler()
 	if !h.Enabled(context.Background(), level) {
@@ -62,7 +62,9 @@ func (s *Server) logPeerLines(now time.Time, level slog.Level, msg, peerName str
 		lines = lines[len(chunk):]
 		r := slog.NewRecord(now, level, msg, 0)
 		r.AddAttrs(slog.String("peer", peerName), slog.Any("lines", bytes.TrimSuffix(chunk, []byte("\n"))))
-		r.AddAttrs(attrs...)
+		if len(lines) == 0 {
+			r.AddAttrs(attrs...)
+		}
 		h.Handle(context.Background(), r)
 	}
 }
