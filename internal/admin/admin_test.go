@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -22,6 +23,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/herd-dev/herd/internal/admin"
+	"github.com/herd-dev/herd/internal/buildinfo"
 	"github.com/herd-dev/herd/internal/config"
 	"github.com/herd-dev/herd/internal/herdtest"
 	"github.com/herd-dev/herd/internal/member"
@@ -180,6 +182,10 @@ func TestMetricsMoveAsCommandsArrive(t *testing.T) {
 	expectMetrics(t, h, []metricCheck{
 		{server: "A", metric: "herd_commands_total", labels: []string{"kind", "iamat", "outcome", "ok"}, want: 0},
 		{server: "A", metric: "herd_clients", want: 0},
+		{server: "A", metric: "herd_places_requests_total", labels: []string{"provider", "google", "status", "OK"}, want: 0},
+		{server: "A", metric: "herd_places_requests_total", labels: []string{"provider", "google", "status", "UNKNOWN_ERROR"}, want: 0},
+		{server: "A", metric: "herd_places_upstream_seconds", labels: []string{"provider", "google"}, want: 0},
+		{server: "A", metric: "herd_places_cache_hits_total", labels: []string{"provider", "google"}, want: 0},
 		{server: "A", metric: "herd_peer_link_up", labels: []string{"peer", "B", "direction", "out"}, want: 1},
 		{server: "A", metric: "herd_peer_link_up", labels: []string{"peer", "B", "direction", "in"}, want: 1},
 		{server: "B", metric: "herd_peer_link_up", labels: []string{"peer", "A", "direction", "out"}, want: 1},
@@ -230,6 +236,35 @@ func TestMetricsMoveAsCommandsArrive(t *testing.T) {
 		{server: "B", metric: "herd_peer_last_update_age_seconds", labels: []string{"peer", "A"}, want: 0, atLeast: true},
 		{server: "B", metric: "herd_propagation_seconds", labels: []string{"peer", "A"}, want: 1},
 	})
+}
+
+func TestMetricsText(t *testing.T) {
+	h := startHerd(t, map[string][]string{"A": nil}, nil)
+	rec := get(t, h.Member("A").Admin, "/metrics")
+	text := rec.Body.String()
+
+	// herd_build_info{goversion="go1.26.8",revision="...",version="..."} 1
+	build := buildinfo.Get()
+	fams := scrape(t, h.Member("A").Admin)
+	if got, ok := value(fams, "herd_build_info", "version", build.Version, "revision", build.Revision, "goversion", build.GoVersion); !ok || got != 1 {
+		t.Errorf("herd_build_info{version=%q,revision=%q,goversion=%q} = %v (found %v), want 1", build.Version, build.Revision, build.GoVersion, got, ok)
+	}
+
+	// Bucket bounds print as they are written: le="3e-05", never
+	// le="2.9999999999999997e-05".
+	les := regexp.MustCompile(`herd_command_duration_seconds_bucket\{kind="iamat",le="([^"]+)"\}`).FindAllStringSubmatch(text, -1)
+	if len(les) < 10 {
+		t.Fatalf("found %d buckets of herd_command_duration_seconds{kind=iamat}:\n%s", len(les), text)
+	}
+	for _, le := range les {
+		if le[1] == "+Inf" {
+			continue
+		}
+		mantissa, _, _ := strings.Cut(le[1], "e")
+		if digits := strings.Trim(strings.ReplaceAll(mantissa, ".", ""), "0"); len(digits) > 1 {
+			t.Errorf("bucket bound le=%q has float noise; want one significant digit", le[1])
+		}
+	}
 }
 
 func TestHealthAndReadiness(t *testing.T) {

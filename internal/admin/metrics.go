@@ -1,14 +1,12 @@
 package admin
 
 import (
-	"context"
-	"encoding/json"
-	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/herd-dev/herd/internal/buildinfo"
 	"github.com/herd-dev/herd/internal/durable"
 	"github.com/herd-dev/herd/internal/herd"
 	"github.com/herd-dev/herd/internal/places"
@@ -17,7 +15,7 @@ import (
 
 // Metrics holds one server's Prometheus registry and the metrics that are
 // counted as events happen: client commands (it implements server.Metrics)
-// and places lookups (see InstrumentPlaces). Everything else is read from the
+// and places lookups (see Places). Everything else is read from the
 // server's own counters at scrape time by the collector that New registers.
 // A Metrics belongs to one server: several servers in one process each have
 // their own, and nothing is registered globally.
@@ -42,8 +40,10 @@ type Metrics struct {
 
 // latencyBuckets spans 10 µs to 10 s in half-decades: an IAMAT takes
 // microseconds (more with fsync=always), a WHATSAT up to the places timeout.
-func latencyBuckets() []float64 {
-	return prometheus.ExponentialBucketsRange(10e-6, 10, 13)
+// The bounds are written out, not computed, so that they print as written
+// (le="3e-05", not le="2.9999999999999997e-05").
+var latencyBuckets = []float64{
+	10e-6, 30e-6, 100e-6, 300e-6, 1e-3, 3e-3, 10e-3, 30e-3, 100e-3, 300e-3, 1, 3, 10,
 }
 
 // NewMetrics returns an empty per-server registry with the Go runtime and
@@ -58,7 +58,7 @@ func NewMetrics() *Metrics {
 		commandSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "herd_command_duration_seconds",
 			Help:    "Time from reading a client command to its reply being buffered, by kind.",
-			Buckets: latencyBuckets(),
+			Buckets: latencyBuckets,
 		}, []string{"kind"}),
 		commandCounts:  map[server.Kind]map[server.Outcome]prometheus.Counter{},
 		commandLatency: map[server.Kind]prometheus.Observer{},
@@ -69,7 +69,7 @@ func NewMetrics() *Metrics {
 		placesSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "herd_places_upstream_seconds",
 			Help:    "Time a places lookup not answered from the cache took, including waiting for a shared upstream request, by provider.",
-			Buckets: latencyBuckets(),
+			Buckets: latencyBuckets,
 		}, []string{"provider"}),
 		placesHits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "herd_places_cache_hits_total",
@@ -78,7 +78,7 @@ func NewMetrics() *Metrics {
 		propagation: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "herd_propagation_seconds",
 			Help:    "Time from an IAMAT at the server that took it until this server stored the update, by the neighbor it came from (catch-up left out; as true as the servers' clocks agree).",
-			Buckets: latencyBuckets(),
+			Buckets: latencyBuckets,
 		}, []string{"peer"}),
 	}
 	for kind, outcomes := range server.Outcomes() {
@@ -88,7 +88,15 @@ func NewMetrics() *Metrics {
 			m.commandCounts[kind][o] = m.commands.WithLabelValues(kind.String(), o.String())
 		}
 	}
+	build := buildinfo.Get()
+	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "herd_build_info",
+		Help:        "Always 1; its labels say which build of herd is running.",
+		ConstLabels: prometheus.Labels{"version": build.Version, "revision": build.Revision, "goversion": build.GoVersion},
+	})
+	buildInfo.Set(1)
 	m.registry.MustRegister(
+		buildInfo,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.commands, m.commandSeconds, m.placesRequests, m.placesSeconds, m.placesHits, m.propagation,
@@ -107,81 +115,37 @@ func (m *Metrics) Propagation(peer string, d time.Duration) {
 	m.propagation.WithLabelValues(peer).Observe(d.Seconds())
 }
 
-// observePlaces records one places lookup; its signature is places.Observer.
-func (m *Metrics) observePlaces(provider, status string, d time.Duration, cached bool) {
-	m.placesRequests.WithLabelValues(provider, status).Inc()
-	if cached {
-		m.placesHits.WithLabelValues(provider).Inc()
-		return
+// Places returns the observer that counts the lookups of the provider
+// called name (see places.Instrument). It creates the provider's series at
+// zero, so that they are there before the first lookup.
+func (m *Metrics) Places(name string) places.Observer {
+	o := &placesObserver{
+		requests: map[string]prometheus.Counter{},
+		seconds:  m.placesSeconds.WithLabelValues(name),
+		hits:     m.placesHits.WithLabelValues(name),
 	}
-	m.placesSeconds.WithLabelValues(provider).Observe(d.Seconds())
-}
-
-// InstrumentPlaces makes every lookup of p count in m. A *places.Guard
-// reports through its observer under its own provider name and is returned
-// as is; any other provider (the offline one) is returned wrapped, its
-// lookups labelled provider=name, with the status taken from the answer's
-// "status" field, or from the error.
-func (m *Metrics) InstrumentPlaces(p places.Provider, name string) places.Provider {
-	if g, ok := p.(*places.Guard); ok {
-		g.SetObserver(m.observePlaces)
-		return g
-	}
-	o := &observedProvider{p: p, name: name, m: m}
-	if a, ok := p.(places.Appender); ok {
-		return &observedAppender{observedProvider: o, a: a}
+	for _, status := range places.Statuses() {
+		o.requests[status] = m.placesRequests.WithLabelValues(name, status)
 	}
 	return o
 }
 
-// observedProvider counts the lookups of a provider that has no Guard.
-type observedProvider struct {
-	p    places.Provider
-	name string
-	m    *Metrics
+// placesObserver counts one provider's lookups in the series resolved for
+// it by Metrics.Places. Its maps are never written after Places.
+type placesObserver struct {
+	requests map[string]prometheus.Counter // by status
+	seconds  prometheus.Observer
+	hits     prometheus.Counter
 }
 
-// Nearby implements places.Provider.
-func (o *observedProvider) Nearby(ctx context.Context, q places.Query) ([]byte, error) {
-	start := time.Now()
-	body, err := o.p.Nearby(ctx, q)
-	o.m.observePlaces(o.name, answerStatus(body, err), time.Since(start), false)
-	return body, err
-}
-
-// observedAppender is an observedProvider over a places.Appender, which
-// stays one, so that lookups still append to the caller's buffer.
-type observedAppender struct {
-	*observedProvider
-	a places.Appender
-}
-
-// AppendNearby implements places.Appender.
-func (o *observedAppender) AppendNearby(ctx context.Context, dst []byte, q places.Query) ([]byte, error) {
-	start := time.Now()
-	n := len(dst)
-	dst, err := o.a.AppendNearby(ctx, dst, q)
-	o.m.observePlaces(o.name, answerStatus(dst[n:], err), time.Since(start), false)
-	return dst, err
-}
-
-// answerStatus is the Nearby Search status a client sees for a lookup's
-// result: the body's "status" field, or the status places.ErrorBody gives
-// the error.
-func answerStatus(body []byte, err error) string {
-	if err != nil {
-		if pe, ok := errors.AsType[*places.Error](err); ok {
-			return pe.Status
-		}
-		return places.StatusUnknownError
+// ObserveLookup implements places.Observer.
+func (o *placesObserver) ObserveLookup(l places.Lookup) {
+	o.requests[l.Status].Inc()
+	if l.Cached {
+		o.hits.Inc()
+		return
 	}
-	var b struct {
-		Status string `json:"status"`
-	}
-	if json.Unmarshal(body, &b) != nil || b.Status == "" {
-		return places.StatusUnknownError
-	}
-	return b.Status
+	o.seconds.Observe(l.Duration.Seconds())
 }
 
 // stateCollector reads a server's running totals at scrape time, so that

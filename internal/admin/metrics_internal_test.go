@@ -1,8 +1,6 @@
 package admin
 
 import (
-	"context"
-	"errors"
 	"testing"
 	"time"
 
@@ -12,29 +10,6 @@ import (
 	"github.com/herd-dev/herd/internal/places"
 	"github.com/herd-dev/herd/internal/server"
 )
-
-// fakeProvider answers every lookup with body and err, and counts them.
-type fakeProvider struct {
-	body  []byte
-	err   error
-	calls int
-}
-
-func (f *fakeProvider) Nearby(context.Context, places.Query) ([]byte, error) {
-	f.calls++
-	return f.body, f.err
-}
-
-// fakeAppender is a fakeProvider that also appends its answer.
-type fakeAppender struct{ fakeProvider }
-
-func (f *fakeAppender) AppendNearby(ctx context.Context, dst []byte, q places.Query) ([]byte, error) {
-	body, err := f.Nearby(ctx, q)
-	if err != nil {
-		return dst, err
-	}
-	return append(dst, body...), nil
-}
 
 // written returns what metric m holds.
 func written(t *testing.T, m prometheus.Metric) *dto.Metric {
@@ -70,91 +45,35 @@ func series(c prometheus.Collector) int {
 	return n
 }
 
-func TestInstrumentPlacesWithoutGuard(t *testing.T) {
-	for _, tc := range []struct {
-		name   string
-		body   string
-		err    error
-		status string
-	}{
-		{"ok body", `{"html_attributions":[],"results":[{"name":"x"}],"status":"OK"}`, nil, places.StatusOK},
-		{"zero results", `{"html_attributions":[],"results":[],"status":"ZERO_RESULTS"}`, nil, places.StatusZeroResults},
-		{"body without status", `{"results":[]}`, nil, places.StatusUnknownError},
-		{"not json", `<html>`, nil, places.StatusUnknownError},
-		{"places error", "", &places.Error{Status: places.StatusInvalidRequest, Message: "bad"}, places.StatusInvalidRequest},
-		{"wrapped places error", "", errors.Join(errors.New("x"), &places.Error{Status: places.StatusRequestDenied}), places.StatusRequestDenied},
-		{"other error", "", context.DeadlineExceeded, places.StatusUnknownError},
-	} {
-		q := places.Query{Lat: 1, Lng: 2, RadiusMeters: 10, Limit: 1}
-		t.Run(tc.name, func(t *testing.T) {
-			m := NewMetrics()
-			fake := &fakeProvider{body: []byte(tc.body), err: tc.err}
-			p := m.InstrumentPlaces(fake, "offline")
-			if _, ok := p.(places.Appender); ok {
-				t.Errorf("InstrumentPlaces made a provider that cannot append an Appender")
-			}
-			body, err := p.Nearby(t.Context(), q)
-			if string(body) != tc.body || !errors.Is(err, tc.err) || fake.calls != 1 {
-				t.Fatalf("Nearby = %q, %v after %d calls; want the provider's %q, %v once", body, err, fake.calls, tc.body, tc.err)
-			}
-			checkCounted(t, m, tc.status)
-		})
-		t.Run(tc.name+", appending", func(t *testing.T) {
-			m := NewMetrics()
-			fake := &fakeAppender{fakeProvider{body: []byte(tc.body), err: tc.err}}
-			p, ok := m.InstrumentPlaces(fake, "offline").(places.Appender)
-			if !ok {
-				t.Fatalf("InstrumentPlaces hid the provider's AppendNearby")
-			}
-			got, err := p.AppendNearby(t.Context(), []byte("kept|"), q)
-			want := "kept|" + tc.body
-			if tc.err != nil {
-				want = "kept|"
-			}
-			if string(got) != want || !errors.Is(err, tc.err) || fake.calls != 1 {
-				t.Fatalf("AppendNearby = %q, %v after %d calls; want %q, %v once", got, err, fake.calls, want, tc.err)
-			}
-			checkCounted(t, m, tc.status)
-		})
-	}
-}
-
-// checkCounted checks that m counted one lookup of the offline provider,
-// with the given status.
-func checkCounted(t *testing.T, m *Metrics, status string) {
-	t.Helper()
-	if got := counterValue(t, m.placesRequests.WithLabelValues("offline", status)); got != 1 {
-		t.Errorf("herd_places_requests_total{provider=offline,status=%s} = %v, want 1", status, got)
-	}
-	if got := series(m.placesRequests); got != 1 {
-		t.Errorf("herd_places_requests_total has %d series, want 1", got)
-	}
-	if got := histogramCount(t, m.placesSeconds.WithLabelValues("offline")); got != 1 {
-		t.Errorf("herd_places_upstream_seconds count = %d, want 1", got)
-	}
-}
-
-func TestInstrumentPlacesGuardObserves(t *testing.T) {
+func TestPlacesObserver(t *testing.T) {
 	m := NewMetrics()
-	fake := &fakeProvider{body: []byte(`{"html_attributions":[],"results":[],"status":"OK"}`)}
-	g := places.NewGuard(fake, places.GuardOptions{Name: "google", CacheTTL: time.Minute})
-	if p := m.InstrumentPlaces(g, "ignored"); p != places.Provider(g) {
-		t.Fatalf("InstrumentPlaces wrapped the Guard in %T; want the Guard itself", p)
+	if got := series(m.placesRequests); got != 0 {
+		t.Fatalf("herd_places_requests_total has %d series before any provider, want 0", got)
 	}
-	q := places.Query{Lat: 34, Lng: -118, RadiusMeters: 1000, Limit: 5}
-	for range 2 {
-		if _, err := g.Nearby(t.Context(), q); err != nil {
-			t.Fatal(err)
+	obs := m.Places("google")
+	if got, want := series(m.placesRequests), len(places.Statuses()); got != want {
+		t.Errorf("herd_places_requests_total has %d series for a provider not asked yet, want %d: one per status, at zero", got, want)
+	}
+	if series(m.placesSeconds) != 1 || series(m.placesHits) != 1 {
+		t.Errorf("the latency and cache-hit series of a provider not asked yet are missing")
+	}
+	for _, l := range []places.Lookup{
+		{Status: places.StatusOK, Duration: time.Millisecond},
+		{Status: places.StatusOK, Cached: true},
+		{Status: places.StatusRequestDenied, Duration: time.Second},
+	} {
+		obs.ObserveLookup(l)
+	}
+	for status, want := range map[string]float64{places.StatusOK: 2, places.StatusRequestDenied: 1, places.StatusZeroResults: 0} {
+		if got := counterValue(t, m.placesRequests.WithLabelValues("google", status)); got != want {
+			t.Errorf("herd_places_requests_total{provider=google,status=%s} = %v, want %v", status, got, want)
 		}
 	}
-	if got := counterValue(t, m.placesRequests.WithLabelValues("google", places.StatusOK)); got != 2 {
-		t.Errorf("requests{google,OK} = %v, want 2", got)
-	}
 	if got := counterValue(t, m.placesHits.WithLabelValues("google")); got != 1 {
-		t.Errorf("cache hits = %v, want 1", got)
+		t.Errorf("herd_places_cache_hits_total = %v, want 1", got)
 	}
-	if got := histogramCount(t, m.placesSeconds.WithLabelValues("google")); got != 1 {
-		t.Errorf("upstream histogram count = %d, want 1 (the cached lookup is not observed)", got)
+	if got := histogramCount(t, m.placesSeconds.WithLabelValues("google")); got != 2 {
+		t.Errorf("herd_places_upstream_seconds count = %d, want 2 (the cached lookup is not observed)", got)
 	}
 }
 

@@ -118,9 +118,7 @@ func Open(ctx context.Context, cfg *config.Config, name string, o Overrides) (m 
 	if m.adminAddr != "" || m.adminLn != nil {
 		metrics = admin.NewMetrics()
 		serverMetrics = metrics
-		// A provider without a places.Guard (offline, or an override) is
-		// counted under the configured provider's name.
-		m.Places = metrics.InstrumentPlaces(m.Places, cfg.Places.Provider)
+		m.Places = places.Instrument(m.Places, metrics.Places(cfg.Places.Provider))
 	}
 
 	neighbors := o.Neighbors
@@ -145,7 +143,7 @@ func Open(ctx context.Context, cfg *config.Config, name string, o Overrides) (m 
 		Node:                m.Node,
 		Neighbors:           neighbors,
 		Places:              m.Places,
-		PlacesMayBlock:      cfg.Places.Provider != config.ProviderOffline || o.Places != nil,
+		PlacesMayBlock:      places.MayBlock(m.Places),
 		Store:               m.Store,
 		Secret:              []byte(getenv(config.EnvPeerSecret)),
 		TLS:                 tlsConfig,
@@ -184,7 +182,22 @@ func openPlaces(ctx context.Context, cfg config.Places, key string, logger *slog
 		}
 		return p, nil
 	}
-	return places.NewRemote(cfg, key, logger)
+	remote := places.RemoteOptions{API: places.APIGoogle, URL: cfg.Google.URL, Key: key, Guard: places.GuardOptions{
+		Name:      cfg.Provider,
+		Timeout:   cfg.Timeout.D(),
+		CacheTTL:  cfg.CacheTTL.D(),
+		RateLimit: cfg.RateLimit,
+		RateBurst: cfg.RateBurst,
+		Logger:    logger,
+	}}
+	if cfg.Provider == config.ProviderGoogleNew {
+		remote.API, remote.URL = places.APIGoogleNew, cfg.GoogleNew.URL
+	}
+	g, err := places.NewRemote(remote)
+	if err != nil {
+		return nil, fmt.Errorf("member: places: %w", err)
+	}
+	return g, nil
 }
 
 func peerTLS(cfg *config.Config, sc config.Server) (*tls.Config, error) {

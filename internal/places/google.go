@@ -18,9 +18,9 @@ type Google struct {
 	client *http.Client
 }
 
-// NewGoogle returns a provider that sends GET requests to rawURL (normally
-// config.DefaultGoogleURL) with key. A nil client gets a pooled client of
-// its own; pass one client to every provider that should share connections.
+// NewGoogle returns a provider that sends GET requests to rawURL with key.
+// A nil client gets a pooled client of its own; pass one client to every
+// provider that should share connections.
 func NewGoogle(rawURL, key string, client *http.Client) *Google {
 	if client == nil {
 		client = newHTTPClient()

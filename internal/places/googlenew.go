@@ -33,9 +33,9 @@ type GoogleNew struct {
 	client *http.Client
 }
 
-// NewGoogleNew returns a provider that sends POST requests to rawURL
-// (normally config.DefaultGoogleNewURL) with key in the X-Goog-Api-Key
-// header. A nil client gets a pooled client of its own.
+// NewGoogleNew returns a provider that sends POST requests to rawURL with
+// key in the X-Goog-Api-Key header. A nil client gets a pooled client of
+// its own.
 func NewGoogleNew(rawURL, key string, client *http.Client) *GoogleNew {
 	if client == nil {
 		client = newHTTPClient()

@@ -23,7 +23,7 @@ const (
 // GuardOptions tunes a Guard. The zero value shares identical lookups and
 // bounds each by DefaultTimeout, with no cache and no rate limit.
 type GuardOptions struct {
-	// Name identifies the provider in logs, Stats and Observer calls.
+	// Name identifies the provider in logs.
 	Name string
 	// Timeout bounds each lookup; 0 means DefaultTimeout.
 	Timeout time.Duration
@@ -38,11 +38,6 @@ type GuardOptions struct {
 	// Logger receives one Info line per upstream request; nil discards them.
 	Logger *slog.Logger
 }
-
-// Observer is told of every lookup a Guard answers: the provider's name, the
-// answer's Nearby Search status, how long the lookup took and whether the
-// cache answered it. It must be safe for concurrent use and return quickly.
-type Observer func(provider, status string, d time.Duration, cached bool)
 
 // Guard wraps a remote Provider so that it costs what it must and no more:
 // concurrent identical lookups share one upstream request, answers may be
@@ -60,8 +55,8 @@ type Guard struct {
 	logger   *slog.Logger
 	now      func() time.Time // the cache's clock
 	flight   singleflight.Group
-	observer atomic.Pointer[Observer]
-	m        guardMetrics
+	// waiting counts the lookups waiting for an upstream answer.
+	waiting atomic.Int64
 }
 
 // NewGuard wraps p.
@@ -74,60 +69,54 @@ func NewGuard(p Provider, opts GuardOptions) *Guard {
 		logger:   cmp.Or(opts.Logger, slog.New(slog.DiscardHandler)),
 		now:      time.Now,
 	}
-	g.m.errors = newErrorCounters()
 	if opts.RateLimit > 0 {
 		g.limiter = rate.NewLimiter(rate.Limit(opts.RateLimit), max(opts.RateBurst, 1))
 	}
 	return g
 }
 
-// SetObserver reports every later lookup to fn; nil stops reporting. It is
-// safe to call while g serves lookups.
-func (g *Guard) SetObserver(fn Observer) {
-	if fn == nil {
-		g.observer.Store(nil)
-		return
-	}
-	g.observer.Store(&fn)
-}
-
 // Nearby implements Provider. The body it returns belongs to the caller.
 func (g *Guard) Nearby(ctx context.Context, q Query) ([]byte, error) {
-	start := time.Now()
-	g.m.requests.Add(1)
+	body, _, err := g.lookup(ctx, q)
+	return body, err
+}
+
+// MayBlock implements Blocker: a lookup may wait for the upstream.
+func (g *Guard) MayBlock() bool { return true }
+
+// lookup is Nearby, also reporting the answer's status and whether the
+// cache answered, for Instrument.
+func (g *Guard) lookup(ctx context.Context, q Query) (body []byte, how served, err error) {
 	key := lookupKey(q)
 	if a, ok := g.cache.get(key, g.now()); ok {
-		g.m.cacheHits.Add(1)
-		g.finish(a.status, start, true)
-		return bytes.Clone(a.body), nil
+		return bytes.Clone(a.body), served{status: a.status, cached: true}, nil
 	}
 
 	ctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
-	var led atomic.Bool
 	flight := g.flight.DoChan(key, func() (any, error) {
-		led.Store(true)
 		return g.ask(ctx, q, key)
 	})
-	g.m.waiting.Add(1)
-	defer g.m.waiting.Add(-1)
+	g.waiting.Add(1)
+	defer g.waiting.Add(-1)
 
 	select {
 	case r := <-flight:
-		if !led.Load() {
-			g.m.sharedHits.Add(1)
-		}
 		if r.Err != nil {
-			g.finish(statusOf(r.Err), start, false)
-			return nil, r.Err
+			return nil, served{status: statusOf(r.Err)}, r.Err
 		}
 		a := r.Val.(answer)
-		g.finish(a.status, start, false)
-		return bytes.Clone(a.body), nil
+		return bytes.Clone(a.body), served{status: a.status}, nil
 	case <-ctx.Done():
-		g.finish(StatusUnknownError, start, false)
-		return nil, interrupted(ctx.Err())
+		err := interrupted(ctx.Err())
+		return nil, served{status: statusOf(err)}, err
 	}
+}
+
+// served says how a Guard answered a lookup.
+type served struct {
+	status string // the answer's Nearby Search status
+	cached bool   // the cache answered
 }
 
 // ask sends one request upstream, within the rate limit and the timeout, logs
@@ -144,9 +133,6 @@ func (g *Guard) ask(ctx context.Context, q Query, key string) (answer, error) {
 	start := time.Now()
 	body, err := g.provider.Nearby(ctx, q)
 	d := time.Since(start)
-	g.m.upstream.Add(1)
-	g.m.upstreamNanos.Add(int64(d))
-	g.m.lastNanos.Store(int64(d))
 
 	a := answer{body: body}
 	var problem string // the error or error_message to log
@@ -169,14 +155,6 @@ func (g *Guard) ask(ctx context.Context, q Query, key string) (answer, error) {
 	return a, nil
 }
 
-// finish counts a lookup's status and tells the observer.
-func (g *Guard) finish(status string, start time.Time, cached bool) {
-	g.m.count(status)
-	if obs := g.observer.Load(); obs != nil {
-		(*obs)(g.name, status, time.Since(start), cached)
-	}
-}
-
 // lookupKey identifies lookups that may share an answer.
 func lookupKey(q Query) string {
 	return fmt.Sprintf("%.5f,%.5f,%.0f,%d", q.Lat, q.Lng, q.RadiusMeters, q.Limit)
@@ -192,69 +170,4 @@ func bodyStatus(body []byte) (status, message string) {
 		return StatusUnknownError, "answer has no status"
 	}
 	return b.Status, b.ErrorMessage
-}
-
-// Stats is a snapshot of a Guard's counters, ready for a metrics exporter.
-type Stats struct {
-	Provider   string
-	Requests   uint64 // lookups asked of the Guard
-	CacheHits  uint64 // lookups answered from the cache
-	SharedHits uint64 // lookups answered by another lookup's upstream request
-	Upstream   uint64 // requests sent upstream
-	Waiting    int64  // lookups waiting for an upstream answer right now
-	// Errors counts lookups by the error status they were answered with:
-	// every status but OK and ZERO_RESULTS, whether the upstream failed, sent
-	// a body with that status, or the Guard refused (rate limit, timeout).
-	Errors          map[string]uint64
-	UpstreamLatency time.Duration // total time spent in upstream requests
-	LastLatency     time.Duration // time the latest upstream request took
-}
-
-// Stats returns g's counters.
-func (g *Guard) Stats() Stats {
-	s := Stats{
-		Provider:        g.name,
-		Requests:        g.m.requests.Load(),
-		CacheHits:       g.m.cacheHits.Load(),
-		SharedHits:      g.m.sharedHits.Load(),
-		Upstream:        g.m.upstream.Load(),
-		Waiting:         g.m.waiting.Load(),
-		Errors:          make(map[string]uint64, len(g.m.errors)),
-		UpstreamLatency: time.Duration(g.m.upstreamNanos.Load()),
-		LastLatency:     time.Duration(g.m.lastNanos.Load()),
-	}
-	for status, n := range g.m.errors {
-		s.Errors[status] = n.Load()
-	}
-	return s
-}
-
-// guardMetrics are a Guard's counters.
-type guardMetrics struct {
-	requests, cacheHits, sharedHits, upstream atomic.Uint64
-	waiting                                   atomic.Int64
-	upstreamNanos, lastNanos                  atomic.Int64
-	errors                                    map[string]*atomic.Uint64 // from newErrorCounters, never changed
-}
-
-// newErrorCounters returns a zero counter for each error status.
-func newErrorCounters() map[string]*atomic.Uint64 {
-	counters := map[string]*atomic.Uint64{}
-	for _, s := range []string{StatusInvalidRequest, StatusRequestDenied, StatusOverQueryLimit, StatusUnknownError} {
-		counters[s] = new(atomic.Uint64)
-	}
-	return counters
-}
-
-// count records a lookup answered with status. Statuses that are neither
-// known errors nor OK or ZERO_RESULTS count as UNKNOWN_ERROR.
-func (m *guardMetrics) count(status string) {
-	if status == StatusOK || status == StatusZeroResults {
-		return
-	}
-	n, ok := m.errors[status]
-	if !ok {
-		n = m.errors[StatusUnknownError]
-	}
-	n.Add(1)
 }

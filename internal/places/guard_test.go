@@ -93,7 +93,7 @@ func TestGuardSharesIdenticalLookups(t *testing.T) {
 			results <- lookupResult{body, err}
 		}()
 	}
-	waitUntil(t, "every caller waits on the upstream", func() bool { return g.m.waiting.Load() == callers })
+	waitUntil(t, "every caller waits on the upstream", func() bool { return g.waiting.Load() == callers })
 	close(stub.gate)
 	for range callers {
 		r := <-results
@@ -104,9 +104,8 @@ func TestGuardSharesIdenticalLookups(t *testing.T) {
 	if n := stub.calls.Load(); n != 1 {
 		t.Errorf("%d identical lookups made %d upstream calls, want 1", callers, n)
 	}
-	s := g.Stats()
-	if s.Requests != callers || s.Upstream != 1 || s.SharedHits != callers-1 || s.Waiting != 0 {
-		t.Errorf("Stats = %+v, want %d requests, 1 upstream, %d shared, 0 waiting", s, callers, callers-1)
+	if n := g.waiting.Load(); n != 0 {
+		t.Errorf("%d lookups still counted as waiting", n)
 	}
 }
 
@@ -120,13 +119,13 @@ func TestGuardSharedLookupOutlivesItsLeader(t *testing.T) {
 		body, err := g.Nearby(leaderCtx, uclaQuery)
 		leader <- lookupResult{body, err}
 	}()
-	waitUntil(t, "the leader waits", func() bool { return g.m.waiting.Load() == 1 })
+	waitUntil(t, "the leader waits", func() bool { return g.waiting.Load() == 1 })
 	follower := make(chan lookupResult, 1)
 	go func() {
 		body, err := g.Nearby(context.Background(), uclaQuery)
 		follower <- lookupResult{body, err}
 	}()
-	waitUntil(t, "the follower waits", func() bool { return g.m.waiting.Load() == 2 })
+	waitUntil(t, "the follower waits", func() bool { return g.waiting.Load() == 2 })
 
 	cancelLeader()
 	r := <-leader
@@ -169,11 +168,13 @@ func TestGuardCache(t *testing.T) {
 			clock := &fakeClock{now: time.Unix(1479413884, 0)}
 			g := NewGuard(tt.stub, GuardOptions{Name: "stub", CacheTTL: tt.ttl})
 			g.now = clock.Now
+			var seen recorder
+			p := Instrument(g, &seen)
 			for i, want := range tt.wantCalls {
 				if i > 0 {
 					clock.Advance(tt.steps[i-1])
 				}
-				body, err := g.Nearby(context.Background(), uclaQuery)
+				body, err := p.Nearby(context.Background(), uclaQuery)
 				if (err == nil) != (tt.stub.err == nil) || (err == nil && string(body) != tt.stub.body) {
 					t.Fatalf("lookup %d = %s, %v", i, body, err)
 				}
@@ -181,9 +182,14 @@ func TestGuardCache(t *testing.T) {
 					t.Fatalf("after lookup %d: %d upstream calls, want %d", i, got, want)
 				}
 			}
-			s := g.Stats()
-			if s.CacheHits+s.Upstream != uint64(len(tt.wantCalls)) {
-				t.Errorf("Stats = %+v: cache hits and upstream requests do not add up to %d lookups", s, len(tt.wantCalls))
+			cached := 0
+			for _, l := range seen.all() {
+				if l.Cached {
+					cached++
+				}
+			}
+			if calls := int(tt.stub.calls.Load()); cached+calls != len(tt.wantCalls) {
+				t.Errorf("observed %+v: %d cached and %d upstream calls do not add up to %d lookups", seen.all(), cached, calls, len(tt.wantCalls))
 			}
 		})
 	}
@@ -240,9 +246,6 @@ func TestGuardRateLimit(t *testing.T) {
 	if n := stub.calls.Load(); n != 2 {
 		t.Errorf("upstream calls = %d, want 2", n)
 	}
-	if n := g.Stats().Errors[StatusOverQueryLimit]; n != 1 {
-		t.Errorf("Stats().Errors[OVER_QUERY_LIMIT] = %d, want 1", n)
-	}
 }
 
 func TestGuardTimeout(t *testing.T) {
@@ -253,60 +256,125 @@ func TestGuardTimeout(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("error %v does not wrap context.DeadlineExceeded", err)
 	}
-	if n := g.Stats().Errors[StatusUnknownError]; n != 1 {
-		t.Errorf("Stats().Errors[UNKNOWN_ERROR] = %d, want 1", n)
-	}
 }
 
-func TestGuardObserver(t *testing.T) {
-	type observation struct {
-		provider, status string
-		cached           bool
-	}
-	var (
-		mu   sync.Mutex
-		seen []observation
-	)
-	stub := &stubProvider{body: okBody}
-	g := NewGuard(stub, GuardOptions{Name: "google", CacheTTL: time.Minute})
-	g.SetObserver(func(provider, status string, d time.Duration, cached bool) {
-		if d < 0 {
-			t.Errorf("negative duration %v", d)
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		seen = append(seen, observation{provider, status, cached})
-	})
+// recorder is an Observer that keeps what it is told.
+type recorder struct {
+	mu   sync.Mutex
+	seen []Lookup
+}
 
-	g.Nearby(context.Background(), uclaQuery)
-	g.Nearby(context.Background(), uclaQuery)
+func (r *recorder) ObserveLookup(l Lookup) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.seen = append(r.seen, l)
+}
+
+func (r *recorder) all() []Lookup {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Lookup(nil), r.seen...)
+}
+
+func TestInstrumentGuard(t *testing.T) {
+	stub := &stubProvider{body: okBody}
+	var seen recorder
+	p := Instrument(NewGuard(stub, GuardOptions{Name: "google", CacheTTL: time.Minute}), &seen)
+	if _, ok := p.(Appender); ok {
+		t.Error("an instrumented Guard claims to append")
+	}
+	if !MayBlock(p) {
+		t.Error("an instrumented Guard says it never blocks")
+	}
+
+	p.Nearby(context.Background(), uclaQuery)
+	p.Nearby(context.Background(), uclaQuery) // from the cache
 	stub.err = &Error{Status: StatusRequestDenied, Message: "no"}
 	other := uclaQuery
 	other.Limit = 1
-	g.Nearby(context.Background(), other)
-	g.SetObserver(nil)
-	g.Nearby(context.Background(), other)
+	p.Nearby(context.Background(), other)
+	stub.err = &Error{Status: "MADE_UP", Message: "no"}
+	other.Limit = 2
+	p.Nearby(context.Background(), other)
 
-	want := []observation{{"google", StatusOK, false}, {"google", StatusOK, true}, {"google", StatusRequestDenied, false}}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(seen) != len(want) {
-		t.Fatalf("observed %+v, want %+v", seen, want)
+	type observation struct {
+		status string
+		cached bool
 	}
-	for i := range want {
-		if seen[i] != want[i] {
-			t.Errorf("observation %d = %+v, want %+v", i, seen[i], want[i])
+	want := []observation{{StatusOK, false}, {StatusOK, true}, {StatusRequestDenied, false}, {StatusUnknownError, false}}
+	got := seen.all()
+	if len(got) != len(want) {
+		t.Fatalf("observed %+v, want %+v", got, want)
+	}
+	for i, l := range got {
+		if (observation{l.Status, l.Cached}) != want[i] || l.Duration < 0 {
+			t.Errorf("lookup %d observed as %+v, want %+v", i, l, want[i])
 		}
 	}
-	s := g.Stats()
-	wantErrors := map[string]uint64{StatusInvalidRequest: 0, StatusRequestDenied: 2, StatusOverQueryLimit: 0, StatusUnknownError: 0}
-	for status, n := range wantErrors {
-		if s.Errors[status] != n {
-			t.Errorf("Stats().Errors = %v, want %v", s.Errors, wantErrors)
-			break
-		}
+}
+
+// appendingStub is an offline-like provider: it appends its answer and
+// never blocks.
+type appendingStub struct{ body string }
+
+func (a appendingStub) Nearby(ctx context.Context, q Query) ([]byte, error) {
+	return a.AppendNearby(ctx, nil, q)
+}
+
+func (a appendingStub) AppendNearby(_ context.Context, dst []byte, _ Query) ([]byte, error) {
+	return append(dst, a.body...), nil
+}
+
+func (appendingStub) MayBlock() bool { return false }
+
+func TestInstrumentReadsTheAnswersStatus(t *testing.T) {
+	for _, tc := range []struct {
+		name, body string
+		err        error
+		want       string
+	}{
+		{"ok", okBody, nil, StatusOK},
+		{"zero results, indented", "{\n \"results\": [],\n \"status\" : \"ZERO_RESULTS\"\n}", nil, StatusZeroResults},
+		{"a result with a status of its own", `{"results":[{"status":"CLOSED"}],"status":"OK"}`, nil, StatusOK},
+		{"business_status is not the status", `{"results":[{"business_status":"OPERATIONAL"}],"status":"OK"}`, nil, StatusOK},
+		{"made-up status", `{"results":[],"status":"MADE_UP"}`, nil, StatusUnknownError},
+		{"no status", `{"results":[]}`, nil, StatusUnknownError},
+		{"not JSON", `<html>`, nil, StatusUnknownError},
+		{"places error", "", &Error{Status: StatusInvalidRequest, Message: "bad"}, StatusInvalidRequest},
+		{"wrapped places error", "", errors.Join(errors.New("x"), &Error{Status: StatusRequestDenied}), StatusRequestDenied},
+		{"other error", "", context.DeadlineExceeded, StatusUnknownError},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var seen recorder
+			p := Instrument(&stubProvider{body: tc.body, err: tc.err}, &seen)
+			body, err := p.Nearby(context.Background(), uclaQuery)
+			if !errors.Is(err, tc.err) || (err == nil && string(body) != tc.body) {
+				t.Fatalf("Nearby = %q, %v; want the provider's answer", body, err)
+			}
+			if got := seen.all(); len(got) != 1 || got[0].Status != tc.want || got[0].Cached {
+				t.Errorf("observed %+v, want one uncached lookup with status %s", got, tc.want)
+			}
+		})
 	}
-	if s.Provider != "google" || s.Requests != 4 || s.CacheHits != 1 || s.Upstream != 3 || s.UpstreamLatency < s.LastLatency {
-		t.Errorf("Stats = %+v", s)
+}
+
+func TestInstrumentKeepsAppending(t *testing.T) {
+	var seen recorder
+	p, ok := Instrument(appendingStub{body: okBody}, &seen).(Appender)
+	if !ok {
+		t.Fatal("Instrument hid the provider's AppendNearby")
+	}
+	if MayBlock(p) {
+		t.Error("the instrumented provider blocks; the provider it wraps never does")
+	}
+	got, err := p.AppendNearby(context.Background(), []byte("kept|"), uclaQuery)
+	if err != nil || string(got) != "kept|"+okBody {
+		t.Errorf("AppendNearby = %q, %v; want the buffer extended by the answer", got, err)
+	}
+	if l := seen.all(); len(l) != 1 || l[0].Status != StatusOK {
+		t.Errorf("observed %+v, want one OK lookup (read from the appended part only)", l)
+	}
+	if MayBlock(&stubProvider{}) != true {
+		t.Error("a provider that does not say is taken as never blocking")
 	}
 }

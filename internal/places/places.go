@@ -9,7 +9,8 @@
 //
 // The remote providers, Google and GoogleNew, share pooled connections and run
 // behind a Guard that joins identical lookups, caches, rate-limits and times
-// out upstream requests; NewRemote builds them from the configuration. The API
+// out upstream requests; NewRemote builds them. Instrument reports every
+// lookup of any provider to an Observer, for metrics. The API
 // key never appears in an error or a log line. Google passes the legacy body
 // through byte for byte. GoogleNew asks for GoogleNewFieldMask, which Google
 // bills as "Nearby Search Enterprise" (rating, userRatingCount, priceLevel and

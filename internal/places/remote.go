@@ -2,39 +2,54 @@ package places
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"log/slog"
-
-	"github.com/herd-dev/herd/internal/config"
 )
 
-// NewRemote builds the remote provider that cfg.Provider names (google or
-// google-new) with key, wrapped in a Guard tuned by cfg's timeout, cache_ttl,
-// rate_limit and rate_burst. The offline provider is built elsewhere, so
-// NewRemote refuses it. An empty key still builds the provider, whose
-// requests Google will deny; NewRemote warns about it once.
-func NewRemote(cfg config.Places, key string, logger *slog.Logger) (Provider, error) {
-	logger = cmp.Or(logger, slog.New(slog.DiscardHandler))
+// API names a remote Nearby Search API.
+type API int
+
+// The remote APIs.
+const (
+	// APIGoogle is the legacy Nearby Search (see Google).
+	APIGoogle API = iota + 1
+	// APIGoogleNew is Places API (New) searchNearby (see GoogleNew).
+	APIGoogleNew
+)
+
+// RemoteOptions say which remote API NewRemote asks, and how.
+type RemoteOptions struct {
+	API API
+	// URL is the API's endpoint.
+	URL string
+	// Key is the API key; empty builds a provider whose requests Google
+	// will deny.
+	Key string
+	// Guard tunes the Guard around the provider; its Name names the
+	// provider in logs, and its Logger gets the warning about a missing key.
+	Guard GuardOptions
+}
+
+// NewRemote builds the remote provider that opts name, wrapped in a Guard
+// tuned by opts.Guard. Without a key it warns once, in opts.Guard.Logger.
+func NewRemote(opts RemoteOptions) (*Guard, error) {
+	if opts.URL == "" {
+		return nil, errors.New("places: a remote provider needs an upstream URL")
+	}
 	client := newHTTPClient()
 	var p Provider
-	switch cfg.Provider {
-	case config.ProviderGoogle:
-		p = NewGoogle(cmp.Or(cfg.Google.URL, config.DefaultGoogleURL), key, client)
-	case config.ProviderGoogleNew:
-		p = NewGoogleNew(cmp.Or(cfg.GoogleNew.URL, config.DefaultGoogleNewURL), key, client)
+	switch opts.API {
+	case APIGoogle:
+		p = NewGoogle(opts.URL, opts.Key, client)
+	case APIGoogleNew:
+		p = NewGoogleNew(opts.URL, opts.Key, client)
 	default:
-		return nil, fmt.Errorf("places: provider %q is not a remote provider", cfg.Provider)
+		return nil, fmt.Errorf("places: unknown remote API %d", opts.API)
 	}
-	if key == "" {
-		logger.Warn("places: no API key; Google will deny every request",
-			"provider", cfg.Provider, "env", config.EnvPlacesAPIKey)
+	if opts.Key == "" {
+		logger := cmp.Or(opts.Guard.Logger, slog.New(slog.DiscardHandler))
+		logger.Warn("places: no API key; Google will deny every request", "provider", opts.Guard.Name)
 	}
-	return NewGuard(p, GuardOptions{
-		Name:      cfg.Provider,
-		Timeout:   cfg.Timeout.D(),
-		CacheTTL:  cfg.CacheTTL.D(),
-		RateLimit: cfg.RateLimit,
-		RateBurst: cfg.RateBurst,
-		Logger:    logger,
-	}), nil
+	return NewGuard(p, opts.Guard), nil
 }

@@ -9,8 +9,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/herd-dev/herd/internal/config"
 )
 
 const secretKey = "AIzaSy-very-secret-test-key"
@@ -40,31 +38,29 @@ func newTestLogger() (*slog.Logger, *logBuffer) {
 
 func TestNewRemote(t *testing.T) {
 	tests := []struct {
-		cfg      config.Places
+		api      API
+		url      string
 		wantType string
+		wantErr  string
 	}{
-		{config.Places{Provider: config.ProviderGoogle}, "*places.Google"},
-		{config.Places{Provider: config.ProviderGoogleNew}, "*places.GoogleNew"},
-		{config.Places{Provider: config.ProviderOffline}, ""},
-		{config.Places{Provider: ""}, ""},
+		{APIGoogle, "http://127.0.0.1:1/json", "*places.Google", ""},
+		{APIGoogleNew, "http://127.0.0.1:1/v1", "*places.GoogleNew", ""},
+		{0, "http://127.0.0.1:1/json", "", "places: unknown remote API 0"},
+		{APIGoogle, "", "", "places: a remote provider needs an upstream URL"},
 	}
 	for _, tt := range tests {
-		p, err := NewRemote(tt.cfg, "k", nil)
-		if tt.wantType == "" {
-			if err == nil || !strings.HasPrefix(err.Error(), "places: ") {
-				t.Errorf("NewRemote(%q) = %v, %v; want a places: error", tt.cfg.Provider, p, err)
+		g, err := NewRemote(RemoteOptions{API: tt.api, URL: tt.url, Key: "k", Guard: GuardOptions{Name: "remote"}})
+		if tt.wantErr != "" {
+			if err == nil || err.Error() != tt.wantErr {
+				t.Errorf("NewRemote(%d, %q) = %v, %v; want error %q", tt.api, tt.url, g, err, tt.wantErr)
 			}
 			continue
 		}
 		if err != nil {
-			t.Fatalf("NewRemote(%q): %v", tt.cfg.Provider, err)
+			t.Fatalf("NewRemote(%d, %q): %v", tt.api, tt.url, err)
 		}
-		g, ok := p.(*Guard)
-		if !ok {
-			t.Fatalf("NewRemote(%q) = %T, want *Guard", tt.cfg.Provider, p)
-		}
-		if got := typeName(g.provider); got != tt.wantType || g.name != tt.cfg.Provider {
-			t.Errorf("NewRemote(%q) guards %s named %q", tt.cfg.Provider, got, g.name)
+		if got := typeName(g.provider); got != tt.wantType || g.name != "remote" {
+			t.Errorf("NewRemote(%d) guards %s named %q; want %s named remote", tt.api, got, g.name, tt.wantType)
 		}
 	}
 }
@@ -80,44 +76,34 @@ func typeName(p Provider) string {
 }
 
 func TestNewRemoteTuning(t *testing.T) {
-	cfg := config.Places{
-		Provider:  config.ProviderGoogle,
-		Google:    config.Upstream{URL: "http://127.0.0.1:1/json"},
-		Timeout:   config.Duration(3 * time.Second),
-		CacheTTL:  config.Duration(time.Minute),
-		RateLimit: 5,
-		RateBurst: 7,
-	}
-	p, err := NewRemote(cfg, "k", nil)
+	const url = "http://127.0.0.1:1/json"
+	g, err := NewRemote(RemoteOptions{API: APIGoogle, URL: url, Key: "k", Guard: GuardOptions{
+		Timeout: 3 * time.Second, CacheTTL: time.Minute, RateLimit: 5, RateBurst: 7,
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := p.(*Guard)
 	if g.timeout != 3*time.Second || g.cache == nil || g.cache.ttl != time.Minute ||
 		g.limiter == nil || g.limiter.Limit() != 5 || g.limiter.Burst() != 7 {
 		t.Errorf("guard timeout %v, cache %+v, limiter %+v: not as configured", g.timeout, g.cache, g.limiter)
 	}
-	if u := g.provider.(*Google).url; u != cfg.Google.URL {
-		t.Errorf("url = %q, want %q", u, cfg.Google.URL)
+	if u := g.provider.(*Google).url; u != url {
+		t.Errorf("url = %q, want %q", u, url)
 	}
 
-	p, err = NewRemote(config.Places{Provider: config.ProviderGoogleNew}, "k", nil)
+	g, err = NewRemote(RemoteOptions{API: APIGoogleNew, URL: url, Key: "k"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	g = p.(*Guard)
 	if g.timeout != DefaultTimeout || g.cache != nil || g.limiter != nil {
-		t.Errorf("zero config: timeout %v, cache %v, limiter %v; want defaults, no cache, no limit", g.timeout, g.cache, g.limiter)
-	}
-	if u := g.provider.(*GoogleNew).url; u != config.DefaultGoogleNewURL {
-		t.Errorf("url = %q, want the default %q", u, config.DefaultGoogleNewURL)
+		t.Errorf("zero options: timeout %v, cache %v, limiter %v; want defaults, no cache, no limit", g.timeout, g.cache, g.limiter)
 	}
 }
 
 func TestNewRemoteWarnsOnceWithoutKey(t *testing.T) {
 	srv := stubServer(t, answerWith(http.StatusOK, `{"error_message":"You must use an API key.","html_attributions":[],"results":[],"status":"REQUEST_DENIED"}`))
 	logger, logs := newTestLogger()
-	p, err := NewRemote(config.Places{Provider: config.ProviderGoogle, Google: config.Upstream{URL: srv.URL}}, "", logger)
+	p, err := NewRemote(RemoteOptions{API: APIGoogle, URL: srv.URL, Guard: GuardOptions{Name: "google", Logger: logger}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,17 +142,13 @@ func TestKeyNeverLeaks(t *testing.T) {
 	})
 	denied := stubServer(t, answerWith(http.StatusForbidden, googleError(403, "PERMISSION_DENIED", "API key expired.")))
 
-	for _, provider := range []string{config.ProviderGoogle, config.ProviderGoogleNew} {
+	for provider, api := range map[string]API{"google": APIGoogle, "google-new": APIGoogleNew} {
 		for name, url := range map[string]string{"refused": closed.URL, "hung": hung.URL, "redirect": echo.URL, "denied": denied.URL} {
 			t.Run(provider+"/"+name, func(t *testing.T) {
 				logger, logs := newTestLogger()
-				cfg := config.Places{
-					Provider:  provider,
-					Google:    config.Upstream{URL: url},
-					GoogleNew: config.Upstream{URL: url},
-					Timeout:   config.Duration(50 * time.Millisecond),
-				}
-				p, err := NewRemote(cfg, secretKey, logger)
+				p, err := NewRemote(RemoteOptions{API: api, URL: url, Key: secretKey, Guard: GuardOptions{
+					Name: provider, Timeout: 50 * time.Millisecond, Logger: logger,
+				}})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -187,7 +169,7 @@ func TestKeyNeverLeaks(t *testing.T) {
 				if !strings.Contains(logs.String(), "provider="+provider) || !strings.Contains(logs.String(), "latency=") {
 					t.Errorf("log lacks provider or latency:\n%s", logs)
 				}
-				if provider == config.ProviderGoogle && name == "refused" && !strings.Contains(err.Error(), "key=REDACTED") {
+				if api == APIGoogle && name == "refused" && !strings.Contains(err.Error(), "key=REDACTED") {
 					t.Errorf("error %q: want the request URL with its key redacted", err)
 				}
 			})

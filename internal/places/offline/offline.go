@@ -132,6 +132,9 @@ func (p *Provider) Nearby(ctx context.Context, q places.Query) ([]byte, error) {
 	return p.AppendNearby(ctx, nil, q)
 }
 
+// MayBlock implements places.Blocker: a lookup only reads memory.
+func (p *Provider) MayBlock() bool { return false }
+
 // AppendNearby is Nearby appending to dst (see places.Appender).
 func (p *Provider) AppendNearby(ctx context.Context, dst []byte, q places.Query) ([]byte, error) {
 	if err := validate(q); err != nil {
