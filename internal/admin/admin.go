@@ -3,12 +3,16 @@
 //
 //   - GET /metrics: Prometheus metrics from a registry of the server's own
 //     (several servers may run in one process);
-//   - GET /healthz and GET /readyz: liveness and readiness;
+//   - GET /healthz: liveness, from a bounded self-check (see Server.alive);
+//   - GET /readyz: readiness;
 //   - GET /api/status and GET /api/herd: JSON for scripts and for the page;
-//   - GET /: a self-contained status page that polls /api/herd every second
-//     and draws the herd's topology, counters, latest updates and a scatter
-//     of client locations;
+//   - GET /api/monitor: the updates the server stores, as they happen;
+//   - GET /: a self-contained status page that draws the herd's topology,
+//     counters and rates, latest updates and client locations on a map;
 //   - /debug/pprof/: the Go profiler, only when the configuration asks for it.
+//
+// With a token (EnvToken) set, everything but /healthz, /readyz and
+// /metrics requires it; /metrics requires EnvMetricsToken when that is set.
 //
 // A server's Metrics is made first and given to server.New, since it counts
 // commands as they happen; New then adds the collectors that read the
@@ -25,6 +29,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -38,7 +43,8 @@ import (
 //go:embed static
 var staticFiles embed.FS
 
-// Options configure a Server. All fields but Pprof and Logger are required.
+// Options configure a Server. All fields but Pprof, the tokens and Logger
+// are required.
 type Options struct {
 	// Name is the server's name in the configuration.
 	Name string
@@ -53,8 +59,14 @@ type Options struct {
 	// server's status from the admin address it gives.
 	Config *config.Config
 	// Pprof serves the Go profiler under /debug/pprof/.
-	Pprof  bool
-	Logger *slog.Logger
+	Pprof bool
+	// Token, when set, is required by everything but /healthz, /readyz and
+	// /metrics (see EnvToken), and sent to the other servers' admin
+	// listeners.
+	Token string
+	// MetricsToken, when set, is required by /metrics (see EnvMetricsToken).
+	MetricsToken string
+	Logger       *slog.Logger
 }
 
 // Server is one herd server's admin HTTP interface.
@@ -62,6 +74,9 @@ type Server struct {
 	opt     Options
 	handler http.Handler
 	client  *http.Client // reads the other servers' statuses
+	live    liveness
+	// monitors holds a token per open GET /api/monitor stream.
+	monitors chan struct{}
 }
 
 // New returns the admin interface of a server and registers the server's
@@ -73,11 +88,15 @@ func New(opt Options) (*Server, error) {
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
+	if err := errors.Join(checkToken(EnvToken, opt.Token), checkToken(EnvMetricsToken, opt.MetricsToken)); err != nil {
+		return nil, err
+	}
 	if err := opt.Metrics.registry.Register(newStateCollector(opt.Server, opt.Node, opt.Store)); err != nil {
 		return nil, fmt.Errorf("admin: register metrics: %w", err)
 	}
 	s := &Server{
-		opt: opt,
+		opt:      opt,
+		monitors: make(chan struct{}, maxMonitors),
 		client: &http.Client{
 			Timeout: peerTimeout,
 			// No Proxy: admin addresses are the herd's own, never reached through HTTP_PROXY.
@@ -89,34 +108,39 @@ func New(opt Options) (*Server, error) {
 }
 
 func (s *Server) routes() http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.opt.Metrics.registry, promhttp.HandlerOpts{
+	open := http.NewServeMux()
+	var metrics http.Handler = promhttp.HandlerFor(s.opt.Metrics.registry, promhttp.HandlerOpts{
 		ErrorLog:      slog.NewLogLogger(s.opt.Logger.Handler(), slog.LevelError),
 		ErrorHandling: promhttp.ContinueOnError,
-	}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintln(w, "ok")
 	})
-	mux.HandleFunc("GET /readyz", s.handleReady)
-	mux.HandleFunc("GET /api/status", s.handleStatus)
-	mux.HandleFunc("GET /api/herd", s.handleHerd)
+	if s.opt.MetricsToken != "" {
+		metrics = requireToken(metrics, s.opt.MetricsToken, s.opt.Token)
+	}
+	open.Handle("GET /metrics", metrics)
+	open.HandleFunc("GET /healthz", s.handleHealth)
+	open.HandleFunc("GET /readyz", s.handleReady)
 
+	private := http.NewServeMux()
+	private.HandleFunc("GET /api/status", s.handleStatus)
+	private.HandleFunc("GET /api/herd", s.handleHerd)
+	private.HandleFunc("GET /api/monitor", s.handleMonitor)
 	static, err := fs.Sub(staticFiles, "static")
 	if err != nil {
 		panic(fmt.Sprintf("admin: embedded files: %v", err)) // the embed directive guarantees the directory
 	}
-	mux.Handle("GET /{$}", pageHeaders(http.FileServerFS(static)))
-	mux.Handle("GET /static/", pageHeaders(http.StripPrefix("/static/", http.FileServerFS(static))))
-
+	private.Handle("GET /{$}", pageHeaders(http.FileServerFS(static)))
+	private.Handle("GET /static/", pageHeaders(http.StripPrefix("/static/", http.FileServerFS(static))))
 	if s.opt.Pprof {
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		private.HandleFunc("/debug/pprof/", pprof.Index)
+		private.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		private.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		private.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		private.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	return mux
+	// Anything not open is private: a path the private routes do not know
+	// is a 404 only for whoever holds the token.
+	open.Handle("/", requireToken(private, s.opt.Token))
+	return open
 }
 
 // pageHeaders locks the status page down: it may load scripts, styles and
@@ -134,6 +158,19 @@ func pageHeaders(h http.Handler) http.Handler {
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// handleHealth serves GET /healthz: 200 while the server makes progress
+// (see alive), 503 with the reason otherwise.
+func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if err := s.alive(); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, "not alive:", strings.ReplaceAll(err.Error(), "\n", "; "))
+		return
+	}
+	fmt.Fprintln(w, "ok")
+}
 
 // handleReady serves GET /readyz: 200 while the server is ready (see
 // notReady), 503 with the reason otherwise.
@@ -170,7 +207,10 @@ const shutdownTimeout = 5 * time.Second
 // listener down, giving requests in flight up to 5 s to finish. It closes ln.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	hs := &http.Server{
-		Handler:           s,
+		Handler: s,
+		// Requests end when ctx does: monitor streams would otherwise hold
+		// the shutdown up.
+		BaseContext:       func(net.Listener) context.Context { return ctx },
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.opt.Logger.Handler(), slog.LevelWarn),

@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -290,6 +291,12 @@ func TestHealthAndReadiness(t *testing.T) {
 	if rec := get(t, a.Admin, "/readyz"); rec.Code != http.StatusServiceUnavailable || !strings.HasPrefix(rec.Body.String(), "not ready: ") {
 		t.Errorf("/readyz before Serve: %d %q, want 503 not ready", rec.Code, rec.Body)
 	}
+	// Before Serve, connections to A's client address wait in the kernel's
+	// queue and nothing reads them: a hung accept loop looks the same.
+	if rec := get(t, a.Admin, "/healthz"); rec.Code != http.StatusServiceUnavailable ||
+		!strings.Contains(rec.Body.String(), "the client listener at "+lnA.Addr().String()+" did not answer a line within 500ms") {
+		t.Errorf("/healthz before Serve: %d %q, want 503 and the client listener not answering", rec.Code, rec.Body)
+	}
 	stopA := serve(t, a, lnA)
 	expect := func(path string, code int, text string) {
 		t.Helper()
@@ -306,6 +313,22 @@ func TestHealthAndReadiness(t *testing.T) {
 	}
 	expect("/healthz", http.StatusOK, "ok")
 	expect("/readyz", http.StatusServiceUnavailable, "no peer link is up (0 of 1 neighbors)")
+
+	// A node whose lock is held for good (a stuck command or link) is not
+	// alive either, and a second check does not wait for the lock again.
+	held := make(chan struct{})
+	release := sync.OnceFunc(func() { close(held) })
+	t.Cleanup(release) // even if the test fails first: A cannot stop while its lock is held
+	frozen := make(chan struct{})
+	go a.Node.Freeze(func() {
+		close(frozen)
+		<-held
+	})
+	<-frozen
+	expect("/healthz", http.StatusServiceUnavailable, "not alive: the client table stayed locked for the whole check (500ms)")
+	expect("/healthz", http.StatusServiceUnavailable, "not alive: the client table has been locked for")
+	release()
+	expect("/healthz", http.StatusOK, "ok")
 
 	b := open(t, cfg, "B", member.Overrides{})
 	if b.Admin != nil {
@@ -583,12 +606,15 @@ func (stubPlaces) Nearby(context.Context, places.Query) ([]byte, error) {
 	return []byte(`{"html_attributions":[],"results":[],"status":"ZERO_RESULTS"}`), nil
 }
 
-// open opens member name of cfg, with no log, no secrets and stub places.
+// open opens member name of cfg, with no log, stub places, and no secrets
+// unless o.Env gives some.
 func open(t testing.TB, cfg *config.Config, name string, o member.Overrides) *member.Member {
 	t.Helper()
 	o.LogOutput = io.Discard
 	o.Places = stubPlaces{}
-	o.Env = func(string) string { return "" }
+	if o.Env == nil {
+		o.Env = func(string) string { return "" }
+	}
 	m, err := member.Open(t.Context(), cfg, name, o)
 	if err != nil {
 		t.Fatal(err)
@@ -623,4 +649,242 @@ func serve(t testing.TB, m *member.Member, ln net.Listener) (stop func()) {
 	}
 	t.Cleanup(stop)
 	return stop
+}
+
+// fakeAdmin answers GET /api/status as server name would, on ln.
+func fakeAdmin(t *testing.T, ln net.Listener, name string) {
+	t.Helper()
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(admin.Status{Name: name})
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+}
+
+// listenPair listens on the same free port on 127.0.0.1 and 127.0.0.2.
+func listenPair(t *testing.T) (one, two net.Listener) {
+	t.Helper()
+	for range 20 {
+		two = listen(t)
+		two.Close()
+		_, port, _ := net.SplitHostPort(two.Addr().String())
+		var err1, err2 error
+		two, err2 = net.Listen("tcp", "127.0.0.2:"+port)
+		one, err1 = net.Listen("tcp", "127.0.0.1:"+port)
+		if err1 == nil && err2 == nil {
+			t.Cleanup(func() { one.Close(); two.Close() })
+			return one, two
+		}
+		for _, ln := range []net.Listener{one, two} {
+			if ln != nil {
+				ln.Close()
+			}
+		}
+	}
+	t.Fatal("no port free on both 127.0.0.1 and 127.0.0.2")
+	return nil, nil
+}
+
+func TestHerdReadsEachServerAtItsOwnHost(t *testing.T) {
+	// As in the deploy files, B's admin binds every interface: it is
+	// reached at B's addr host, 127.0.0.2. The same port on 127.0.0.1 is
+	// A's own, as on one host of a real herd, so asking 0.0.0.0 reaches A.
+	onA, onB := listenPair(t)
+	fakeAdmin(t, onA, "A")
+	fakeAdmin(t, onB, "B")
+	_, port, _ := net.SplitHostPort(onB.Addr().String())
+
+	impostor := listen(t) // C's configured admin address, where B answers
+	fakeAdmin(t, impostor, "B")
+	closed := listen(t) // D's: nothing listens there
+	closed.Close()
+	hung := listen(t) // E's: accepts, never answers
+
+	dir := t.TempDir()
+	cfg := &config.Config{LogDir: dir + "/logs", DataDir: dir + "/data", Servers: []config.Server{
+		{Name: "A", Addr: "127.0.0.1:1", Neighbors: []string{"B", "C", "D", "E", "F"}},
+		{Name: "B", Addr: "127.0.0.2:1", Admin: "0.0.0.0:" + port},
+		{Name: "C", Addr: "127.0.0.1:1", Admin: impostor.Addr().String()},
+		{Name: "D", Addr: "127.0.0.1:1", Admin: closed.Addr().String()},
+		{Name: "E", Addr: "127.0.0.1:1", Admin: hung.Addr().String()},
+		{Name: "F", Addr: "127.0.0.1:1"},
+	}}
+	cfg.ApplyDefaults()
+	a := open(t, cfg, "A", member.Overrides{AdminListener: listen(t)})
+
+	rec := get(t, a.Admin, "/api/herd")
+	var h admin.Herd
+	if err := json.Unmarshal(rec.Body.Bytes(), &h); err != nil {
+		t.Fatalf("GET /api/herd: %v\n%s", err, rec.Body)
+	}
+	got := map[string]admin.HerdMember{}
+	for _, m := range h.Servers {
+		got[m.Name] = m
+	}
+	for _, tc := range []struct {
+		name, admin, state, error string
+	}{
+		{"B", "127.0.0.2:" + port, admin.StateUp, ""},
+		{"C", impostor.Addr().String(), admin.StateWrongServer, impostor.Addr().String() + " is B's admin listener, not C's"},
+		{"D", closed.Addr().String(), admin.StateDown, "nothing listens on " + closed.Addr().String()},
+		{"E", hung.Addr().String(), admin.StateDown, hung.Addr().String() + " did not answer within 750ms"},
+		{"F", "", admin.StateUnknown, ""},
+	} {
+		m := got[tc.name]
+		if m.Admin != tc.admin || m.State != tc.state || !strings.HasPrefix(m.Error, tc.error) || (tc.error == "") != (m.Error == "") {
+			t.Errorf("%s: admin %q, state %q, error %q; want %q, %q, an error starting %q", tc.name, m.Admin, m.State, m.Error, tc.admin, tc.state, tc.error)
+		}
+		if (m.Status != nil) != (tc.state == admin.StateUp) {
+			t.Errorf("%s: state %s with status %+v", tc.name, m.State, m.Status)
+		}
+	}
+}
+
+func TestAdminToken(t *testing.T) {
+	const token, metricsToken = "admin-token-0123456789", "metrics-token-0123456789"
+	basic := func(user, password string) string {
+		r, _ := http.NewRequest(http.MethodGet, "/", nil)
+		r.SetBasicAuth(user, password)
+		return r.Header.Get("Authorization")
+	}
+	type check struct {
+		path, auth string
+		code       int
+	}
+	for _, tc := range []struct {
+		name   string
+		env    map[string]string
+		checks []check
+	}{
+		{"no token: everything open", nil, []check{
+			{"/api/status", "", http.StatusOK},
+			{"/", "", http.StatusOK},
+			{"/metrics", "", http.StatusOK},
+		}},
+		{"admin token", map[string]string{admin.EnvToken: token}, []check{
+			{"/healthz", "", http.StatusServiceUnavailable}, // open, and not serving
+			{"/readyz", "", http.StatusServiceUnavailable},
+			{"/metrics", "", http.StatusOK},
+			{"/api/status", "", http.StatusUnauthorized},
+			{"/api/herd", "", http.StatusUnauthorized},
+			{"/api/monitor", "", http.StatusUnauthorized},
+			{"/", "", http.StatusUnauthorized},
+			{"/static/app.js", "", http.StatusUnauthorized},
+			{"/debug/pprof/", "", http.StatusUnauthorized},
+			{"/no/such/page", "", http.StatusUnauthorized},
+			{"/api/status", "Bearer wrong-token-0123456789", http.StatusUnauthorized},
+			{"/api/status", "Bearer " + token[:len(token)-1], http.StatusUnauthorized},
+			{"/api/status", "Bearer " + token, http.StatusOK},
+			{"/api/status", "bearer " + token, http.StatusOK},
+			{"/", basic("anyone", token), http.StatusOK},
+			{"/static/app.js", basic("", token), http.StatusOK},
+			{"/", basic(token, "wrong"), http.StatusUnauthorized},
+			{"/debug/pprof/", "Bearer " + token, http.StatusOK},
+			{"/no/such/page", "Bearer " + token, http.StatusNotFound},
+		}},
+		{"admin and metrics tokens", map[string]string{admin.EnvToken: token, admin.EnvMetricsToken: metricsToken}, []check{
+			{"/readyz", "", http.StatusServiceUnavailable},
+			{"/metrics", "", http.StatusUnauthorized},
+			{"/metrics", "Bearer " + metricsToken, http.StatusOK},
+			{"/metrics", "Bearer " + token, http.StatusOK},
+			{"/api/status", "Bearer " + metricsToken, http.StatusUnauthorized},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := &config.Config{LogDir: dir + "/logs", DataDir: dir + "/data", AdminPprof: true, Servers: []config.Server{
+				{Name: "A", Addr: listen(t).Addr().String(), Admin: "127.0.0.1:1"},
+			}}
+			cfg.ApplyDefaults()
+			m := open(t, cfg, "A", member.Overrides{Env: func(k string) string { return tc.env[k] }})
+			for _, c := range tc.checks {
+				req := httptest.NewRequest(http.MethodGet, c.path, nil)
+				if c.auth != "" {
+					req.Header.Set("Authorization", c.auth)
+				}
+				rec := httptest.NewRecorder()
+				m.Admin.ServeHTTP(rec, req)
+				if rec.Code != c.code {
+					t.Errorf("GET %s with %q: %d, want %d", c.path, c.auth, rec.Code, c.code)
+				}
+				if rec.Code == http.StatusUnauthorized && !strings.Contains(strings.Join(rec.Header().Values("WWW-Authenticate"), ","), "Basic") {
+					t.Errorf("GET %s: 401 without a Basic challenge, so a browser would not ask for the token", c.path)
+				}
+			}
+		})
+	}
+}
+
+func TestShortAdminTokenRefused(t *testing.T) {
+	dir := t.TempDir()
+	cfg := &config.Config{LogDir: dir + "/logs", DataDir: dir + "/data", Servers: []config.Server{
+		{Name: "A", Addr: "127.0.0.1:1", Admin: "127.0.0.1:2"},
+	}}
+	cfg.ApplyDefaults()
+	for _, env := range []string{admin.EnvToken, admin.EnvMetricsToken} {
+		_, err := member.Open(t.Context(), cfg, "A", member.Overrides{
+			LogOutput: io.Discard, Places: stubPlaces{},
+			Env: func(k string) string {
+				if k == env {
+					return "short"
+				}
+				return ""
+			},
+		})
+		if err == nil || !strings.Contains(err.Error(), env+" is 5 bytes; use at least 16") {
+			t.Errorf("Open with a 5-byte %s: %v, want it refused", env, err)
+		}
+	}
+}
+
+func TestHerdSharesTheAdminToken(t *testing.T) {
+	const token = "shared-admin-token-0123456789"
+	dir := t.TempDir()
+	lnA, lnB := listen(t), listen(t)
+	cfg := &config.Config{LogDir: dir + "/logs", DataDir: dir + "/data", Servers: []config.Server{
+		{Name: "A", Addr: lnA.Addr().String(), Neighbors: []string{"B"}, Admin: freeAddr(t)},
+		{Name: "B", Addr: lnB.Addr().String(), Admin: freeAddr(t)},
+	}}
+	cfg.ApplyDefaults()
+	for _, tc := range []struct {
+		tokenB, state, error string
+	}{
+		{token, admin.StateUp, ""},
+		{"another-token-0123456789", admin.StateDown, "refused this server's admin token"},
+	} {
+		env := func(tok string) func(string) string {
+			return func(k string) string {
+				if k == admin.EnvToken {
+					return tok
+				}
+				return ""
+			}
+		}
+		a := open(t, cfg, "A", member.Overrides{Env: env(token)})
+		b := open(t, cfg, "B", member.Overrides{Env: env(tc.tokenB)})
+		stopA, stopB := serve(t, a, lnA), serve(t, b, lnB)
+		herdtest.Eventually(t, 5*time.Second, func() error {
+			req, _ := http.NewRequest(http.MethodGet, "http://"+cfg.Servers[0].Admin+"/api/herd", nil)
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			var h admin.Herd
+			if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
+				return err
+			}
+			if m := h.Servers[1]; m.State != tc.state || !strings.Contains(m.Error, tc.error) {
+				return fmt.Errorf("B with token %q: %s %q, want %s %q", tc.tokenB, m.State, m.Error, tc.state, tc.error)
+			}
+			return nil
+		})
+		stopA()
+		stopB()
+		a.Close()
+		b.Close()
+		lnA, lnB = listen(t), listen(t)
+		cfg.Servers[0].Addr, cfg.Servers[1].Addr = lnA.Addr().String(), lnB.Addr().String()
+	}
 }

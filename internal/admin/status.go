@@ -3,12 +3,16 @@ package admin
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/herd-dev/herd/internal/server"
@@ -132,12 +136,15 @@ type Herd struct {
 
 // HerdMember is one server of the herd in GET /api/herd.
 //
-//   - name, admin: the server's name and admin address from the
-//     configuration ("" when it has none).
+//   - name: the server's name.
+//   - admin: where its admin listener is reached ("" when it has none): its
+//     configured admin address, with an unspecified host (0.0.0.0:12550,
+//     :12550) replaced by the host of its addr (see config.Server.AdminReach).
 //   - neighbors: its neighbors, links made undirected as in the configuration.
-//   - state: "up" when its status was read, "down" when its admin listener
-//     did not answer in time, "unknown" when it has no admin address.
-//   - error: why it is down.
+//   - state: "up" when its status was read; "down" when its admin listener
+//     could not be read; "wrong_server" when another server answered there;
+//     "unknown" when it has no admin address.
+//   - error: why it is down or wrong, in words for the status page.
 //   - status: its GET /api/status (without locations for other servers),
 //     present when state is "up".
 type HerdMember struct {
@@ -151,13 +158,14 @@ type HerdMember struct {
 
 // HerdMember states.
 const (
-	StateUp      = "up"
-	StateDown    = "down"
-	StateUnknown = "unknown"
+	StateUp          = "up"
+	StateDown        = "down"
+	StateWrongServer = "wrong_server"
+	StateUnknown     = "unknown"
 )
 
 // peerTimeout bounds reading another server's status for GET /api/herd,
-// well within the status page's one-second polling interval.
+// well within the status page's polling interval.
 const peerTimeout = 750 * time.Millisecond
 
 // maxStatusBytes bounds another server's status answer.
@@ -172,7 +180,7 @@ func (s *Server) handleHerd(w http.ResponseWriter, r *http.Request) {
 	var wg sync.WaitGroup
 	for i, sc := range s.opt.Config.Servers {
 		m := &h.Servers[i]
-		*m = HerdMember{Name: sc.Name, Admin: sc.Admin, Neighbors: links[sc.Name]}
+		*m = HerdMember{Name: sc.Name, Admin: sc.AdminReach(), Neighbors: links[sc.Name]}
 		if m.Neighbors == nil {
 			m.Neighbors = []string{}
 		}
@@ -180,17 +188,10 @@ func (s *Server) handleHerd(w http.ResponseWriter, r *http.Request) {
 		case sc.Name == s.opt.Name:
 			st := s.status(DefaultRecent, MaxLocations)
 			m.State, m.Status = StateUp, &st
-		case sc.Admin == "":
+		case m.Admin == "":
 			m.State = StateUnknown
 		default:
-			wg.Go(func() {
-				st, err := s.fetchStatus(ctx, sc.Name, sc.Admin)
-				if err != nil {
-					m.State, m.Error = StateDown, err.Error()
-					return
-				}
-				m.State, m.Status = StateUp, st
-			})
+			wg.Go(func() { m.State, m.Status, m.Error = s.fetchStatus(ctx, sc.Name, m.Admin) })
 		}
 	}
 	wg.Wait()
@@ -198,29 +199,64 @@ func (s *Server) handleHerd(w http.ResponseWriter, r *http.Request) {
 }
 
 // fetchStatus reads server name's status, without locations, from its admin
-// listener at addr.
-func (s *Server) fetchStatus(ctx context.Context, name, addr string) (*Status, error) {
+// listener at addr. When it cannot, it says why in words an operator reads
+// on the status page.
+func (s *Server) fetchStatus(ctx context.Context, name, addr string) (state string, st *Status, why string) {
 	u := url.URL{Scheme: "http", Host: addr, Path: "/api/status", RawQuery: "locations=0"}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return nil, err
+		return StateDown, nil, fmt.Sprintf("%s is not an address: %v", addr, err)
 	}
+	s.authorize(req)
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return nil, err
+		return StateDown, nil, unreachable(addr, err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("admin: %s answered %s", addr, resp.Status)
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized:
+		return StateDown, nil, fmt.Sprintf("%s refused this server's admin token (is %s the same on both?)", addr, EnvToken)
+	case resp.StatusCode != http.StatusOK:
+		return StateDown, nil, fmt.Sprintf("%s answered HTTP %s", addr, resp.Status)
 	}
-	var st Status
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxStatusBytes)).Decode(&st); err != nil {
-		return nil, fmt.Errorf("admin: status from %s: %w", addr, err)
+	st = new(Status)
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxStatusBytes)).Decode(st); err != nil || st.Name == "" {
+		return StateDown, nil, fmt.Sprintf("%s answered, but not with a herd server's status", addr)
 	}
 	if st.Name != name {
-		return nil, fmt.Errorf("admin: %s answers as %q, not %q", addr, st.Name, name)
+		return StateWrongServer, nil, fmt.Sprintf("%s is %s's admin listener, not %s's: check the admin addresses in the configuration", addr, st.Name, name)
 	}
-	return &st, nil
+	return StateUp, st, ""
+}
+
+// unreachable says in words why addr could not be asked for a status.
+func unreachable(addr string, err error) string {
+	var dnsErr *net.DNSError
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || os.IsTimeout(err):
+		return fmt.Sprintf("%s did not answer within %v", addr, peerTimeout)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Sprintf("nothing listens on %s: the server is not running, or its admin listener is elsewhere", addr)
+	case errors.As(err, &dnsErr):
+		return fmt.Sprintf("cannot find the host of %s: %s", addr, dnsErr.Err)
+	case errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH):
+		return fmt.Sprintf("no route to %s", addr)
+	case errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Sprintf("%s closed the connection without answering", addr)
+	}
+	return fmt.Sprintf("cannot read a status from %s: %v", addr, rootCause(err))
+}
+
+// rootCause returns the innermost error that err wraps, which says what
+// went wrong without the layers that repeat the request.
+func rootCause(err error) error {
+	for {
+		next := errors.Unwrap(err)
+		if next == nil {
+			return err
+		}
+		err = next
+	}
 }
 
 // writeJSON sends v as an uncached JSON answer.
