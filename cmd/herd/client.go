@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +20,9 @@ import (
 	"time"
 
 	"github.com/peterh/liner"
+
+	"github.com/herd-dev/herd/internal/admin"
+	"github.com/herd-dev/herd/internal/config"
 )
 
 const (
@@ -27,15 +33,19 @@ const (
 // errInterrupted is returned when a signal stops the client before it is done.
 var errInterrupted = errors.New("client: interrupted")
 
-// runClient is 'herd client [-raw] [ADDR | NAME]'.
+// runClient is 'herd client [-raw] [-monitor] [ADDR | NAME]'.
 func runClient(ctx context.Context, env *Env, args []string) error {
 	fs, cfgPath := newFlagSet(env, "client", "[ADDR | NAME]",
 		"Talk to one herd server: ADDR (host:port), the server NAME in the configuration,\n"+
 			"or by default the configuration's first server.\n"+
-			"On a terminal it prompts, with line editing and history; otherwise it sends the\n"+
-			"lines of standard input, prints every reply and exits. An IAMAT without a time\n"+
-			"gets the current time.")
-	raw := fs.Bool("raw", false, "print WHATSAT JSON as the server sent it instead of indenting it")
+			"On a terminal it prompts, with line editing and history ('help' lists the\n"+
+			"commands); otherwise it sends the lines of standard input, prints every reply\n"+
+			"and exits. An IAMAT without a time gets the current time.\n"+
+			"With -monitor it prints every update the server stores, as it stores it, read\n"+
+			"from the server's admin listener (ADDR is then the admin address), until Ctrl-C;\n"+
+			"it sends $"+admin.EnvToken+" when that is set.")
+	raw := fs.Bool("raw", false, "print WHATSAT JSON as the server sent it instead of indenting it; with -monitor, print each update as JSON")
+	monitor := fs.Bool("monitor", false, "stream the updates the server stores, like redis-cli MONITOR")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -43,7 +53,14 @@ func runClient(ctx context.Context, env *Env, args []string) error {
 		fs.Usage()
 		return errors.New("client: give at most one address or server name")
 	}
-	addr, err := clientAddr(fs, *cfgPath, fs.Arg(0))
+	if *monitor {
+		addr, err := clientAddr(fs, *cfgPath, fs.Arg(0), adminReach)
+		if err != nil {
+			return err
+		}
+		return runMonitor(ctx, addr, env.Getenv(admin.EnvToken), env.Stdout, env.Stderr, *raw)
+	}
+	addr, err := clientAddr(fs, *cfgPath, fs.Arg(0), func(s config.Server) (string, error) { return s.Addr, nil })
 	if err != nil {
 		return err
 	}
@@ -55,8 +72,8 @@ func runClient(ctx context.Context, env *Env, args []string) error {
 
 // clientAddr resolves the client's argument: a host:port is used as is; a
 // server name, or no argument for the first server, is looked up in the
-// configuration.
-func clientAddr(fs *flag.FlagSet, cfgPath, arg string) (string, error) {
+// configuration, and pick takes the address wanted from its entry.
+func clientAddr(fs *flag.FlagSet, cfgPath, arg string, pick func(config.Server) (string, error)) (string, error) {
 	if _, _, err := net.SplitHostPort(arg); err == nil {
 		return arg, nil
 	}
@@ -65,13 +82,21 @@ func clientAddr(fs *flag.FlagSet, cfgPath, arg string) (string, error) {
 		return "", err
 	}
 	if arg == "" {
-		return cfg.Servers[0].Addr, nil
+		return pick(cfg.Servers[0])
 	}
 	s, ok := cfg.Server(arg)
 	if !ok {
 		return "", fmt.Errorf("client: %q is neither host:port nor a server in the configuration (have %v)", arg, cfg.Names())
 	}
-	return s.Addr, nil
+	return pick(s)
+}
+
+// adminReach picks where a server's admin listener is reached.
+func adminReach(s config.Server) (string, error) {
+	if addr := s.AdminReach(); addr != "" {
+		return addr, nil
+	}
+	return "", fmt.Errorf("client: %s has no admin address in the configuration, and -monitor reads the admin listener", s.Name)
 }
 
 // onTerminal reports whether standard input and output are both a terminal,
@@ -149,7 +174,7 @@ func runInteractive(ctx context.Context, addr string, out io.Writer, raw bool, h
 	loadHistory(ln, history)
 	defer saveHistory(ln, history)
 
-	fmt.Fprintf(out, "connected to %s; Ctrl-D exits\n", addr)
+	fmt.Fprintf(out, "connected to %s; 'help' lists the commands, Ctrl-D exits\n", addr)
 	for {
 		line, err := ln.Prompt(clientPrompt)
 		switch {
@@ -160,6 +185,11 @@ func runInteractive(ctx context.Context, addr string, out io.Writer, raw bool, h
 			return nil
 		case err != nil:
 			return fmt.Errorf("client: %w", err)
+		}
+		if isHelp(line) {
+			ln.AppendHistory(line)
+			fmt.Fprint(out, clientHelp)
+			continue
 		}
 		cmd, ok := newSentCommand(line, time.Now())
 		if !ok {
@@ -176,6 +206,28 @@ func runInteractive(ctx context.Context, addr string, out io.Writer, raw bool, h
 			return err
 		}
 	}
+}
+
+// clientHelp is what 'help' prints at the prompt.
+const clientHelp = `Commands, sent to the server:
+  IAMAT CLIENT ±LAT±LNG [TIME]      tell the herd where CLIENT is (TIME: POSIX seconds, now if left out)
+                                    e.g. IAMAT kiwi.cs.ucla.edu +34.068930-118.445127
+  WHATSAT CLIENT RADIUS-KM BOUND    the places within RADIUS-KM (at most 50) of CLIENT, at most BOUND (1-20)
+                                    e.g. WHATSAT kiwi.cs.ucla.edu 10 5
+Here:
+  help                              this text
+  Ctrl-D                            exit
+To watch every update a server stores: herd client -monitor [NAME]
+`
+
+// isHelp reports whether an interactive line asks for help instead of
+// being a command for the server.
+func isHelp(line string) bool {
+	switch strings.ToLower(strings.TrimSpace(line)) {
+	case "help", "?":
+		return true
+	}
+	return false
 }
 
 // historyPath is where the interactive client keeps its history:
@@ -467,4 +519,104 @@ func readBody(br *bufio.Reader) ([]byte, error) {
 		}
 		body = append(body, line...)
 	}
+}
+
+// runMonitor prints the updates the server whose admin listener is at addr
+// stores, as it stores them (GET /api/monitor), until ctx ends or the
+// stream does. Each update is one line: the time it arrived, where it came
+// from and its AT line; with raw, the event's JSON instead. What the
+// monitor says about itself goes to info.
+func runMonitor(ctx context.Context, addr, token string, out, info io.Writer, raw bool) error {
+	u := url.URL{Scheme: "http", Host: addr, Path: "/api/monitor"}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return fmt.Errorf("client: %w", err)
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	client := &http.Client{Transport: &http.Transport{
+		DialContext:           (&net.Dialer{Timeout: clientDialTimeout}).DialContext,
+		ResponseHeaderTimeout: clientDialTimeout,
+	}}
+	resp, err := client.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("client: monitor %s: %w", addr, err)
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized && token == "":
+		return fmt.Errorf("client: the admin listener at %s needs the admin token: set %s", addr, admin.EnvToken)
+	case resp.StatusCode == http.StatusUnauthorized:
+		return fmt.Errorf("client: the admin listener at %s refused the token in %s", addr, admin.EnvToken)
+	case resp.StatusCode != http.StatusOK:
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("client: monitor %s: %s: %s", addr, resp.Status, strings.TrimSpace(string(msg)))
+	}
+
+	err = readEvents(resp.Body, func(name, data string) error {
+		switch {
+		case raw && name != "start":
+			_, err := fmt.Fprintf(out, "%s\n", data)
+			return err
+		case name == "start":
+			var st admin.MonitorStart
+			json.Unmarshal([]byte(data), &st)
+			fmt.Fprintf(info, "monitoring %s at %s; Ctrl-C stops\n", st.Server, addr)
+		case name == "update":
+			var up admin.Update
+			if err := json.Unmarshal([]byte(data), &up); err != nil {
+				return fmt.Errorf("client: monitor %s sent %q: %w", addr, data, err)
+			}
+			from := "here"
+			if up.From != "" {
+				from = "via " + up.From
+			}
+			_, err := fmt.Fprintf(out, "%s %-14s %s\n", time.Now().Format("15:04:05.000"), "["+from+"]", up.Line)
+			return err
+		case name == "skipped":
+			var sk admin.MonitorSkipped
+			json.Unmarshal([]byte(data), &sk)
+			fmt.Fprintf(info, "the monitor fell behind: updates %d to %d left out\n", sk.From+1, sk.To)
+		}
+		return nil
+	})
+	if ctx.Err() != nil {
+		return nil // Ctrl-C: the way a monitor ends
+	}
+	if err != nil {
+		return fmt.Errorf("client: monitor %s: %w", addr, err)
+	}
+	return fmt.Errorf("client: monitor %s: the server ended the stream", addr)
+}
+
+// readEvents reads Server-Sent Events from r, calling fn with each event's
+// name and data, until r ends or fn fails.
+func readEvents(r io.Reader, fn func(name, data string) error) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	name, data := "", []string(nil)
+	for sc.Scan() {
+		line := sc.Text()
+		field, value, _ := strings.Cut(line, ":")
+		value = strings.TrimPrefix(value, " ")
+		switch {
+		case line == "":
+			if data != nil {
+				if err := fn(cmp.Or(name, "message"), strings.Join(data, "\n")); err != nil {
+					return err
+				}
+			}
+			name, data = "", nil
+		case field == "event":
+			name = value
+		case field == "data":
+			data = append(data, value)
+		}
+	}
+	return sc.Err()
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,6 +16,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/herd-dev/herd/internal/admin"
+	"github.com/herd-dev/herd/internal/config"
+	"github.com/herd-dev/herd/internal/herdtest"
 )
 
 // fakeServer is a tiny herd-like line server on 127.0.0.1 for the client's
@@ -309,34 +315,178 @@ func TestClientAddr(t *testing.T) {
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "herd.yaml")
 	cfg := `servers:
-  - {name: North, addr: "north.example:11550", neighbors: [South]}
-  - {name: South, addr: "south.example:11551"}
+  - {name: North, addr: "north.example:11550", neighbors: [South, East], admin: "0.0.0.0:12550"}
+  - {name: South, addr: "south.example:11551", admin: "10.0.0.9:12551"}
+  - {name: East, addr: "east.example:11552"}
 `
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
-		arg, want, wantErr string
+		arg           string
+		monitor       bool
+		want, wantErr string
 	}{
 		{arg: "", want: "north.example:11550"},
 		{arg: "South", want: "south.example:11551"},
 		{arg: "127.0.0.1:9", want: "127.0.0.1:9"},
 		{arg: "[::1]:9", want: "[::1]:9"},
 		{arg: "West", wantErr: `"West" is neither host:port nor a server`},
+		{arg: "", monitor: true, want: "north.example:12550"},
+		{arg: "South", monitor: true, want: "10.0.0.9:12551"},
+		{arg: "127.0.0.1:9", monitor: true, want: "127.0.0.1:9"},
+		{arg: "East", monitor: true, wantErr: "East has no admin address in the configuration"},
 	} {
 		fs, path := newFlagSet(&Env{Stderr: io.Discard}, "client", "", "")
 		if err := fs.Parse([]string{"-config", cfgPath}); err != nil {
 			t.Fatal(err)
 		}
-		got, err := clientAddr(fs, *path, tc.arg)
+		pick := func(s config.Server) (string, error) { return s.Addr, nil }
+		if tc.monitor {
+			pick = adminReach
+		}
+		got, err := clientAddr(fs, *path, tc.arg, pick)
 		if tc.wantErr != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Errorf("clientAddr(%q) error %v, want %q", tc.arg, err, tc.wantErr)
+				t.Errorf("clientAddr(%q, monitor %v) error %v, want %q", tc.arg, tc.monitor, err, tc.wantErr)
 			}
 			continue
 		}
 		if err != nil || got != tc.want {
-			t.Errorf("clientAddr(%q) = %q, %v; want %q", tc.arg, got, err, tc.want)
+			t.Errorf("clientAddr(%q, monitor %v) = %q, %v; want %q", tc.arg, tc.monitor, got, err, tc.want)
+		}
+	}
+}
+
+func TestClientHelp(t *testing.T) {
+	for line, want := range map[string]bool{"help": true, " HELP ": true, "?": true, "help me": false, "IAMAT kiwi +1+1": false} {
+		if got := isHelp(line); got != want {
+			t.Errorf("isHelp(%q) = %v, want %v", line, got, want)
+		}
+	}
+	for _, cmd := range []string{"IAMAT", "WHATSAT", "help", "Ctrl-D", "herd client -monitor"} {
+		if !strings.Contains(clientHelp, cmd) {
+			t.Errorf("help does not mention %s", cmd)
+		}
+	}
+}
+
+// syncBuffer is a strings.Builder safe for a writer and a reader at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestClientMonitorsAHerd(t *testing.T) {
+	h := herdtest.Start(t, herdtest.Options{
+		Topology: map[string][]string{"A": {"B"}, "B": nil},
+		Configure: func(c *config.Config) {
+			for i := range c.Servers {
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				c.Servers[i].Admin = ln.Addr().String()
+				ln.Close()
+			}
+		},
+	})
+	sc, _ := h.Cfg.Server("A")
+
+	var out, info syncBuffer
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- runMonitor(ctx, sc.Admin, "", &out, &info, false) }()
+	herdtest.Eventually(t, 5*time.Second, func() error {
+		if !strings.Contains(info.String(), "monitoring A at "+sc.Admin) {
+			return fmt.Errorf("info so far: %q", info.String())
+		}
+		return nil
+	})
+
+	fromB := h.Dial("B").Ask("IAMAT kiwi +34.068930-118.445127 1479413884.5")
+	here := h.Dial("A").Ask("IAMAT apple +1+1 1479413884.5")
+	herdtest.Eventually(t, 5*time.Second, func() error {
+		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+		want := []*regexp.Regexp{
+			regexp.MustCompile(`^\d\d:\d\d:\d\d\.\d{3} \[via B\] +` + regexp.QuoteMeta(fromB) + `$`),
+			regexp.MustCompile(`^\d\d:\d\d:\d\d\.\d{3} \[here\] +` + regexp.QuoteMeta(here) + `$`),
+		}
+		if len(lines) != len(want) {
+			return fmt.Errorf("monitor printed %q, want the two updates", lines)
+		}
+		for i, re := range want {
+			if !re.MatchString(lines[i]) {
+				return fmt.Errorf("line %d = %q, want it to match %s", i, lines[i], re)
+			}
+		}
+		return nil
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("runMonitor after Ctrl-C: %v, want nil", err)
+	}
+
+}
+
+func TestClientMonitorToken(t *testing.T) {
+	const token = "monitor-token-0123456789"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+token {
+			http.Error(w, "no", http.StatusUnauthorized)
+		}
+	}))
+	defer srv.Close()
+	for _, tc := range []struct{ token, want string }{
+		{"", "needs the admin token: set " + admin.EnvToken},
+		{"wrong-token-0123456789", "refused the token in " + admin.EnvToken},
+		{token, "the server ended the stream"},
+	} {
+		err := runMonitor(t.Context(), srv.Listener.Addr().String(), tc.token, io.Discard, io.Discard, false)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("runMonitor with token %q: %v, want %q", tc.token, err, tc.want)
+		}
+	}
+}
+
+func TestClientMonitorRaw(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "event: start\ndata: {\"server\":\"A\",\"head\":7}\n\n"+
+			": keep-alive\n\n"+
+			"event: update\nid: 8\ndata: {\"seq\":8,\"client\":\"kiwi\",\"line\":\"AT A +0.1 kiwi +1+1 1.5\",\"from\":\"\"}\n\n"+
+			"event: skipped\ndata: {\"from\":8,\"to\":20000}\n\n")
+	}))
+	defer srv.Close()
+	for _, tc := range []struct {
+		raw               bool
+		wantOut, wantInfo string
+	}{
+		{true, `{"seq":8,"client":"kiwi","line":"AT A +0.1 kiwi +1+1 1.5","from":""}` + "\n" + `{"from":8,"to":20000}` + "\n", "monitoring A"},
+		{false, "[here]         AT A +0.1 kiwi +1+1 1.5\n", "monitoring A at " + srv.Listener.Addr().String() + "; Ctrl-C stops\nthe monitor fell behind: updates 9 to 20000 left out\n"},
+	} {
+		var out, info strings.Builder
+		err := runMonitor(t.Context(), srv.Listener.Addr().String(), "", &out, &info, tc.raw)
+		if err == nil || !strings.Contains(err.Error(), "the server ended the stream") {
+			t.Errorf("raw %v: runMonitor = %v, want the end of the stream reported", tc.raw, err)
+		}
+		got := out.String()
+		if !tc.raw && len(got) > 13 {
+			got = got[13:] // the time
+		}
+		if got != tc.wantOut || !strings.HasPrefix(info.String(), tc.wantInfo) {
+			t.Errorf("raw %v: printed %q and told %q; want %q and %q", tc.raw, out.String(), info.String(), tc.wantOut, tc.wantInfo)
 		}
 	}
 }
