@@ -2,7 +2,9 @@ package admin_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
@@ -44,32 +47,93 @@ type edge struct {
 	State string `json:"state"`
 }
 
-// pageView is what the test reads off the status page.
-type pageView struct {
-	Edges   []edge            `json:"edges"`
-	Nodes   map[string]string `json:"nodes"` // name -> data-state
-	Updates string            `json:"updates"`
-	Images  int               `json:"images"`
-	Poll    string            `json:"poll"`
+// node is one server of the topology as the page draws it.
+type node struct {
+	State string  `json:"state"`
+	X     float64 `json:"x"`
+	Y     float64 `json:"y"`
 }
 
-const readPage = `(() => ({
-	edges: Array.from(document.querySelectorAll('#topology line[data-state]'),
-		(e) => ({a: e.dataset.a, b: e.dataset.b, state: e.dataset.state})),
-	nodes: Object.fromEntries(Array.from(document.querySelectorAll('#topology g[data-name]'),
-		(g) => [g.dataset.name, g.dataset.state])),
-	updates: document.getElementById('updates').textContent,
-	images: document.querySelectorAll('img').length,
-	poll: document.getElementById('poll').dataset.state,
-}))()`
+// row is one server's row of the servers table, as text.
+type row struct {
+	State   string            `json:"state"`
+	Message string            `json:"message"`
+	Cells   map[string]string `json:"cells"` // column heading -> text
+	Totals  map[string]string `json:"totals"`
+}
+
+// pageView is what the test reads off the status page.
+type pageView struct {
+	Edges       []edge          `json:"edges"`
+	Nodes       map[string]node `json:"nodes"`
+	Rows        map[string]row  `json:"rows"`
+	Updates     string          `json:"updates"`
+	UpdateLines []float64       `json:"updateLines"` // the height of each AT line, in lines of text
+	Images      int             `json:"images"`
+	Poll        string          `json:"poll"`
+	Stream      string          `json:"stream"`
+	LandPath    int             `json:"landPath"` // length of the land path data
+	Clusters    []int           `json:"clusters"` // clients per group on the map
+	Zoom        float64         `json:"zoom"`
+	ScrollX     int             `json:"scrollX"` // how far the page scrolls sideways
+}
+
+const readPage = `(() => {
+	const heads = Array.from(document.querySelectorAll('#servers thead th'), (th) => th.textContent);
+	return {
+		edges: Array.from(document.querySelectorAll('#topology line[data-state]'),
+			(e) => ({a: e.dataset.a, b: e.dataset.b, state: e.dataset.state})),
+		nodes: Object.fromEntries(Array.from(document.querySelectorAll('#topology g[data-name]'),
+			(g) => [g.dataset.name, {state: g.dataset.state, x: +g.dataset.x, y: +g.dataset.y}])),
+		rows: Object.fromEntries(Array.from(document.querySelectorAll('#servers tbody tr'), (tr) => {
+			const cells = {}, totals = {};
+			Array.from(tr.cells).forEach((td, i) => {
+				cells[heads[i]] = td.innerText;
+				if (td.dataset.total !== undefined) totals[heads[i]] = td.dataset.total;
+			});
+			const msg = tr.querySelector('td.message');
+			return [tr.dataset.name, {state: tr.cells[1].innerText, message: msg ? msg.innerText : '', cells, totals}];
+		})),
+		updates: document.getElementById('updates').textContent,
+		updateLines: Array.from(document.querySelectorAll('#updates .at'), (at) =>
+			at.getBoundingClientRect().height / parseFloat(getComputedStyle(at).lineHeight || '16')),
+		images: document.querySelectorAll('img').length,
+		poll: document.getElementById('poll').dataset.state,
+		stream: document.getElementById('stream').dataset.state,
+		landPath: (document.querySelector('#map path.land')?.getAttribute('d') || '').length,
+		clusters: Array.from(document.querySelectorAll('#map circle.cluster'), (c) => +c.dataset.count),
+		zoom: +document.getElementById('map').dataset.zoom,
+		scrollX: document.documentElement.scrollWidth - document.documentElement.clientWidth,
+	};
+})()`
+
+// crosses reports whether segments p1-p2 and q1-q2 cross at a point inside
+// both.
+func crosses(p1, p2, q1, q2 node) bool {
+	orient := func(a, b, c node) float64 { return (b.X-a.X)*(c.Y-a.Y) - (b.Y-a.Y)*(c.X-a.X) }
+	d1, d2 := orient(q1, q2, p1), orient(q1, q2, p2)
+	d3, d4 := orient(p1, p2, q1), orient(p1, p2, q2)
+	return d1*d2 < 0 && d3*d4 < 0
+}
 
 func TestStatusPageInBrowser(t *testing.T) {
 	exe := chromium(t)
 	h := startHerd(t, herdtest.SeedTopology, nil)
+	// Thirty clients around Los Angeles pile up on the world map; a few
+	// more elsewhere stand alone.
+	a := h.Dial("Alford")
+	now := time.Now().Unix()
+	for i := range 30 {
+		a.Ask(fmt.Sprintf("IAMAT la-%d %+.6f%+.6f %d", i, 33.6+float64(i%6)*0.25, -118.9+float64(i/6)*0.25, now))
+	}
+	for i, loc := range []string{"+51.507400-000.127800", "+35.676200+139.650300", "-33.868800+151.209300", "-23.550500-046.633300"} {
+		a.Ask(fmt.Sprintf("IAMAT far-%d %s %d", i, loc, now))
+	}
 	hostile := `<img/src/onerror=alert(1)>`
 	c := h.Dial("Ball")
 	c.Ask(iamat(hostile))
 	c.Ask(iamat("kiwi.cs.ucla.edu"))
+	const clients = 30 + 4 + 2
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(exe),
@@ -82,7 +146,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 		chromedp.Flag("no-first-run", true),
 		chromedp.Flag("disable-quic", true),
 		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 1400),
+		chromedp.WindowSize(1400, 1000),
 	)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	defer cancelAlloc()
@@ -163,40 +227,144 @@ func TestStatusPageInBrowser(t *testing.T) {
 		return nil
 	}
 
-	waitFor("every link up and the updates listed", func(v pageView) error {
-		if v.Poll != "ok" {
-			return fmt.Errorf("poll state %q", v.Poll)
+	view := waitFor("every link up, the updates listed, rates shown", func(v pageView) error {
+		if v.Poll != "ok" || v.Stream != "live" {
+			return fmt.Errorf("poll state %q, stream state %q", v.Poll, v.Stream)
 		}
 		if !strings.Contains(v.Updates, hostile) || !strings.Contains(v.Updates, "kiwi.cs.ucla.edu") {
 			return fmt.Errorf("updates list %q lacks the clients", v.Updates)
 		}
-		for name, state := range v.Nodes {
-			if state != "up" {
-				return fmt.Errorf("server %s is %s", name, state)
+		if len(v.Nodes) != 5 {
+			return fmt.Errorf("nodes drawn: %v, want the five servers", v.Nodes)
+		}
+		for name, n := range v.Nodes {
+			if n.State != "up" {
+				return fmt.Errorf("server %s is %s", name, n.State)
+			}
+		}
+		for name, r := range v.Rows {
+			if !strings.HasSuffix(strings.Fields(r.Cells["IAMAT"])[0], "/s") {
+				return fmt.Errorf("%s's IAMAT cell %q shows no rate yet", name, r.Cells["IAMAT"])
 			}
 		}
 		return edgeStates(v)
 	})
-	view := waitFor("the hostile client id shown as text", func(v pageView) error {
-		if v.Images != 0 {
-			return fmt.Errorf("%d img elements: a client id was parsed as HTML", v.Images)
+	if view.Images != 0 {
+		t.Errorf("%d img elements: a client id was parsed as HTML", view.Images)
+	}
+
+	// The seed's ring, laid out from its links, crosses none of them.
+	for i, e := range view.Edges {
+		for _, f := range view.Edges[i+1:] {
+			if e.A == f.A || e.A == f.B || e.B == f.A || e.B == f.B {
+				continue
+			}
+			if crosses(view.Nodes[e.A], view.Nodes[e.B], view.Nodes[f.A], view.Nodes[f.B]) {
+				t.Errorf("links %s-%s and %s-%s cross", e.A, e.B, f.A, f.B)
+			}
+		}
+	}
+	// Totals, and the change sequence as what a server stored since it
+	// started, not as the raw 4294967297 of its second run.
+	alford := view.Rows["Alford"]
+	if alford.Totals["IAMAT"] != fmt.Sprint(30+4) || view.Rows["Ball"].Totals["IAMAT"] != "2" {
+		t.Errorf("IAMAT totals: Alford %q, Ball %q; want 34 and 2", alford.Totals["IAMAT"], view.Rows["Ball"].Totals["IAMAT"])
+	}
+	if stored := alford.Totals["stored"]; stored != fmt.Sprint(clients) {
+		t.Errorf("Alford's stored total %q, want %d (every client once)", stored, clients)
+	}
+	for name, r := range view.Rows {
+		if strings.Contains(strings.Join(slices.Collect(maps.Values(r.Cells)), " "), "42949") {
+			t.Errorf("%s's row shows a raw change sequence: %v", name, r.Cells)
+		}
+	}
+	// AT lines wrap between fields, never inside the coordinates.
+	for i, lines := range view.UpdateLines {
+		if lines > 2.5 {
+			t.Errorf("update %d's AT line takes %.1f lines", i, lines)
+		}
+	}
+	if view.ScrollX > 0 {
+		t.Errorf("the page scrolls sideways by %d px at 1400 px", view.ScrollX)
+	}
+
+	// The map: land, and every sampled client in exactly one group; the
+	// thirty around Los Angeles pile up into one.
+	view = waitFor("the map drawn", func(v pageView) error {
+		if v.LandPath < 10000 {
+			return fmt.Errorf("land path of %d bytes", v.LandPath)
+		}
+		if sum(v.Clusters) != clients {
+			return fmt.Errorf("groups %v hold %d clients, want %d", v.Clusters, sum(v.Clusters), clients)
 		}
 		return nil
 	})
-	if len(view.Nodes) != 5 {
-		t.Errorf("nodes drawn: %v, want the five servers", view.Nodes)
+	if slices.Max(view.Clusters) < 30 {
+		t.Errorf("groups at world zoom %v: the Los Angeles clients do not pile up", view.Clusters)
 	}
 	saveScreenshot(ctx, t, "admin-status-page.png")
 
+	// Zooming in on Los Angeles with the mouse wheel splits its group.
+	var at struct{ X, Y float64 }
+	at, err := chromedp.Run(ctx, chromedp.Evaluate[struct{ X, Y float64 }](`(() => {
+		const map = document.getElementById('map');
+		map.scrollIntoView({block: 'center'});
+		const p = map.createSVGPoint();
+		p.x = -118.3; p.y = -34.2;
+		const s = p.matrixTransform(map.getScreenCTM());
+		return {x: s.x, y: s.y};
+	})()`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		if _, err := chromedp.Call(ctx, input.DispatchMouseEvent, input.DispatchMouseEventParams{
+			// DeltaX is required, and a zero would be left out.
+			Type: input.DispatchMouseEventTypeMouseWheel, X: at.X, Y: at.Y, DeltaX: 0.001, DeltaY: -300,
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	zoomed := waitFor("zoomed in on Los Angeles", func(v pageView) error {
+		if v.Zoom < 8 {
+			return fmt.Errorf("zoom %v after four wheel steps", v.Zoom)
+		}
+		return nil
+	})
+	if slices.Max(zoomed.Clusters) >= 30 || len(zoomed.Clusters) < 4 {
+		t.Errorf("groups zoomed in on Los Angeles: %v; want the thirty split", zoomed.Clusters)
+	}
+	saveScreenshot(ctx, t, "admin-status-page-zoomed.png")
+
+	// A new update reaches the list through the stream.
+	a.Ask(iamat("streamed.example"))
+	waitFor("the streamed update listed", func(v pageView) error {
+		if !strings.Contains(v.Updates, "streamed.example") {
+			return errors.New("not listed")
+		}
+		return nil
+	})
+
 	h.Stop("Hamilton")
-	waitFor("Hamilton's links down", func(v pageView) error {
-		if v.Nodes["Hamilton"] != "down" {
-			return fmt.Errorf("Hamilton is %q", v.Nodes["Hamilton"])
+	view = waitFor("Hamilton's links down", func(v pageView) error {
+		if v.Nodes["Hamilton"].State != "down" {
+			return fmt.Errorf("Hamilton is %q", v.Nodes["Hamilton"].State)
 		}
 		return edgeStates(v, "Hamilton")
 	})
+	if msg := view.Rows["Hamilton"].Message; !strings.HasPrefix(msg, "nothing listens on ") || strings.Contains(msg, "dial tcp") {
+		t.Errorf("Hamilton's row says %q; want why in words", msg)
+	}
 	saveScreenshot(ctx, t, "admin-status-page-hamilton-down.png")
 	checkProblems()
+}
+
+func sum(xs []int) int {
+	n := 0
+	for _, x := range xs {
+		n += x
+	}
+	return n
 }
 
 // saveScreenshot saves what the browser shows into $HERD_ARTIFACTS, or the
