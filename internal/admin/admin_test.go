@@ -312,6 +312,8 @@ func TestHealthAndReadiness(t *testing.T) {
 		})
 	}
 	expect("/healthz", http.StatusOK, "ok")
+	// The self-check's line is a probe, not an invalid client command.
+	expect("/metrics", http.StatusOK, `herd_commands_total{kind="invalid",outcome="rejected"} 0`)
 	expect("/readyz", http.StatusServiceUnavailable, "no peer link is up (0 of 1 neighbors)")
 
 	// A node whose lock is held for good (a stuck command or link) is not

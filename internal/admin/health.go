@@ -12,15 +12,13 @@ import (
 	"time"
 
 	"golang.org/x/sync/singleflight"
+
+	"github.com/herd-dev/herd/internal/server"
 )
 
 // healthTimeout bounds the self-check behind GET /healthz, well within the
 // one second a Kubernetes probe waits by default.
 const healthTimeout = 500 * time.Millisecond
-
-// probeLine is a line no herd command starts with: a server answers it
-// "? herd-probe", which proves that it accepts connections and reads them.
-const probeLine = "herd-probe"
 
 // liveness is the state of the checks behind GET /healthz.
 type liveness struct {
@@ -85,12 +83,12 @@ func (s *Server) listenerAlive(ctx context.Context) error {
 	if deadline, ok := ctx.Deadline(); ok {
 		conn.SetDeadline(deadline)
 	}
-	if _, err := io.WriteString(conn, probeLine+"\n"); err != nil {
+	if _, err := io.WriteString(conn, server.ProbeLine+"\n"); err != nil {
 		return fmt.Errorf("the client listener at %s took a connection but not a line: %w", addr, rootCause(err))
 	}
 	reply, err := bufio.NewReader(conn).ReadString('\n')
 	switch {
-	case err == nil && reply == "? "+probeLine+"\n", errors.Is(err, io.EOF) && reply == "":
+	case err == nil && reply == "? "+server.ProbeLine+"\n", errors.Is(err, io.EOF) && reply == "":
 		return nil
 	case err != nil && (ctx.Err() != nil || os.IsTimeout(err)):
 		return fmt.Errorf("the client listener at %s did not answer a line within %v", addr, healthTimeout)
