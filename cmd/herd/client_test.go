@@ -405,12 +405,19 @@ func TestClientMonitorsAHerd(t *testing.T) {
 		},
 	})
 	sc, _ := h.Cfg.Server("A")
+	herdtest.Eventually(t, 10*time.Second, func() error { // the admin listener starts with the server
+		resp, err := http.Get("http://" + sc.Admin + "/readyz")
+		if err != nil {
+			return err
+		}
+		return resp.Body.Close()
+	})
 
 	var out, info syncBuffer
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- runMonitor(ctx, sc.Admin, "", &out, &info, false) }()
-	herdtest.Eventually(t, 5*time.Second, func() error {
+	herdtest.Eventually(t, 10*time.Second, func() error {
 		if !strings.Contains(info.String(), "monitoring A at "+sc.Admin) {
 			return fmt.Errorf("info so far: %q", info.String())
 		}
