@@ -43,7 +43,7 @@ func runClient(ctx context.Context, env *Env, args []string) error {
 			"and exits. An IAMAT without a time gets the current time.\n"+
 			"With -monitor it prints every update the server stores, as it stores it, read\n"+
 			"from the server's admin listener (ADDR is then the admin address), until Ctrl-C;\n"+
-			"it sends $"+admin.EnvToken+" when that is set.")
+			"it sends $"+config.EnvAdminToken+" when that is set.")
 	raw := fs.Bool("raw", false, "print WHATSAT JSON as the server sent it instead of indenting it; with -monitor, print each update as JSON")
 	monitor := fs.Bool("monitor", false, "stream the updates the server stores, like redis-cli MONITOR")
 	if err := fs.Parse(args); err != nil {
@@ -58,7 +58,7 @@ func runClient(ctx context.Context, env *Env, args []string) error {
 		if err != nil {
 			return err
 		}
-		return runMonitor(ctx, addr, env.Getenv(admin.EnvToken), env.Stdout, env.Stderr, *raw)
+		return runMonitor(ctx, addr, env.Getenv(config.EnvAdminToken), env.Stdout, env.Stderr, *raw)
 	}
 	addr, err := clientAddr(fs, *cfgPath, fs.Arg(0), func(s config.Server) (string, error) { return s.Addr, nil })
 	if err != nil {
@@ -550,9 +550,9 @@ func runMonitor(ctx context.Context, addr, token string, out, info io.Writer, ra
 	defer resp.Body.Close()
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized && token == "":
-		return fmt.Errorf("client: the admin listener at %s needs the admin token: set %s", addr, admin.EnvToken)
+		return fmt.Errorf("client: the admin listener at %s needs the admin token: set %s", addr, config.EnvAdminToken)
 	case resp.StatusCode == http.StatusUnauthorized:
-		return fmt.Errorf("client: the admin listener at %s refused the token in %s", addr, admin.EnvToken)
+		return fmt.Errorf("client: the admin listener at %s refused the token in %s", addr, config.EnvAdminToken)
 	case resp.StatusCode != http.StatusOK:
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return fmt.Errorf("client: monitor %s: %s: %s", addr, resp.Status, strings.TrimSpace(string(msg)))

@@ -18,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/herd-dev/herd/internal/admin"
 	"github.com/herd-dev/herd/internal/config"
 	"github.com/herd-dev/herd/internal/herdtest"
 )
@@ -458,8 +457,8 @@ func TestClientMonitorToken(t *testing.T) {
 	}))
 	defer srv.Close()
 	for _, tc := range []struct{ token, want string }{
-		{"", "needs the admin token: set " + admin.EnvToken},
-		{"wrong-token-0123456789", "refused the token in " + admin.EnvToken},
+		{"", "needs the admin token: set " + config.EnvAdminToken},
+		{"wrong-token-0123456789", "refused the token in " + config.EnvAdminToken},
 		{token, "the server ended the stream"},
 	} {
 		err := runMonitor(t.Context(), srv.Listener.Addr().String(), tc.token, io.Discard, io.Discard, false)

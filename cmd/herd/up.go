@@ -306,7 +306,7 @@ func runStatus(_ context.Context, env *Env, args []string) error {
 			down++
 		case stateUp:
 			state = "up"
-			st, err := liveStatus(s)
+			st, err := liveStatus(s, env.Getenv(config.EnvAdminToken))
 			if err != nil && s.Admin != "" {
 				notes = append(notes, fmt.Sprintf("%s: %v", s.Name, err))
 			}
@@ -350,16 +350,24 @@ func upDown(up bool) string {
 
 // liveStatus asks a server's admin listener, when it has one, for its
 // status, at the address where the rule of config.Server.AdminReach puts
-// it. It refuses an answer from a server of another name: several servers
-// may share an admin address such as 0.0.0.0:12550, each on its own host.
-func liveStatus(s config.Server) (serverStatus, error) {
+// it, sending the admin token when one is set. It refuses an answer from a
+// server of another name: several servers may share an admin address such
+// as 0.0.0.0:12550, each on its own host.
+func liveStatus(s config.Server, token string) (serverStatus, error) {
 	var st serverStatus
 	reach := s.AdminReach()
 	if reach == "" {
 		return st, errors.New("no admin address")
 	}
+	req, err := http.NewRequest(http.MethodGet, "http://"+reach+"/api/status?recent=0&locations=0", nil)
+	if err != nil {
+		return st, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	client := http.Client{Timeout: time.Second}
-	resp, err := client.Get("http://" + reach + "/api/status?recent=0&locations=0")
+	resp, err := client.Do(req)
 	if err != nil {
 		return st, fmt.Errorf("admin %s: %w", reach, err)
 	}

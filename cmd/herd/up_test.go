@@ -6,6 +6,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -412,5 +414,26 @@ func TestListenerPID(t *testing.T) {
 		if got := listenerPID(tc.addr); got != tc.want {
 			t.Errorf("listenerPID(%q) = %d; want %d", tc.addr, got, tc.want)
 		}
+	}
+}
+
+// herd status sends the admin token, so it still reads a server whose
+// admin listener requires one.
+func TestLiveStatus_SendsTheAdminToken(t *testing.T) {
+	const token = "0123456789abcdef-token"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+token {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		fmt.Fprint(w, `{"name": "Alford", "clients": 3}`)
+	}))
+	defer srv.Close()
+	s := config.Server{Name: "Alford", Addr: "127.0.0.1:1", Admin: strings.TrimPrefix(srv.URL, "http://")}
+	if _, err := liveStatus(s, ""); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("without the token: %v; want the admin's 401", err)
+	}
+	if st, err := liveStatus(s, token); err != nil || st.Clients != 3 {
+		t.Errorf("with the token: %+v, %v; want Alford's status", st, err)
 	}
 }

@@ -11,8 +11,8 @@
 //     counters and rates, latest updates and client locations on a map;
 //   - /debug/pprof/: the Go profiler, only when the configuration asks for it.
 //
-// With a token (EnvToken) set, everything but /healthz, /readyz and
-// /metrics requires it; /metrics requires EnvMetricsToken when that is set.
+// With a token (config.EnvAdminToken) set, everything but /healthz, /readyz and
+// /metrics requires it; /metrics requires config.EnvMetricsToken when that is set.
 //
 // A server's Metrics is made first and given to server.New, since it counts
 // commands as they happen; New then adds the collectors that read the
@@ -63,10 +63,10 @@ type Options struct {
 	// Pprof serves the Go profiler under /debug/pprof/.
 	Pprof bool
 	// Token, when set, is required by everything but /healthz, /readyz and
-	// /metrics (see EnvToken), and sent to the other servers' admin
+	// /metrics (see config.EnvAdminToken), and sent to the other servers' admin
 	// listeners.
 	Token string
-	// MetricsToken, when set, is required by /metrics (see EnvMetricsToken).
+	// MetricsToken, when set, is required by /metrics (see config.EnvMetricsToken).
 	MetricsToken string
 	Logger       *slog.Logger
 }
@@ -90,7 +90,7 @@ func New(opt Options) (*Server, error) {
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
-	if err := errors.Join(checkToken(EnvToken, opt.Token), checkToken(EnvMetricsToken, opt.MetricsToken)); err != nil {
+	if err := errors.Join(checkToken(config.EnvAdminToken, opt.Token), checkToken(config.EnvMetricsToken, opt.MetricsToken)); err != nil {
 		return nil, err
 	}
 	if err := opt.Metrics.registry.Register(newStateCollector(opt.Server, opt.Node, opt.Store)); err != nil {

@@ -360,6 +360,13 @@ func TestHealthAndReadiness(t *testing.T) {
 	}
 	expect("/readyz", http.StatusServiceUnavailable, "journal writes fail")
 	expect("/metrics", http.StatusOK, "herd_store_failed 1")
+	fmt.Fprintf(c, "IAMAT kiwi2 +1+1 %d\n", time.Now().Unix()) // journaled after the failure: dropped
+	herdtest.Eventually(t, 5*time.Second, func() error {
+		if _, body, err := fetch(base + "/metrics"); err != nil || strings.Contains(body, "herd_store_dropped_entries_total 0\n") {
+			return fmt.Errorf("herd_store_dropped_entries_total is 0 after updates past the failure (%v)", err)
+		}
+		return nil
+	})
 	expect("/healthz", http.StatusOK, "ok")
 
 	stopA()
@@ -763,7 +770,7 @@ func TestAdminToken(t *testing.T) {
 			{"/", "", http.StatusOK},
 			{"/metrics", "", http.StatusOK},
 		}},
-		{"admin token", map[string]string{admin.EnvToken: token}, []check{
+		{"admin token", map[string]string{config.EnvAdminToken: token}, []check{
 			{"/healthz", "", http.StatusServiceUnavailable}, // open, and not serving
 			{"/readyz", "", http.StatusServiceUnavailable},
 			{"/metrics", "", http.StatusOK},
@@ -784,7 +791,7 @@ func TestAdminToken(t *testing.T) {
 			{"/debug/pprof/", "Bearer " + token, http.StatusOK},
 			{"/no/such/page", "Bearer " + token, http.StatusNotFound},
 		}},
-		{"admin and metrics tokens", map[string]string{admin.EnvToken: token, admin.EnvMetricsToken: metricsToken}, []check{
+		{"admin and metrics tokens", map[string]string{config.EnvAdminToken: token, config.EnvMetricsToken: metricsToken}, []check{
 			{"/readyz", "", http.StatusServiceUnavailable},
 			{"/metrics", "", http.StatusUnauthorized},
 			{"/metrics", "Bearer " + metricsToken, http.StatusOK},
@@ -823,7 +830,7 @@ func TestShortAdminTokenRefused(t *testing.T) {
 		{Name: "A", Addr: "127.0.0.1:1", Admin: "127.0.0.1:2"},
 	}}
 	cfg.ApplyDefaults()
-	for _, env := range []string{admin.EnvToken, admin.EnvMetricsToken} {
+	for _, env := range []string{config.EnvAdminToken, config.EnvMetricsToken} {
 		_, err := member.Open(t.Context(), cfg, "A", member.Overrides{
 			LogOutput: io.Discard, Places: stubPlaces{},
 			Env: func(k string) string {
@@ -856,7 +863,7 @@ func TestHerdSharesTheAdminToken(t *testing.T) {
 	} {
 		env := func(tok string) func(string) string {
 			return func(k string) string {
-				if k == admin.EnvToken {
+				if k == config.EnvAdminToken {
 					return tok
 				}
 				return ""

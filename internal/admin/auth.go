@@ -10,16 +10,6 @@ import (
 
 // Environment variables that hold the admin listener's tokens. Like the
 // other secrets, they never come from the configuration file.
-const (
-	// EnvToken holds the token that GET /, /static/, /api/ and
-	// /debug/pprof/ require when it is set.
-	EnvToken = "HERD_ADMIN_TOKEN"
-	// EnvMetricsToken holds the token that GET /metrics requires when it is
-	// set (the admin token is accepted there too). Without it /metrics is
-	// open, like /healthz and /readyz, so that probes and Prometheus work
-	// without a credential.
-	EnvMetricsToken = "HERD_METRICS_TOKEN"
-)
 
 // minTokenBytes is the shortest token accepted: a shorter one is guessed.
 const minTokenBytes = 16

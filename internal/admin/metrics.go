@@ -159,7 +159,7 @@ type stateCollector struct {
 	peerUpdates, peerBytes, lastUpdateAge      *prometheus.Desc
 	floodMessages, floodDuplicates, catchUp    *prometheus.Desc
 	storeBytes, storeFsyncs, storeFsyncSeconds *prometheus.Desc
-	storeFailed                                *prometheus.Desc
+	storeFailed, storeDropped                  *prometheus.Desc
 	connectionsOpen, connectionsRefused        *prometheus.Desc
 }
 
@@ -187,6 +187,7 @@ func newStateCollector(s *server.Server, n *herd.Node, st *durable.Store) *state
 		storeFsyncs:        desc("herd_store_fsyncs_total", "fsync calls on journal segment files."),
 		storeFsyncSeconds:  desc("herd_store_fsync_seconds_total", "Time spent in fsync calls on journal segment files."),
 		storeFailed:        desc("herd_store_failed", "1 once a journal write or fsync has failed: updates are no longer durable until the server restarts on a working disk."),
+		storeDropped:       desc("herd_store_dropped_entries_total", "Journal entries lost to a failed write or appended after one (memory stays flat instead)."),
 		connectionsOpen:    desc("herd_connections_open", "Open accepted connections: clients, and links that neighbors opened to this server."),
 		connectionsRefused: desc("herd_connections_refused_total", "Connections refused because limits.max_connections were open."),
 	}
@@ -197,7 +198,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.clients, c.linkUp, c.reconnects, c.backlog, c.peerUpdates, c.peerBytes, c.lastUpdateAge,
 		c.floodMessages, c.floodDuplicates, c.catchUp,
-		c.storeBytes, c.storeFsyncs, c.storeFsyncSeconds, c.storeFailed,
+		c.storeBytes, c.storeFsyncs, c.storeFsyncSeconds, c.storeFailed, c.storeDropped,
 		c.connectionsOpen, c.connectionsRefused,
 	} {
 		ch <- d
@@ -239,6 +240,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.storeFsyncs, float64(st.Fsyncs))
 	counter(c.storeFsyncSeconds, st.TotalFsync.Seconds())
 	gauge(c.storeFailed, boolValue(c.store.Err() != nil))
+	counter(c.storeDropped, float64(st.Dropped))
 }
 
 func boolValue(b bool) float64 {

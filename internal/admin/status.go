@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/herd-dev/herd/internal/config"
 	"github.com/herd-dev/herd/internal/server"
 )
 
@@ -215,7 +216,7 @@ func (s *Server) fetchStatus(ctx context.Context, name, addr string) (state stri
 	defer resp.Body.Close()
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized:
-		return StateDown, nil, fmt.Sprintf("%s refused this server's admin token (is %s the same on both?)", addr, EnvToken)
+		return StateDown, nil, fmt.Sprintf("%s refused this server's admin token (is %s the same on both?)", addr, config.EnvAdminToken)
 	case resp.StatusCode != http.StatusOK:
 		return StateDown, nil, fmt.Sprintf("%s answered HTTP %s", addr, resp.Status)
 	}

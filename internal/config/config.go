@@ -63,6 +63,14 @@ const (
 const (
 	EnvPlacesAPIKey = "GOOGLE_PLACES_API_KEY"
 	EnvPeerSecret   = "HERD_PEER_SECRET"
+	// EnvAdminToken holds the token that the admin listener's page, /api/
+	// and /debug/pprof/ require when it is set.
+	EnvAdminToken = "HERD_ADMIN_TOKEN"
+	// EnvMetricsToken holds the token that /metrics requires when it is set
+	// (the admin token is accepted there too). Without it /metrics is open,
+	// like /healthz and /readyz, so that probes and Prometheus work without
+	// a credential.
+	EnvMetricsToken = "HERD_METRICS_TOKEN"
 )
 
 // Config is a whole herd: every server's address and links, and what they share.

@@ -429,6 +429,19 @@ func TestMaxConnections_RefusedCleanly(t *testing.T) {
 		return nil
 	})
 
+	// A full server still answers the probe of herd status and of its own
+	// health check, so it is not taken for a dead one.
+	probe, err := net.DialTimeout("tcp", h.Addr("Front"), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(probe, "%s\n", server.ProbeLine)
+	if reply, err := bufio.NewReader(probe).ReadString('\n'); reply != "? "+server.ProbeLine+"\n" {
+		t.Errorf("a probe past the limit got %q, %v; want \"? %s\"", reply, err, server.ProbeLine)
+	}
+	probe.Close()
+
 	// The clients inside the limit are still served, and a slot freed is
 	// a slot for the next client.
 	for i, c := range kept {

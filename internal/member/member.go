@@ -166,7 +166,7 @@ func Open(ctx context.Context, cfg *config.Config, name string, o Overrides) (m 
 		m.Admin, err = admin.New(admin.Options{
 			Name: name, Addr: sc.Addr, Server: m.Server, Node: m.Node, Store: m.Store,
 			Metrics: metrics, Config: cfg, Pprof: cfg.AdminPprof, Logger: m.Logger,
-			Token: getenv(admin.EnvToken), MetricsToken: getenv(admin.EnvMetricsToken),
+			Token: getenv(config.EnvAdminToken), MetricsToken: getenv(config.EnvMetricsToken),
 		})
 		if err != nil {
 			return nil, err

@@ -184,20 +184,26 @@ func (c *acceptedConn) releaseBuffers() {
 
 // admitPeer runs a connection accepted past the connection limit: only a
 // neighbor that opens its link with its first line, within DeadAfter, is
-// served; anything else is refused and closed.
+// served; anything else is refused and closed. A probe (ProbeLine) is
+// answered first, so that a server full of clients still shows it is alive
+// to herd status and to its own health check.
 func (c *acceptedConn) admitPeer(ctx context.Context) {
 	s := c.s
 	c.readTimeout = s.opt.DeadAfter
 	line, _, err := c.readLine()
 	s.admission.leaveProbation(c.raw)
 	c.readTimeout = s.opt.IdleTimeout
-	if err == nil && bytes.HasPrefix(line, []byte(peer.KeyHello)) {
+	switch {
+	case err == nil && bytes.HasPrefix(line, []byte(peer.KeyHello)):
 		if !c.servePeer(ctx, line) {
 			c.flush() // its "? line", before the connection closes
 		}
-		return
+	case err == nil && string(line) == ProbeLine:
+		c.handle(ctx, s.opt.Now(), line, false)
+		c.flush()
+	default:
+		s.refuse(c.raw)
 	}
-	s.refuse(c.raw)
 }
 
 func isTLSPeer(conn net.Conn) bool {
