@@ -189,7 +189,7 @@ func newStateCollector(s *server.Server, n *herd.Node, st *durable.Store) *state
 		storeFailed:        desc("herd_store_failed", "1 once a journal write or fsync has failed: updates are no longer durable until the server restarts on a working disk."),
 		storeDropped:       desc("herd_store_dropped_entries_total", "Journal entries lost to a failed write or appended after one (memory stays flat instead)."),
 		connectionsOpen:    desc("herd_connections_open", "Open accepted connections: clients, and links that neighbors opened to this server."),
-		connectionsRefused: desc("herd_connections_refused_total", "Connections refused because limits.max_connections were open."),
+		connectionsRefused: desc("herd_connections_refused_total", "Connections refused past limits.max_connections or limits.max_connections_per_ip (only peer links get in past them)."),
 	}
 }
 
