@@ -211,65 +211,24 @@ func (h *localHerd) close() error {
 	return errors.Join(errs...)
 }
 
+// states reads the running servers' figures, in configuration order.
+func (h *localHerd) states() []serverState {
+	var out []serverState
+	for _, m := range h.members() {
+		out = append(out, serverState{name: m.Name, clients: m.Node.Len(), head: m.Node.Head(), links: m.Server.Links()})
+	}
+	return out
+}
+
 // waitLinks waits until every running server's links to running neighbors
 // are up in both directions.
 func (h *localHerd) waitLinks(ctx context.Context) error {
-	return poll(ctx, readyTimeout, 5*time.Millisecond, func() error {
-		for _, m := range h.members() {
-			for _, l := range m.Server.Links() {
-				if h.member(l.Peer) != nil && !(l.OutUp && l.InUp) {
-					return fmt.Errorf("link %s-%s is not up", m.Name, l.Peer)
-				}
-			}
-		}
-		return nil
-	})
+	return poll(ctx, readyTimeout, 5*time.Millisecond, func() error { return linksUp(h.states()) })
 }
 
-// settle waits until every running server has sent its whole change feed
-// to its running neighbors and all hold the same number of clients, so that
-// one measurement does not pay for the flooding of the one before.
+// settle waits until the running servers are quiet (see settled).
 func (h *localHerd) settle(ctx context.Context) error {
-	return poll(ctx, settleTimeout, 10*time.Millisecond, func() error {
-		ms := h.members()
-		for _, m := range ms {
-			head := m.Node.Head()
-			for _, l := range m.Server.Links() {
-				if h.member(l.Peer) != nil && l.Acked < head {
-					return fmt.Errorf("%s has %d changes that %s has not acknowledged", m.Name, head-l.Acked, l.Peer)
-				}
-			}
-		}
-		for _, m := range ms[1:] {
-			if a, b := ms[0].Node.Len(), m.Node.Len(); a != b {
-				return fmt.Errorf("%s holds %d clients, %s %d", ms[0].Name, a, m.Name, b)
-			}
-		}
-		return nil
-	})
-}
-
-// settleTimeout bounds settle; a herd that needs longer is broken.
-const settleTimeout = 2 * time.Minute
-
-// poll calls fn every interval until it returns nil, ctx ends or timeout
-// passes; then it returns fn's last error.
-func poll(ctx context.Context, timeout, interval time.Duration, fn func() error) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		err := fn()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("bench: not within %v: %w", timeout, err)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(interval):
-		}
-	}
+	return poll(ctx, settleTimeout, 10*time.Millisecond, func() error { return settled(h.states()) })
 }
 
 // traffic counts the bytes on every peer connection, by the pair of
