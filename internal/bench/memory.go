@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -91,7 +90,7 @@ func MeasureMemory(ctx context.Context, clients int, dir string) (MemoryResult, 
 		return res, err
 	}
 	res.LoadSeconds = time.Since(start).Seconds()
-	if res.RSSAfter, err = readRSS(); err != nil {
+	if res.RSSAfter, err = readRSS("self"); err != nil {
 		return res, err
 	}
 	heapAfter, rssGC, err := settledMemory()
@@ -118,14 +117,14 @@ func settledMemory() (heap, rss uint64, err error) {
 	debug.FreeOSMemory()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	rss, err = readRSS()
+	rss, err = readRSS("self")
 	return ms.HeapAlloc, rss, err
 }
 
-// readRSS returns this process's resident set size in bytes, from
-// /proc/self/status.
-func readRSS() (uint64, error) {
-	f, err := os.Open("/proc/self/status")
+// readRSS returns the resident set size in bytes of the process proc
+// ("self" or a process id), from /proc/PROC/status.
+func readRSS(proc string) (uint64, error) {
+	f, err := os.Open("/proc/" + proc + "/status")
 	if err != nil {
 		return 0, fmt.Errorf("bench: resident memory is read from /proc (Linux only): %w", err)
 	}
@@ -142,7 +141,7 @@ func readRSS() (uint64, error) {
 		}
 		return kb << 10, nil
 	}
-	return 0, errors.New("bench: no VmRSS in /proc/self/status")
+	return 0, fmt.Errorf("bench: no VmRSS in /proc/%s/status", proc)
 }
 
 // measureMemoryIn runs argv with the client count as its last argument: a
