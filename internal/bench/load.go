@@ -392,10 +392,7 @@ func location(i uint64) string {
 // its client and is stored and flooded.
 func iamatRequests(prefix string, space uint64) requestFunc {
 	return func(dst []byte, conn, conns int, seq uint64, wall int64) []byte {
-		id := uint64(conn) + seq*uint64(conns)
-		if space > 0 {
-			id %= space
-		}
+		id := clientNumber(conn, conns, seq, space)
 		dst = append(dst, "IAMAT "...)
 		dst = appendClient(dst, prefix, id)
 		dst = append(dst, ' ')
@@ -410,7 +407,7 @@ func iamatRequests(prefix string, space uint64) requestFunc {
 // numbers below space, within radius km and at most limit places.
 func whatsatRequests(prefix string, space uint64, radius, limit int) requestFunc {
 	return func(dst []byte, conn, conns int, seq uint64, _ int64) []byte {
-		id := (uint64(conn) + seq*uint64(conns)) % space
+		id := clientNumber(conn, conns, seq, space)
 		dst = append(dst, "WHATSAT "...)
 		dst = appendClient(dst, prefix, id)
 		dst = append(dst, ' ')
@@ -419,6 +416,17 @@ func whatsatRequests(prefix string, space uint64, radius, limit int) requestFunc
 		dst = strconv.AppendInt(dst, int64(limit), 10)
 		return append(dst, '\n')
 	}
+}
+
+// clientNumber is the client that request seq on connection conn of conns
+// names: successive requests on all connections name successive clients,
+// rotating through space (0: no rotation).
+func clientNumber(conn, conns int, seq, space uint64) uint64 {
+	id := uint64(conn) + seq*uint64(conns)
+	if space > 0 {
+		id %= space
+	}
+	return id
 }
 
 // appendClient appends prefix and id, zero-padded to six digits.
