@@ -17,25 +17,34 @@ import (
 	"github.com/herd-dev/herd/internal/bench"
 )
 
-const benchSummary = `Measure a herd: IAMAT throughput and latency against a TCP echo server's,
+const benchSummary = `Measure a herd: IAMAT throughput and latency against a TCP echo server's
+and against Redis with four replicas (when redis-server is installed),
 update propagation idle and under load, WHATSAT, catch-up after a restart,
-and memory per client. Without -addrs it starts the seed's five servers in
-this process on free loopback ports (offline places, fsync everysec, logging
-to files, peer auth on), with data and logs in a temporary directory.`
+and memory per client, of one node alone and of each server of a running
+herd. Without -addrs it starts the seed's five servers on free loopback
+ports (offline places, fsync everysec, logging to files, peer auth on), in
+this process or with -processes as separate processes, with data and logs
+in a temporary directory. Every ratio is to a baseline measured in the
+same run.
+
+With -addrs it measures running servers instead, and writes to them: up to
+about 100,000 client records, with ids starting "bench-", stay in that herd
+for good. It refuses unless -allow-writes is given.`
 
 func runBench(ctx context.Context, env *Env, args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(env.Stderr, "usage: herd bench [flags]\n\n%s\n\nsteps (for -skip): %s\n\nflags:\n", benchSummary, strings.Join(bench.Steps(), ", "))
+		fmt.Fprintf(env.Stderr, "usage: herd bench [flags]\n\n%s\n\nsteps (for -skip and -only): %s\n\nflags:\n", benchSummary, strings.Join(bench.Steps(), ", "))
 		fs.PrintDefaults()
 	}
 	var (
 		opt        bench.Options
-		addrs      = fs.String("addrs", "", "comma-separated `addresses` of running servers to measure instead of an in-process herd")
+		addrs      = fs.String("addrs", "", "comma-separated `addresses` of running servers to measure instead of a herd it starts (needs -allow-writes)")
 		conns      = fs.String("conns", "1,8,64", "comma-separated IAMAT connection `counts`")
 		inFlight   = fs.String("inflight", "1,16", "comma-separated `counts` of requests in flight per connection")
 		skip       = fs.String("skip", "", "comma-separated `steps` not to run")
+		only       = fs.String("only", "", "comma-separated `steps` to run, and no others")
 		jsonOut    = fs.Bool("json", false, "print the report as JSON instead of tables")
 		cpuProfile = fs.String("cpuprofile", "", "write a CPU profile of the whole run (in-process herd included) to `file`")
 		memProfile = fs.String("memprofile", "", "write an allocation profile of the whole run to `file`")
@@ -45,7 +54,10 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 	fs.DurationVar(&opt.Duration, "duration", 3*time.Second, "how long each step measures, after a short warm-up")
 	fs.BoolVar(&opt.Quick, "quick", false, "tiny steps, for tests and CI: a smoke test, not a measurement")
 	fs.IntVar(&opt.MemoryClients, "clients", 1_000_000, "clients the memory step loads")
-	fs.BoolVar(&opt.NoPeerAuth, "no-peer-auth", false, "run the in-process herd without a peer secret")
+	fs.BoolVar(&opt.NoPeerAuth, "no-peer-auth", false, "run the herd it starts without a peer secret")
+	fs.BoolVar(&opt.Processes, "processes", false, "run the herd as five separate `herd serve` processes of this binary, not in this process")
+	fs.BoolVar(&opt.AllowWrites, "allow-writes", false, "with -addrs: go ahead, although the run's clients stay in that herd")
+	fs.StringVar(&opt.RedisServer, "redis-server", "redis-server", "the `program` the Redis comparison runs")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -64,14 +76,26 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 		return fmt.Errorf("bench: -inflight: %w", err)
 	}
 	opt.Addrs = splitList(*addrs)
-	opt.Skip = splitList(*skip)
-	for _, s := range opt.Skip {
-		if !slices.Contains(bench.Steps(), s) {
-			return fmt.Errorf("bench: -skip: no step %q (steps: %s)", s, strings.Join(bench.Steps(), ", "))
+	if opt.Skip, err = stepList("-skip", *skip); err != nil {
+		return err
+	}
+	if *only != "" {
+		if len(opt.Skip) > 0 {
+			return errors.New("bench: give -skip or -only, not both")
+		}
+		run, err := stepList("-only", *only)
+		if err != nil {
+			return err
+		}
+		for _, s := range bench.Steps() {
+			if !slices.Contains(run, s) {
+				opt.Skip = append(opt.Skip, s)
+			}
 		}
 	}
 	if self, err := os.Executable(); err == nil {
 		opt.Reexec = []string{self, "bench", "-memory-child"}
+		opt.Serve = []string{self, "serve"}
 	}
 	opt.Progress = env.Stderr
 	if f, ok := env.Stderr.(*os.File); ok {
@@ -148,6 +172,17 @@ func benchMemoryChild(ctx context.Context, env *Env, clients int) error {
 		return err
 	}
 	return json.NewEncoder(env.Stdout).Encode(res)
+}
+
+// stepList parses a comma-separated list of step names given to flag.
+func stepList(flag, s string) ([]string, error) {
+	steps := splitList(s)
+	for _, s := range steps {
+		if !slices.Contains(bench.Steps(), s) {
+			return nil, fmt.Errorf("bench: %s: no step %q (steps: %s)", flag, s, strings.Join(bench.Steps(), ", "))
+		}
+	}
+	return steps, nil
 }
 
 func splitList(s string) []string {

@@ -1,9 +1,10 @@
-// Package bench measures a herd: the load generator, the echo baseline it
-// is compared with, and the measurements behind `herd bench`.
+// Package bench measures a herd: the load generator, the baselines it is
+// compared with, and the measurements behind `herd bench`.
 //
-// One Run measures, against a herd it starts in this process (the seed's
-// five servers on free loopback ports, offline places, a temporary data and
-// log directory, production defaults) or against servers given by address:
+// One Run measures a herd it starts (the seed's five servers on free
+// loopback ports, offline places, a temporary data and log directory,
+// production defaults), in this process or as separate `herd serve`
+// processes, or servers given by address:
 //
 //   - IAMAT throughput and latency at several connection counts, one
 //     request in flight per connection and pipelined, with the connections
@@ -11,20 +12,28 @@
 //   - the same traffic against a TCP line echo server in this process, the
 //     most a server could do on this machine: herd's throughput is reported
 //     as a fraction of it;
+//   - herd against Redis, like for like: a Redis primary with four replicas,
+//     each with an append-only log synced every second, sent GEOADDs by the
+//     same load generator, against one server of a five-server herd of
+//     separate processes (when redis-server is installed);
 //   - propagation: from one server's AT reply until every other server has
 //     the update, with the herd idle and at half its measured maximum;
 //   - WHATSAT throughput and latency;
 //   - catch-up: the time and bytes for a restarted server to resynchronise
 //     after missing updates (in-process only);
-//   - memory: a server's resident bytes per client, in a child process.
+//   - memory: one node's resident bytes per client, in a child process,
+//     and each server's in a running five-server herd of processes.
 //
 // Run writes progress to Options.Progress and returns a Report, which
-// prints as a table or marshals as JSON. Under a CPU profile, the herd's
-// goroutines carry the label role=herd, the echo server's role=echo and
-// the load generator's role=client, so that `go tool pprof -tagfocus
-// role=herd` shows the servers alone. Every connection it opens goes to
-// the servers it was given or started, which are on 127.0.0.1 unless
-// Options.Addrs says otherwise.
+// prints as a table or marshals as JSON. Each figure is reported beside a
+// baseline measured in the same run, as a ratio: the machine may be shared
+// and noisy, and only ratios carry over. Under a CPU profile, the
+// in-process herd's goroutines carry the label role=herd, the echo
+// server's role=echo and the load generator's role=client, so that `go
+// tool pprof -tagfocus role=herd` shows the servers alone. Every
+// connection it opens goes to the servers it was given or started, which
+// are on 127.0.0.1 unless Options.Addrs says otherwise; every client id it
+// sends starts with "bench-".
 package bench
 
 import (
@@ -33,36 +42,73 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/herd-dev/herd/internal/config"
 )
 
 // Steps that Options.Skip may name.
 const (
-	StepEcho        = "echo"        // the echo baseline (and so every ratio)
+	StepEcho        = "echo"        // the echo baseline (and so every ratio to it)
 	StepIAMAT       = "iamat"       // IAMAT throughput and latency
 	StepOne         = "one"         // IAMAT with every connection on one server
+	StepRedis       = "redis"       // herd against Redis with four replicas
 	StepWHATSAT     = "whatsat"     // WHATSAT throughput and latency
 	StepPropagation = "propagation" // update propagation, idle and loaded
 	StepCatchUp     = "catchup"     // resync after missed updates (in-process only)
-	StepMemory      = "memory"      // bytes per client
+	StepMemory      = "memory"      // bytes per client of one node alone
+	StepHerdMemory  = "herd-memory" // bytes per client per server of a running herd
 )
 
 // Steps lists every step name, in the order they run.
 func Steps() []string {
-	return []string{StepEcho, StepIAMAT, StepOne, StepWHATSAT, StepPropagation, StepCatchUp, StepMemory}
+	return []string{StepEcho, StepIAMAT, StepOne, StepRedis, StepWHATSAT, StepPropagation, StepCatchUp, StepMemory, StepHerdMemory}
 }
+
+// Modes of a Run: which herd it measures.
+const (
+	ModeInProcess = "in-process" // a herd started in this process
+	ModeProcesses = "processes"  // a herd started as separate processes
+	ModeExternal  = "external"   // servers given by address
+)
+
+// idPrefix starts every client id the bench sends, so that an operator can
+// tell its records in a live herd.
+const idPrefix = "bench-"
+
+// ErrLiveHerd refuses to measure servers given by address without
+// Options.AllowWrites: the run writes to them, and herd cannot delete a
+// client.
+var ErrLiveHerd = errors.New("bench: measuring running servers writes to them")
 
 // Options configure a Run. The zero value measures an in-process herd with
 // the defaults below.
 type Options struct {
-	// Addrs are the servers to measure; empty starts the seed herd in this
-	// process.
+	// Addrs are the servers to measure; empty starts the seed herd.
 	Addrs []string
+	// AllowWrites lets a run with Addrs write its clients (ids starting
+	// "bench-") to those servers, where they stay: without it, Run refuses
+	// with ErrLiveHerd.
+	AllowWrites bool
+	// Processes starts the seed herd as five separate processes (see
+	// Serve) instead of in this process.
+	Processes bool
+	// Serve is the command line that runs `herd serve`; a server's flags
+	// and name are appended. The separate-process herd of Processes, of
+	// the Redis comparison and of the herd memory step needs it; without
+	// it the latter two are skipped with a note.
+	Serve []string
+	// RedisServer is the redis-server program of the Redis comparison
+	// (default "redis-server", looked up in PATH); when it is missing the
+	// comparison is skipped with a note.
+	RedisServer string
 	// Duration is how long each throughput or propagation step counts
 	// (default 3s; a short warm-up comes first).
 	Duration time.Duration
@@ -75,8 +121,8 @@ type Options struct {
 	// CatchUp are the numbers of missed updates to resync (default 0, 1000,
 	// 100000).
 	CatchUp []int
-	// MemoryClients is how many clients the memory step loads (default
-	// 1,000,000).
+	// MemoryClients is how many clients the memory steps load (default
+	// 1,000,000); the herd memory step measures at half of them too.
 	MemoryClients int
 	// Skip names steps not to run (see Steps).
 	Skip []string
@@ -90,8 +136,9 @@ type Options struct {
 	// the client count appended as its last argument and prints the result
 	// as JSON; nil measures memory in this process, less cleanly.
 	Reexec []string
-	// TempDir holds the in-process herd's data and logs while it runs
-	// (default: a new directory under os.TempDir, removed at the end).
+	// TempDir holds the started servers' configuration, data and logs
+	// while they run (default: a new directory under os.TempDir, removed
+	// at the end).
 	TempDir string
 	// Progress receives a line per step; nil discards them.
 	Progress io.Writer
@@ -125,9 +172,23 @@ func (o *Options) setDefaults() {
 		o.Duration = min(o.Duration, 150*time.Millisecond)
 		o.MemoryClients = min(o.MemoryClients, 20_000)
 	}
+	if o.RedisServer == "" {
+		o.RedisServer = "redis-server"
+	}
 	if o.Progress == nil {
 		o.Progress = io.Discard
 	}
+}
+
+// mode returns which herd the options measure.
+func (o *Options) mode() string {
+	switch {
+	case len(o.Addrs) > 0:
+		return ModeExternal
+	case o.Processes:
+		return ModeProcesses
+	}
+	return ModeInProcess
 }
 
 // Workload constants.
@@ -158,21 +219,27 @@ func warmup(d time.Duration) time.Duration {
 // report holds what was measured before it.
 func Run(ctx context.Context, opt Options) (*Report, error) {
 	opt.setDefaults()
+	if len(opt.Addrs) > 0 && !opt.AllowWrites {
+		return nil, fmt.Errorf("%w: up to %d client records with ids starting %q would stay in the herd at %s for good, as herd cannot delete a client; allow it to go ahead (herd bench -allow-writes)",
+			ErrLiveHerd, liveRecords(&opt), idPrefix, strings.Join(opt.Addrs, ","))
+	}
 	started := time.Now()
 	r := &runner{opt: opt, tag: strconv.FormatInt(started.UnixNano()%1e9, 36), progress: progress{w: opt.Progress, inPlace: opt.ProgressInPlace}}
 	r.report = &Report{
-		Mode:    "in-process",
+		Mode:    opt.mode(),
 		Machine: machine(),
 		Setup: Setup{
 			Duration: opt.Duration.String(), Conns: opt.Conns, InFlight: opt.InFlight,
-			ClientSpace: clientSpace, Quick: opt.Quick, PeerAuth: !opt.NoPeerAuth,
-			Fsync: "everysec", Logging: true, Places: "offline",
+			ClientSpace: clientSpace, IDPrefix: idPrefix, Quick: opt.Quick, PeerAuth: !opt.NoPeerAuth,
+			Servers: len(config.Default().Servers), Fsync: config.FsyncEverySec, Logging: true, Places: config.ProviderOffline,
 		},
 	}
-	if len(opt.Addrs) > 0 {
-		r.report.Mode = "external"
+	if r.report.Mode == ModeExternal {
 		r.report.Setup = Setup{Duration: opt.Duration.String(), Conns: opt.Conns, InFlight: opt.InFlight,
-			ClientSpace: clientSpace, Quick: opt.Quick, Addrs: opt.Addrs}
+			ClientSpace: clientSpace, IDPrefix: idPrefix, Quick: opt.Quick, Addrs: opt.Addrs,
+			RecordsLeft: liveRecords(&opt)}
+		fmt.Fprintf(opt.Progress, "herd bench: writing to the herd at %s: up to %d client records with ids starting %q will stay in it\n",
+			strings.Join(opt.Addrs, ","), r.report.Setup.RecordsLeft, idPrefix)
 	}
 	defer r.close()
 	steps := r.plan()
@@ -190,9 +257,27 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 	}
 	r.progress.show(fmt.Sprintf("herd bench: %d steps in %v", len(steps), time.Since(started).Round(time.Millisecond)))
 	r.progress.end()
-	r.report.Targets = evaluate(r.report)
+	r.report.Comparisons = compare(r.report)
 	r.report.Seconds = time.Since(started).Seconds()
 	return r.report, nil
+}
+
+// liveRecords bounds how many distinct clients a run against running
+// servers leaves in them: the IAMAT steps' rotation (the same ids on every
+// run), the WHATSAT step's and the propagation probes (new on every run).
+func liveRecords(o *Options) int {
+	skip := func(s string) bool { return slices.Contains(o.Skip, s) }
+	n := 0
+	if !skip(StepIAMAT) || !skip(StepPropagation) {
+		n += clientSpace
+	}
+	if !skip(StepWHATSAT) {
+		n += whatsatClients
+	}
+	if !skip(StepPropagation) {
+		n += 2 * int(o.Duration/probeInterval+1)
+	}
+	return n
 }
 
 // runner holds what the steps of one Run share.
@@ -202,10 +287,21 @@ type runner struct {
 	tag      string // tells this run's clients from an earlier run's
 	progress progress
 
-	dir     string // temporary directory of the in-process herd
-	herd    *localHerd
-	echo    *echoServer
-	maxRate float64 // highest herd IAMAT throughput seen, spread placement
+	dir      string       // temporary directory, removed at the end; "" if given
+	measured measuredHerd // the herd the IAMAT, WHATSAT and propagation steps measure; nil for Addrs
+	herd     *localHerd   // the in-process herd, if that is what is measured
+	procs    *processHerd // the separate-process herd, if one runs
+	redis    *redisSet
+	echo     *echoServer
+	maxRate  float64 // highest herd IAMAT throughput seen, spread placement
+}
+
+// measuredHerd is a herd the run started.
+type measuredHerd interface {
+	addrs() []string
+	// settle waits until the herd has flooded every update it took.
+	settle(ctx context.Context) error
+	close() error
 }
 
 // progress reports which step runs: on a terminal, one line that each
@@ -241,25 +337,27 @@ type step struct {
 
 func (r *runner) skip(name string) bool { return slices.Contains(r.opt.Skip, name) }
 
-func (r *runner) inProcess() bool { return len(r.opt.Addrs) == 0 }
-
 // plan lists the steps to run, in order.
 func (r *runner) plan() []step {
 	var steps []step
 	add := func(name string, run func(ctx context.Context) error) {
 		steps = append(steps, step{name, run})
 	}
+	mode := r.opt.mode()
 	needHerd := !r.skip(StepIAMAT) || !r.skip(StepWHATSAT) || !r.skip(StepPropagation) ||
-		(!r.skip(StepCatchUp) && r.inProcess())
-	if needHerd {
-		if r.inProcess() {
-			add("start the in-process herd", r.startHerd)
-		}
+		(!r.skip(StepCatchUp) && mode == ModeInProcess)
+	switch {
+	case !needHerd || mode == ModeExternal:
+	case mode == ModeProcesses:
+		add("start the herd as five processes", r.startProcesses)
+	default:
+		add("start the in-process herd", r.startHerd)
 	}
-	if !r.skip(StepEcho) && (!r.skip(StepIAMAT) || !r.skip(StepWHATSAT)) {
+	redis := r.redisPlan()
+	if len(redis) > 1 || (!r.skip(StepEcho) && (!r.skip(StepIAMAT) || !r.skip(StepWHATSAT))) {
 		add("start the echo server", r.startEcho)
 	}
-	iamat := iamatRequests("client-", clientSpace)
+	iamat := iamatRequests(idPrefix, clientSpace)
 	for _, conns := range r.opt.Conns {
 		for _, depth := range r.opt.InFlight {
 			shape := fmt.Sprintf("%d conns, %d in flight", conns, depth)
@@ -280,9 +378,10 @@ func (r *runner) plan() []step {
 			}
 		}
 	}
+	steps = append(steps, redis...)
 	if !r.skip(StepWHATSAT) {
 		add("WHATSAT preload", r.preloadWHATSAT)
-		whatsat := whatsatRequests("whatsat-"+r.tag+"-", whatsatClients, whatsatRadius, whatsatLimit)
+		whatsat := whatsatRequests(idPrefix+"whatsat-"+r.tag+"-", whatsatClients, whatsatRadius, whatsatLimit)
 		for _, depth := range r.opt.InFlight {
 			shape := fmt.Sprintf("%d conns, %d in flight", r.opt.WHATSATConns, depth)
 			if !r.skip(StepEcho) {
@@ -295,14 +394,14 @@ func (r *runner) plan() []step {
 			})
 		}
 	}
-	if !r.skip(StepPropagation) && (r.inProcess() || len(r.opt.Addrs) > 1) {
+	if !r.skip(StepPropagation) && len(r.opt.Addrs) != 1 {
 		add("propagation, idle", func(ctx context.Context) error { return r.propagation(ctx, 0) })
 		add("propagation, at 50% load", func(ctx context.Context) error { return r.propagation(ctx, loadedFraction) })
 	}
-	if !r.skip(StepCatchUp) && r.inProcess() {
+	if !r.skip(StepCatchUp) && mode == ModeInProcess {
 		for i, n := range r.opt.CatchUp {
 			add(fmt.Sprintf("catch-up after %d missed updates", n), func(ctx context.Context) error {
-				row, err := catchUp(ctx, r.herd, fmt.Sprintf("catchup-%s-%d-", r.tag, i), n)
+				row, err := catchUp(ctx, r.herd, fmt.Sprintf("%scatchup-%s-%d-", idPrefix, r.tag, i), n)
 				if err == nil {
 					r.report.CatchUp = append(r.report.CatchUp, row)
 				}
@@ -311,27 +410,157 @@ func (r *runner) plan() []step {
 		}
 	}
 	if !r.skip(StepMemory) {
-		add(fmt.Sprintf("memory of %d clients", r.opt.MemoryClients), r.memory)
+		add(fmt.Sprintf("memory of %d clients in one node", r.opt.MemoryClients), r.memory)
+	}
+	if !r.skip(StepHerdMemory) {
+		if len(r.opt.Serve) == 0 {
+			add("memory of a running herd: skipped", func(context.Context) error {
+				r.report.HerdMemory = &HerdMemoryResult{Skipped: "the herd's servers run as separate processes, and no command to start them was given (Options.Serve)"}
+				return nil
+			})
+		} else {
+			add(fmt.Sprintf("memory of %d clients in a running five-process herd", r.opt.MemoryClients), r.herdMemory)
+		}
 	}
 	return steps
 }
 
-func (r *runner) startHerd(ctx context.Context) error {
-	dir := r.opt.TempDir
-	if dir == "" {
-		var err error
-		if dir, err = os.MkdirTemp("", "herd-bench-"); err != nil {
+// redisPlan lists the steps of the Redis comparison: for each load, the
+// echo server, one herd server of a five-process herd, Redis's primary
+// alone and Redis's primary with its replicas; or one step that says why
+// the comparison is skipped.
+func (r *runner) redisPlan() []step {
+	if r.skip(StepRedis) {
+		return nil
+	}
+	bin, err := exec.LookPath(r.opt.RedisServer)
+	why := ""
+	switch {
+	case err != nil:
+		why = fmt.Sprintf("%s is not installed (%v); install it (apt-get install redis-server) to compare herd with Redis", r.opt.RedisServer, err)
+	case r.opt.mode() == ModeExternal:
+		why = "servers given by address: the comparison runs a herd and Redis side by side on this machine"
+	case len(r.opt.Serve) == 0:
+		why = "herd's servers run as separate processes here, and no command to start them was given (Options.Serve)"
+	}
+	if why != "" {
+		return []step{{"Redis comparison: skipped", func(context.Context) error {
+			r.report.Redis = &RedisResult{Skipped: why}
+			return nil
+		}}}
+	}
+	var steps []step
+	ownHerd := r.opt.mode() != ModeProcesses // the comparison needs one of its own
+	if ownHerd {
+		steps = append(steps, step{"start the herd as five processes for the Redis comparison", r.startProcesses})
+	}
+	steps = append(steps, step{fmt.Sprintf("start Redis: a primary alone, and a primary with %d replicas", redisReplicas), func(ctx context.Context) error {
+		dir, err := r.tmp("redis")
+		if err != nil {
 			return err
 		}
-		r.dir = dir
+		rs, err := startRedisSet(ctx, bin, dir)
+		if err != nil {
+			return err
+		}
+		r.redis = rs
+		r.report.Redis = &RedisResult{Version: rs.version, Herd: r.procs.cfg.Servers[0].Name + ", one of five separate processes"}
+		return nil
+	}})
+	// The echo server gets IAMATs, as in the IAMAT steps; Redis gets
+	// GEOADDs of the same clients and places.
+	iamat := iamatRequests(idPrefix, clientSpace)
+	geoadd := geoaddRequests(idPrefix, clientSpace)
+	noSettle := func(context.Context) error { return nil }
+	for _, conns := range r.opt.Conns {
+		for _, depth := range r.opt.InFlight {
+			shape := fmt.Sprintf("%d conns, %d in flight", conns, depth)
+			loadStep := func(target, placement string, addr func() string, settle func(context.Context) error, req requestFunc, okPrefix string) step {
+				return step{fmt.Sprintf("Redis comparison, %s, %s", target, shape), func(ctx context.Context) error {
+					runtime.GC()
+					if err := settle(ctx); err != nil {
+						return err
+					}
+					row := LoadRow{Target: target, Placement: placement, Servers: 1, Conns: conns, InFlight: depth}
+					return r.load(ctx, &r.report.Redis.Rows, []string{addr()}, row, req, replyLine, okPrefix)
+				}}
+			}
+			steps = append(steps,
+				loadStep("echo", "-", func() string { return r.echo.addr() }, noSettle, iamat, ""),
+				loadStep("herd", "one", func() string { return r.procs.addrs()[0] }, func(ctx context.Context) error { return r.procs.settle(ctx) }, iamat, "AT "),
+				loadStep(targetRedisAlone, "primary", func() string { return r.redis.alone.addr }, noSettle, geoadd, ":"),
+				loadStep(targetRedisReplicated, "primary", func() string { return r.redis.primary.addr }, func(ctx context.Context) error { return r.redis.settle(ctx) }, geoadd, ":"),
+			)
+		}
+	}
+	steps = append(steps, step{"Redis comparison: check the replicas against the primary", func(ctx context.Context) error {
+		rr := r.report.Redis
+		var err error
+		if rr.Members, rr.Replicas, err = r.redis.verify(ctx); err != nil {
+			return err
+		}
+		err = r.redis.close()
+		r.redis = nil
+		return err
+	}})
+	if ownHerd {
+		steps = append(steps, step{"stop the five-process herd of the Redis comparison", func(context.Context) error {
+			err := r.procs.close()
+			r.procs = nil
+			return err
+		}})
+	}
+	return steps
+}
+
+// tmp returns the directory sub of the run's temporary directory, making
+// both if needed.
+func (r *runner) tmp(sub string) (string, error) {
+	root := r.opt.TempDir
+	if root == "" {
+		if r.dir == "" {
+			dir, err := os.MkdirTemp("", "herd-bench-")
+			if err != nil {
+				return "", err
+			}
+			r.dir = dir
+		}
+		root = r.dir
+	}
+	dir := filepath.Join(root, sub)
+	return dir, os.MkdirAll(dir, 0o755)
+}
+
+func (r *runner) startHerd(ctx context.Context) error {
+	dir, err := r.tmp("herd")
+	if err != nil {
+		return err
 	}
 	h, err := startLocalHerd(ctx, dir, !r.opt.NoPeerAuth)
 	if err != nil {
 		return err
 	}
-	r.herd = h
-	r.report.Setup.Servers = len(h.names)
+	r.herd, r.measured = h, h
 	r.report.Setup.Dir = dir
+	return nil
+}
+
+// startProcesses starts the five-server herd as separate processes: the
+// herd the run measures in ModeProcesses, or the Redis comparison's.
+func (r *runner) startProcesses(ctx context.Context) error {
+	dir, err := r.tmp("processes")
+	if err != nil {
+		return err
+	}
+	h, err := startProcessHerd(ctx, dir, r.opt.Serve, !r.opt.NoPeerAuth)
+	if err != nil {
+		return err
+	}
+	r.procs = h
+	if r.opt.mode() == ModeProcesses {
+		r.measured = h
+		r.report.Setup.Dir = dir
+	}
 	return nil
 }
 
@@ -347,8 +576,14 @@ func (r *runner) close() error {
 	if r.echo != nil {
 		r.echo.close()
 	}
+	if r.redis != nil {
+		errs = append(errs, r.redis.close())
+	}
 	if r.herd != nil {
 		errs = append(errs, r.herd.close())
+	}
+	if r.procs != nil {
+		errs = append(errs, r.procs.close())
 	}
 	if r.dir != "" {
 		errs = append(errs, os.RemoveAll(r.dir))
@@ -356,10 +591,10 @@ func (r *runner) close() error {
 	return errors.Join(errs...)
 }
 
-// addrs returns the herd's server addresses.
+// addrs returns the measured herd's server addresses.
 func (r *runner) addrs() []string {
-	if r.herd != nil {
-		return r.herd.addrs()
+	if r.measured != nil {
+		return r.measured.addrs()
 	}
 	return r.opt.Addrs
 }
@@ -368,8 +603,8 @@ func (r *runner) addrs() []string {
 // collects garbage, so that one step does not pay for another.
 func (r *runner) quiesce(ctx context.Context) error {
 	runtime.GC()
-	if r.herd != nil {
-		return r.herd.settle(ctx)
+	if r.measured != nil {
+		return r.measured.settle(ctx)
 	}
 	select { // servers we cannot see: give them a moment
 	case <-time.After(200 * time.Millisecond):
@@ -379,8 +614,8 @@ func (r *runner) quiesce(ctx context.Context) error {
 	}
 }
 
-// measure runs one throughput step and appends its row to rows. placement
-// is "echo", "spread" or "one".
+// measure runs one throughput step against the measured herd and appends
+// its row to rows. placement is "echo", "spread" or "one".
 func (r *runner) measure(ctx context.Context, rows *[]LoadRow, placement string, conns, depth int, req requestFunc, shape replyShape, okPrefix string) error {
 	if err := r.quiesce(ctx); err != nil {
 		return err
@@ -395,8 +630,21 @@ func (r *runner) measure(ctx context.Context, rows *[]LoadRow, placement string,
 		addrs = addrs[:1]
 	}
 	row.Servers = min(len(addrs), conns)
+	if err := r.load(ctx, rows, addrs, row, req, shape, okPrefix); err != nil {
+		return err
+	}
+	if last := (*rows)[len(*rows)-1]; placement == "spread" && rows == &r.report.IAMAT {
+		r.maxRate = max(r.maxRate, last.Throughput)
+	}
+	return nil
+}
+
+// load sends the load that row describes to addrs and appends row, with
+// what was measured, to rows; a row that is not the echo server's gets its
+// ratio to the echo row of the same shape in rows.
+func (r *runner) load(ctx context.Context, rows *[]LoadRow, addrs []string, row LoadRow, req requestFunc, shape replyShape, okPrefix string) error {
 	res, err := runLoad(ctx, loadSpec{
-		addrs: addrs, conns: conns, depth: depth,
+		addrs: addrs, conns: row.Conns, depth: row.InFlight,
 		warmup: warmup(r.opt.Duration), measure: r.opt.Duration,
 		request: req, reply: shape, okPrefix: okPrefix,
 	})
@@ -404,18 +652,23 @@ func (r *runner) measure(ctx context.Context, rows *[]LoadRow, placement string,
 		return err
 	}
 	row.OK, row.Errors, row.Throughput, row.Latency = res.OK, res.Errors, res.Throughput, res.Latency
-	if row.Target == "herd" {
-		if placement == "spread" && rows == &r.report.IAMAT {
-			r.maxRate = max(r.maxRate, res.Throughput)
-		}
-		for _, e := range *rows {
-			if e.Target == "echo" && e.Conns == conns && e.InFlight == depth && e.Throughput > 0 {
-				row.VsEcho = res.Throughput / e.Throughput
-			}
+	if row.Target != "echo" {
+		if e, ok := findRow(*rows, "echo", row.Conns, row.InFlight); ok && e.Throughput > 0 {
+			row.VsEcho = res.Throughput / e.Throughput
 		}
 	}
 	*rows = append(*rows, row)
 	return nil
+}
+
+// findRow returns the last row of target with that shape.
+func findRow(rows []LoadRow, target string, conns, depth int) (LoadRow, bool) {
+	for i := len(rows) - 1; i >= 0; i-- {
+		if e := rows[i]; e.Target == target && e.Conns == conns && e.InFlight == depth {
+			return e, true
+		}
+	}
+	return LoadRow{}, false
 }
 
 // preloadWHATSAT tells every server about the WHATSAT step's clients with
@@ -424,7 +677,7 @@ func (r *runner) preloadWHATSAT(ctx context.Context) error {
 	for _, a := range r.addrs() {
 		_, err := runLoad(ctx, loadSpec{
 			addrs: []string{a}, conns: 1, depth: 16, total: whatsatClients,
-			request: iamatRequests("whatsat-"+r.tag+"-", whatsatClients), okPrefix: "AT ",
+			request: iamatRequests(idPrefix+"whatsat-"+r.tag+"-", whatsatClients), okPrefix: "AT ",
 		})
 		if err != nil {
 			return err
@@ -450,7 +703,7 @@ func (r *runner) propagation(ctx context.Context, fraction float64) error {
 	if fraction > 0 {
 		if r.maxRate == 0 { // the IAMAT step did not run: find the maximum now
 			res, err := runLoad(ctx, loadSpec{addrs: addrs, conns: loadedConns, depth: 16,
-				warmup: warmup(window), measure: window, request: iamatRequests("client-", clientSpace), okPrefix: "AT "})
+				warmup: warmup(window), measure: window, request: iamatRequests(idPrefix, clientSpace), okPrefix: "AT "})
 			if err != nil {
 				return err
 			}
@@ -465,7 +718,7 @@ func (r *runner) propagation(ctx context.Context, fraction float64) error {
 		ramp, rate := warmup(window), row.Rate
 		go func() { // ends with its window
 			res, err := runLoad(ctx, loadSpec{addrs: addrs, conns: loadedConns, depth: loadedDepth, rate: rate,
-				warmup: ramp, measure: window, request: iamatRequests("client-", clientSpace), okPrefix: "AT "})
+				warmup: ramp, measure: window, request: iamatRequests(idPrefix, clientSpace), okPrefix: "AT "})
 			background <- loadOutcome{res, err}
 		}()
 		select {
@@ -510,17 +763,30 @@ func (r *runner) memory(ctx context.Context) error {
 		res, err = measureMemoryIn(ctx, r.opt.Reexec, r.opt.MemoryClients)
 	} else {
 		var dir string
-		if dir, err = os.MkdirTemp("", "herd-bench-memory-"); err != nil {
+		if dir, err = r.tmp("memory"); err != nil {
 			return err
 		}
-		defer os.RemoveAll(dir)
 		res, err = MeasureMemory(ctx, r.opt.MemoryClients, dir)
+		os.RemoveAll(dir)
 	}
 	if err != nil {
 		return err
 	}
 	r.report.Memory = &res
 	return nil
+}
+
+// herdMemory measures a fresh five-process herd, so that what earlier
+// steps left in the measured herd does not count.
+func (r *runner) herdMemory(ctx context.Context) error {
+	dir, err := r.tmp("herd-memory")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	res, err := measureHerdMemory(ctx, dir, r.opt.Serve, !r.opt.NoPeerAuth, herdMemoryPoints(r.opt.MemoryClients))
+	r.report.HerdMemory = res
+	return err
 }
 
 // machine describes where the run happens.

@@ -4,12 +4,15 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
 	"testing/iotest"
 	"time"
 
+	"github.com/herd-dev/herd/internal/server"
 	"github.com/herd-dev/herd/internal/wire"
 )
 
@@ -81,8 +84,8 @@ func TestBucketsAreMonotonic(t *testing.T) {
 
 func TestRequestsParse(t *testing.T) {
 	wall := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC).UnixNano()
-	line := iamatRequests("client-", 100)(nil, 3, 8, 2, wall)
-	if want := "IAMAT client-000019 " + location(19) + " 1767323045.000000006\n"; string(line) != want {
+	line := iamatRequests("bench-", 100)(nil, 3, 8, 2, wall)
+	if want := "IAMAT bench-000019 " + location(19) + " 1767323045.000000006\n"; string(line) != want {
 		t.Fatalf("IAMAT = %q, want %q", line, want)
 	}
 	m, err := wire.Parse(bytes.TrimSuffix(line, []byte("\n")))
@@ -93,6 +96,10 @@ func TestRequestsParse(t *testing.T) {
 		if _, ok := wire.ParseLocation([]byte(location(i))); !ok {
 			t.Errorf("location %d %q does not parse", i, location(i))
 		}
+	}
+	// GEOADD names the same client at the same place, longitude first.
+	if line := geoaddRequests("bench-", 100)(nil, 3, 8, 2, wall); string(line) != "GEOADD pts +139.650300 +35.676200 bench-000019\n" || location(19) != "+35.676200+139.650300" {
+		t.Errorf("GEOADD = %q for %q", line, location(19))
 	}
 	line = whatsatRequests("w-", 10, 10, 5)(nil, 1, 2, 7, 0)
 	if string(line) != "WHATSAT w-000005 10 5\n" {
@@ -172,35 +179,81 @@ func TestLoadStopsWithContext(t *testing.T) {
 	}
 }
 
-func TestReportTableAndTargets(t *testing.T) {
+func TestReportTableAndComparisons(t *testing.T) {
 	r := &Report{
-		Mode:  "in-process",
+		Mode:  ModeProcesses,
 		Setup: Setup{Servers: 5, Duration: "3s", Places: "offline", Fsync: "everysec", Logging: true},
 		IAMAT: []LoadRow{
 			{Target: "echo", Placement: "-", Servers: 1, Conns: 8, InFlight: 1, Throughput: 100000},
 			{Target: "herd", Placement: "spread", Servers: 5, Conns: 8, InFlight: 1, Throughput: 70000, VsEcho: 0.7},
 			{Target: "herd", Placement: "one", Servers: 1, Conns: 8, InFlight: 1, Throughput: 50000, VsEcho: 0.5},
 		},
+		Redis: &RedisResult{Version: "7.0.15", Herd: "Alford", Members: 1000, Rows: []LoadRow{
+			{Target: "echo", Placement: "-", Servers: 1, Conns: 8, InFlight: 1, Throughput: 100000},
+			{Target: "herd", Placement: "one", Servers: 1, Conns: 8, InFlight: 1, Throughput: 30000, VsEcho: 0.3, Latency: Latency{P99: 4 * time.Millisecond}},
+			{Target: targetRedisAlone, Placement: "primary", Servers: 1, Conns: 8, InFlight: 1, Throughput: 60000, VsEcho: 0.6},
+			{Target: targetRedisReplicated, Placement: "primary", Servers: 1, Conns: 8, InFlight: 1, Throughput: 40000, VsEcho: 0.4, Latency: Latency{P99: time.Millisecond}},
+		}, Replicas: []ReplicaCheck{{Addr: "127.0.0.1:1", State: "online", Members: 1000, Equal: true}, {Addr: "127.0.0.1:2", State: "online", Members: 999}}},
 		Propagation: []PropagationRow{{Load: "idle", Probes: 10, Latency: Latency{Samples: 10, P99: 3 * time.Millisecond, P99Us: 3000}}},
 		Memory:      &MemoryResult{Clients: 1000, BytesPerClient: 200, Isolated: true},
+		HerdMemory: &HerdMemoryResult{
+			Idle: []ServerMemory{{Name: "Alford", RSS: 10 << 20}},
+			Points: []HerdMemoryPoint{{Clients: 1000, Servers: []ServerMemory{{Name: "Alford", Clients: 1000, RSS: 11 << 20, BytesPerClient: 500}},
+				MeanBytesPerClient: 500, MinBytesPerClient: 500, MaxBytesPerClient: 500}},
+		},
 	}
-	r.Targets = evaluate(r)
-	want := map[string]bool{"IAMAT 8 conns, 1 in flight, vs echo": true, "propagation p99, idle": false, "memory, 1000 clients (RSS as loaded)": true}
-	if len(r.Targets) != len(want) {
-		t.Fatalf("targets = %+v", r.Targets)
+	r.Comparisons = compare(r)
+	want := map[string]float64{
+		"IAMAT 8 conns, 1 in flight, herd (spread) / echo":                                         0.7,
+		"write 8 conns, 1 in flight, herd / Redis+4":                                               0.75,
+		"write 8 conns, 1 in flight, p99, herd / Redis+4":                                          4,
+		"memory per client, a server of the running herd at 1000 clients / one node alone at 1000": 2.5,
 	}
-	for _, tg := range r.Targets {
-		if met, ok := want[tg.Name]; !ok || met != tg.Met {
-			t.Errorf("target %+v, want met=%v", tg, met)
+	if len(r.Comparisons) != len(want) {
+		t.Errorf("comparisons = %+v", r.Comparisons)
+	}
+	for _, c := range r.Comparisons {
+		if ratio, ok := want[c.What]; !ok || c.Ratio < ratio-1e-9 || c.Ratio > ratio+1e-9 {
+			t.Errorf("comparison %+v, want ratio %v", c, ratio)
 		}
 	}
 	var b strings.Builder
 	if err := r.WriteTable(&b); err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{"VS ECHO", "0.70x", "PROPAGATION", "3.00ms", "MEMORY", "TARGETS", "MISS"} {
-		if !strings.Contains(b.String(), s) {
-			t.Errorf("table lacks %q:\n%s", s, b.String())
+	out := b.String()
+	for _, s := range []string{"5 separate `herd serve` processes", "VS ECHO", "0.70x", "HERD AGAINST REDIS 7.0.15", "redis+4", "0.75x", "4.00x",
+		"127.0.0.1:2  online  999      NO", "PROPAGATION", "3.00ms", "MEMORY, ONE NODE ALONE", "MEMORY, EACH SERVER OF A RUNNING FIVE-SERVER HERD",
+		"COMPARISONS", "one node alone 200 B/client", "2.50x"} {
+		if !strings.Contains(out, s) {
+			t.Errorf("table lacks %q:\n%s", s, out)
+		}
+	}
+	if strings.Contains(out, "MISS\n") || strings.Contains(out, "TARGETS") {
+		t.Errorf("table passes verdicts:\n%s", out)
+	}
+}
+
+func TestSettledAndLinksUp(t *testing.T) {
+	up := func(peer string, acked uint64) server.LinkStatus {
+		return server.LinkStatus{Peer: peer, OutUp: true, InUp: true, Acked: acked}
+	}
+	for _, c := range []struct {
+		name            string
+		states          []serverState
+		linksUp, settle bool
+	}{
+		{"quiet", []serverState{{"A", 3, 7, []server.LinkStatus{up("B", 7)}}, {"B", 3, 2, []server.LinkStatus{up("A", 2)}}}, true, true},
+		{"unacknowledged", []serverState{{"A", 3, 7, []server.LinkStatus{up("B", 6)}}, {"B", 3, 2, []server.LinkStatus{up("A", 2)}}}, true, false},
+		{"clients differ", []serverState{{"A", 3, 7, []server.LinkStatus{up("B", 7)}}, {"B", 2, 2, []server.LinkStatus{up("A", 2)}}}, true, false},
+		{"link half up", []serverState{{"A", 3, 7, []server.LinkStatus{{Peer: "B", OutUp: true, Acked: 7}}}, {"B", 3, 2, []server.LinkStatus{up("A", 2)}}}, false, true},
+		{"stopped peer does not count", []serverState{{"A", 3, 7, []server.LinkStatus{{Peer: "C"}, up("B", 7)}}, {"B", 3, 2, []server.LinkStatus{up("A", 2)}}}, true, true},
+	} {
+		if err := linksUp(c.states); (err == nil) != c.linksUp {
+			t.Errorf("%s: linksUp = %v, want up %v", c.name, err, c.linksUp)
+		}
+		if err := settled(c.states); (err == nil) != c.settle {
+			t.Errorf("%s: settled = %v, want settled %v", c.name, err, c.settle)
 		}
 	}
 }
@@ -223,13 +276,33 @@ func TestRunAgainstAddrs(t *testing.T) {
 	}
 	defer h.close()
 	var progress strings.Builder
-	r, err := Run(ctx, Options{Addrs: h.addrs(), Quick: true, Conns: []int{2}, InFlight: []int{1, 4},
-		Skip: []string{StepMemory}, Progress: &progress})
+	opt := Options{Addrs: h.addrs(), Quick: true, Conns: []int{2}, InFlight: []int{1, 4},
+		Skip: []string{StepMemory, StepHerdMemory}, Progress: &progress}
+	// Without AllowWrites, nothing is sent.
+	if r, err := Run(ctx, opt); !errors.Is(err, ErrLiveHerd) || r != nil || !strings.Contains(err.Error(), `ids starting "bench-"`) {
+		t.Fatalf("Run without AllowWrites = %v, %v; want ErrLiveHerd naming the id prefix", r, err)
+	}
+	if n := h.members()[0].Node.Len(); n != 0 {
+		t.Fatalf("refused run left %d clients", n)
+	}
+	opt.AllowWrites = true
+	r, err := Run(ctx, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Mode != "external" || len(r.CatchUp) != 0 || r.Memory != nil {
+	if r.Mode != ModeExternal || len(r.CatchUp) != 0 || r.Memory != nil || r.Redis == nil || r.Redis.Skipped == "" {
 		t.Errorf("report = %+v", r)
+	}
+	if !strings.Contains(progress.String(), `ids starting "bench-" will stay in it`) {
+		t.Errorf("no warning that the run writes to the herd: %q", progress.String())
+	}
+	var table strings.Builder
+	r.WriteTable(&table)
+	if want := fmt.Sprintf(`this run left up to %d client records in them, ids starting "bench-"`, r.Setup.RecordsLeft); r.Setup.RecordsLeft < clientSpace || !strings.Contains(table.String(), want) {
+		t.Errorf("table does not say what the run left (%q):\n%s", want, table.String())
+	}
+	if n := h.members()[0].Node.Len(); n == 0 || n > r.Setup.RecordsLeft {
+		t.Errorf("the run left %d clients, said up to %d", n, r.Setup.RecordsLeft)
 	}
 	if len(r.IAMAT) != 6 || len(r.WHATSAT) != 4 { // echo, spread, one for each depth; echo and spread
 		t.Errorf("IAMAT rows %+v, WHATSAT rows %+v", r.IAMAT, r.WHATSAT)

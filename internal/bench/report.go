@@ -10,17 +10,22 @@ import (
 
 // Report is everything a Run measured.
 type Report struct {
-	// Mode is "in-process" (a herd started by the run) or "external".
+	// Mode is ModeInProcess, ModeProcesses or ModeExternal.
 	Mode        string           `json:"mode"`
 	Machine     Machine          `json:"machine"`
 	Setup       Setup            `json:"setup"`
 	IAMAT       []LoadRow        `json:"iamat,omitempty"`
+	Redis       *RedisResult     `json:"redis,omitempty"`
 	WHATSAT     []LoadRow        `json:"whatsat,omitempty"`
 	Propagation []PropagationRow `json:"propagation,omitempty"`
 	CatchUp     []CatchUpRow     `json:"catch_up,omitempty"`
-	Memory      *MemoryResult    `json:"memory,omitempty"`
-	Targets     []Target         `json:"targets,omitempty"`
-	Seconds     float64          `json:"seconds"`
+	// Memory is one node alone; HerdMemory each server of a running herd.
+	Memory     *MemoryResult     `json:"memory,omitempty"`
+	HerdMemory *HerdMemoryResult `json:"herd_memory,omitempty"`
+	// Comparisons are the run's figures as ratios to the baselines
+	// measured in the same run.
+	Comparisons []Comparison `json:"comparisons,omitempty"`
+	Seconds     float64      `json:"seconds"`
 }
 
 // Machine is where a run happened.
@@ -40,8 +45,13 @@ type Setup struct {
 	Conns       []int    `json:"conns"`
 	InFlight    []int    `json:"in_flight"`
 	ClientSpace int      `json:"client_space"`
-	Quick       bool     `json:"quick,omitempty"`
-	// In-process herd only.
+	// IDPrefix starts every client id the run sends.
+	IDPrefix string `json:"id_prefix"`
+	// RecordsLeft bounds the client records a run against running servers
+	// leaves in them.
+	RecordsLeft int  `json:"records_left,omitempty"`
+	Quick       bool `json:"quick,omitempty"`
+	// A herd the run started only.
 	PeerAuth bool   `json:"peer_auth,omitempty"`
 	Fsync    string `json:"fsync,omitempty"`
 	Logging  bool   `json:"logging,omitempty"`
@@ -51,10 +61,12 @@ type Setup struct {
 
 // LoadRow is one throughput measurement.
 type LoadRow struct {
-	// Target is "herd" or "echo".
+	// Target is "herd", "echo", or in the Redis comparison "redis alone"
+	// or "redis+4".
 	Target string `json:"target"`
 	// Placement is "spread" (connections round-robin over every server),
-	// "one" (all on the first server), or "-" for the echo server.
+	// "one" (all on the first server), "primary" (Redis), or "-" for the
+	// echo server.
 	Placement  string  `json:"placement"`
 	Servers    int     `json:"servers"` // servers the connections went to
 	Conns      int     `json:"conns"`
@@ -85,51 +97,6 @@ type PropagationRow struct {
 	Method string `json:"method"`
 }
 
-// Target is one goal and whether the run met it.
-type Target struct {
-	Name     string  `json:"name"`
-	Measured float64 `json:"measured"`
-	Limit    float64 `json:"limit"`
-	Unit     string  `json:"unit"`
-	AtLeast  bool    `json:"at_least"` // Measured must be >= Limit, else <=
-	Met      bool    `json:"met"`
-}
-
-// evaluate compares a report with the project's performance targets.
-func evaluate(r *Report) []Target {
-	var ts []Target
-	add := func(name string, measured, limit float64, unit string, atLeast bool) {
-		met := measured <= limit
-		if atLeast {
-			met = measured >= limit
-		}
-		ts = append(ts, Target{name, measured, limit, unit, atLeast, met})
-	}
-	for _, row := range r.IAMAT {
-		if row.Placement == "spread" && (row.Conns == 8 || row.Conns == 64) && row.VsEcho > 0 {
-			add(fmt.Sprintf("IAMAT %d conns, %d in flight, vs echo", row.Conns, row.InFlight), row.VsEcho, 0.6, "x", true)
-		}
-	}
-	for _, row := range r.Propagation {
-		limit := 20.0
-		if row.Load == "idle" {
-			limit = 2
-		}
-		if row.Latency.Samples > 0 {
-			add("propagation p99, "+row.Load, row.Latency.P99Us/1e3, limit, "ms", false)
-		}
-	}
-	if m := r.Memory; m != nil {
-		add(fmt.Sprintf("memory, %d clients (RSS as loaded)", m.Clients), m.BytesPerClient, 250, "B/client", false)
-	}
-	for _, row := range r.WHATSAT {
-		if row.Target == "herd" && row.VsEcho > 0 {
-			add(fmt.Sprintf("WHATSAT %d conns, %d in flight, vs echo", row.Conns, row.InFlight), row.VsEcho, 0.3, "x", true)
-		}
-	}
-	return ts
-}
-
 // WriteTable prints the report as aligned tables.
 func (r *Report) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -137,9 +104,13 @@ func (r *Report) WriteTable(w io.Writer) error {
 	m := r.Machine
 	p("machine: %d CPUs (GOMAXPROCS %d), %s, %s %s\n", m.CPUs, m.GOMAXPROCS, orDash(m.CPU), m.Go, m.OS)
 	s := r.Setup
-	if r.Mode == "external" {
-		p("herd: external servers %s\n", strings.Join(s.Addrs, ", "))
-	} else {
+	switch r.Mode {
+	case ModeExternal:
+		p("herd: servers at %s; this run left up to %d client records in them, ids starting %q\n", strings.Join(s.Addrs, ", "), s.RecordsLeft, s.IDPrefix)
+	case ModeProcesses:
+		p("herd: %d separate `herd serve` processes in the seed topology, %s places, fsync %s, logging to files %s, peer auth %s\n",
+			s.Servers, s.Places, s.Fsync, onOff(s.Logging), onOff(s.PeerAuth))
+	default:
 		p("herd: in-process, %d servers in the seed topology, %s places, fsync %s, logging to files %s, peer auth %s\n",
 			s.Servers, s.Places, s.Fsync, onOff(s.Logging), onOff(s.PeerAuth))
 	}
@@ -161,6 +132,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 		}
 	}
 	writeLoad("IAMAT", r.IAMAT)
+	if rr := r.Redis; rr != nil {
+		r.writeRedis(p, writeLoad)
+	}
 	writeLoad(fmt.Sprintf("WHATSAT (radius %d km, %d places)", whatsatRadius, whatsatLimit), r.WHATSAT)
 
 	if len(r.Propagation) > 0 {
@@ -184,27 +158,77 @@ func (r *Report) WriteTable(w io.Writer) error {
 		if !mem.Isolated {
 			where = "this process"
 		}
-		p("\nMEMORY (one node through wire.Parse and Node.IAMAT with its journal, in a %s)\n", where)
+		p("\nMEMORY, ONE NODE ALONE (wire.Parse and Node.IAMAT with its journal: no server, no neighbors, no logs; in a %s)\n", where)
 		p("CLIENTS\tAT LINE\tRSS BEFORE\tRSS AFTER\tB/CLIENT\tB/CLIENT AFTER GC\tHEAP B/CLIENT\tLOAD TIME\n")
 		p("%d\t%d B\t%s\t%s\t%.0f\t%.0f\t%.0f\t%.2fs\n", mem.Clients, mem.LineBytes, fmtBytes(mem.RSSBefore), fmtBytes(mem.RSSAfter),
 			mem.BytesPerClient, mem.BytesPerClientGC, mem.HeapPerClient, mem.LoadSeconds)
 	}
-	if len(r.Targets) > 0 {
-		p("\nTARGETS\n")
-		p("WHAT\tMEASURED\tTARGET\tMET\n")
-		for _, t := range r.Targets {
-			op := "<="
-			if t.AtLeast {
-				op = ">="
+	if hm := r.HerdMemory; hm != nil {
+		p("\nMEMORY, EACH SERVER OF A RUNNING FIVE-SERVER HERD (separate processes; IAMATs sent to all five and flooded; RSS as loaded, above the idle server's)\n")
+		if hm.Skipped != "" {
+			p("skipped: %s\n", hm.Skipped)
+		} else {
+			p("CLIENTS\tRSS IDLE (MEAN)\tRSS (MEAN)\tB/CLIENT PER SERVER (MEAN)\tMIN\tMAX\tHEAP B/CLIENT (MEAN)\tLOAD TIME\n")
+			for _, pt := range hm.Points {
+				var idle, rss uint64
+				for i, s := range pt.Servers {
+					idle += hm.Idle[i].RSS / uint64(len(pt.Servers))
+					rss += s.RSS / uint64(len(pt.Servers))
+				}
+				p("%d\t%s\t%s\t%.0f\t%.0f\t%.0f\t%.0f\t%.2fs\n", pt.Clients, fmtBytes(idle), fmtBytes(rss),
+					pt.MeanBytesPerClient, pt.MinBytesPerClient, pt.MaxBytesPerClient, pt.MeanHeapPerClient, pt.LoadSeconds)
 			}
-			met := "MISS"
-			if t.Met {
-				met = "yes"
-			}
-			p("%s\t%s\t%s %s\t%s\n", t.Name, fmtValue(t.Measured, t.Unit), op, fmtValue(t.Limit, t.Unit), met)
+		}
+	}
+	if len(r.Comparisons) > 0 {
+		p("\nCOMPARISONS (ratios to baselines measured in this run: for req/s above 1 herd is faster, for ms and B/client above 1 herd takes more)\n")
+		p("WHAT\tHERD\tBASELINE\tRATIO\n")
+		for _, c := range r.Comparisons {
+			p("%s\t%s\t%s %s\t%s\n", c.What, fmtValue(c.Herd, c.Unit), c.Baseline, fmtValue(c.BaselineValue, c.Unit), fmtRatio(c.Ratio))
 		}
 	}
 	return tw.Flush()
+}
+
+// writeRedis prints the Redis comparison.
+func (r *Report) writeRedis(p func(string, ...any), writeLoad func(string, []LoadRow)) {
+	rr := r.Redis
+	if rr.Skipped != "" {
+		p("\nREDIS: skipped: %s\n", rr.Skipped)
+		return
+	}
+	writeLoad(fmt.Sprintf("HERD AGAINST REDIS %s (herd: IAMAT, every connection on %s; Redis: inline GEOADD %s LNG LAT MEMBER to a primary alone, and to a primary with %d replicas; all appendonly, fsync everysec)",
+		rr.Version, orDash(rr.Herd), redisKey, redisReplicas), rr.Rows)
+	p("\nHERD / REDIS+4 (throughput: above 1 herd is faster; p99: above 1 herd is slower)\n")
+	p("CONNS\tIN FLIGHT\tHERD VS ECHO\tREDIS ALONE VS ECHO\tREDIS+4 VS ECHO\tTHROUGHPUT\tP99\n")
+	for _, row := range rr.Rows {
+		if row.Target != "herd" {
+			continue
+		}
+		alone, _ := findRow(rr.Rows, targetRedisAlone, row.Conns, row.InFlight)
+		red, _ := findRow(rr.Rows, targetRedisReplicated, row.Conns, row.InFlight)
+		p("%d\t%d\t%s\t%s\t%s\t%s\t%s\n", row.Conns, row.InFlight, fmtRatio(row.VsEcho), fmtRatio(alone.VsEcho), fmtRatio(red.VsEcho),
+			fmtRatio(safeRatio(row.Throughput, red.Throughput)), fmtRatio(safeRatio(float64(row.Latency.P99), float64(red.Latency.P99))))
+	}
+	if len(rr.Replicas) > 0 {
+		p("\nREDIS REPLICAS after the run (sorted set %q of each replica against the primary's %d members)\n", redisKey, rr.Members)
+		p("REPLICA\tSTATE\tMEMBERS\tEQUAL TO THE PRIMARY\n")
+		for _, c := range rr.Replicas {
+			equal := "yes"
+			if !c.Equal {
+				equal = "NO"
+			}
+			p("%s\t%s\t%d\t%s\n", c.Addr, c.State, c.Members, equal)
+		}
+	}
+}
+
+// safeRatio returns a/b, or 0 when b is 0.
+func safeRatio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
 }
 
 func onOff(b bool) string {
@@ -223,10 +247,10 @@ func orDash(s string) string {
 
 func fmtValue(v float64, unit string) string {
 	switch unit {
-	case "x":
-		return fmtRatio(v)
 	case "ms":
 		return fmt.Sprintf("%.2f ms", v)
+	case "req/s":
+		return fmt.Sprintf("%.0f/s", v)
 	}
 	return fmt.Sprintf("%.0f %s", v, unit)
 }
