@@ -6,7 +6,7 @@ BENCHFLAGS ?=
 # Packages whose micro-benchmarks BENCHMARKS.md reports.
 MICRO      := ./internal/wire/ ./internal/herd/ ./internal/store/ ./internal/places/offline/
 
-.PHONY: all test vet bench bench-micro fuzz
+.PHONY: all test vet bench bench-micro bench-compare fuzz
 
 all: vet test
 
@@ -25,6 +25,10 @@ bench: bench-micro
 
 bench-micro:
 	$(GO) test -run '^$$' -bench . -benchmem $(MICRO)
+
+## bench-compare: herd against Redis with four replicas, and memory per client (needs redis-server)
+bench-compare:
+	$(GO) run ./cmd/herd bench -only redis,memory,herd-memory -conns 8,64 -inflight 1,16 $(BENCHFLAGS)
 
 ## fuzz: every fuzz target for FUZZTIME each
 fuzz:
