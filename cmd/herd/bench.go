@@ -41,8 +41,8 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 	var (
 		opt        bench.Options
 		addrs      = fs.String("addrs", "", "comma-separated `addresses` of running servers to measure instead of a herd it starts (needs -allow-writes)")
-		conns      = fs.String("conns", "1,8,64", "comma-separated IAMAT connection `counts`")
-		inFlight   = fs.String("inflight", "1,16", "comma-separated `counts` of requests in flight per connection")
+		conns      = fs.String("conns", "1,8,64", "comma-separated connection `counts` of the IAMAT steps and the Redis comparison")
+		inFlight   = fs.String("inflight", "1,16", "comma-separated `counts` of requests in flight per connection, likewise")
 		skip       = fs.String("skip", "", "comma-separated `steps` not to run")
 		only       = fs.String("only", "", "comma-separated `steps` to run, and no others")
 		jsonOut    = fs.Bool("json", false, "print the report as JSON instead of tables")
@@ -53,9 +53,9 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 	)
 	fs.DurationVar(&opt.Duration, "duration", 3*time.Second, "how long each step measures, after a short warm-up")
 	fs.BoolVar(&opt.Quick, "quick", false, "tiny steps, for tests and CI: a smoke test, not a measurement")
-	fs.IntVar(&opt.MemoryClients, "clients", 1_000_000, "clients the memory step loads")
+	fs.IntVar(&opt.MemoryClients, "clients", 1_000_000, "clients the memory steps load (the herd memory step measures at half of them too)")
 	fs.BoolVar(&opt.NoPeerAuth, "no-peer-auth", false, "run the herd it starts without a peer secret")
-	fs.BoolVar(&opt.Processes, "processes", false, "run the herd as five separate `herd serve` processes of this binary, not in this process")
+	fs.BoolVar(&opt.Processes, "processes", false, "run the herd as five separate 'herd serve' processes of this binary, not in this process")
 	fs.BoolVar(&opt.AllowWrites, "allow-writes", false, "with -addrs: go ahead, although the run's clients stay in that herd")
 	fs.StringVar(&opt.RedisServer, "redis-server", "redis-server", "the `program` the Redis comparison runs")
 	if err := fs.Parse(args); err != nil {
