@@ -204,10 +204,10 @@ func TestReportTableAndComparisons(t *testing.T) {
 	}
 	r.Comparisons = compare(r)
 	want := map[string]float64{
-		"IAMAT 8 conns, 1 in flight, herd (spread) / echo":                                         0.7,
-		"write 8 conns, 1 in flight, herd / Redis+4":                                               0.75,
-		"write 8 conns, 1 in flight, p99, herd / Redis+4":                                          4,
-		"memory per client, a server of the running herd at 1000 clients / one node alone at 1000": 2.5,
+		"IAMAT 8 conns, 1 in flight, herd (spread) / echo":                            0.7,
+		"write 8 conns, 1 in flight, herd / Redis+4":                                  0.75,
+		"write 8 conns, 1 in flight, p99, herd / Redis+4":                             4,
+		"memory per client at 1000 clients, a herd server / one node alone (at 1000)": 2.5,
 	}
 	if len(r.Comparisons) != len(want) {
 		t.Errorf("comparisons = %+v", r.Comparisons)

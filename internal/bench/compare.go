@@ -57,7 +57,7 @@ func compare(r *Report) []Comparison {
 	}
 	if hm, one := r.HerdMemory, r.Memory; hm != nil && len(hm.Points) > 0 && one != nil {
 		p := hm.Points[len(hm.Points)-1]
-		add(fmt.Sprintf("memory per client, a server of the running herd at %d clients / one node alone at %d", p.Clients, one.Clients),
+		add(fmt.Sprintf("memory per client at %d clients, a herd server / one node alone (at %d)", p.Clients, one.Clients),
 			"B/client", p.MeanBytesPerClient, "one node alone", one.BytesPerClient)
 	}
 	return cs
