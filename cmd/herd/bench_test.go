@@ -142,7 +142,8 @@ func TestBenchProcesses(t *testing.T) {
 }
 
 // TestBenchRedis compares one server of a five-process herd with a Redis
-// primary alone and with four replicas, at every load of the comparison.
+// primary alone and with four replicas, at every load of the comparison:
+// with a herd of its own, and with the run's herd under -processes.
 func TestBenchRedis(t *testing.T) {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		if os.Getenv("CI") == "true" {
@@ -150,29 +151,37 @@ func TestBenchRedis(t *testing.T) {
 		}
 		t.Skipf("redis-server is not installed (apt-get install redis-server): %v", err)
 	}
-	out, _ := runBenchForTest(t, "-quick", "-only", "redis", "-conns", "8,64", "-inflight", "1,16")
-	ratio := `\d+\.\d\dx`
-	patterns := []string{
-		`(?m)^HERD AGAINST REDIS \d+\.\d+\.\d+ \(herd: IAMAT, every connection on Alford, one of five separate processes; .* 4 replicas; all appendonly, fsync everysec\)$`,
-		`(?m)^HERD / REDIS\+4 `,
-		`(?m)^REDIS REPLICAS after the run \(sorted set "pts" of each replica against the primary's [1-9]\d* members\)$`,
-		`(?m)^COMPARISONS `,
-	}
-	for _, load := range [][2]string{{"8", "1"}, {"64", "1"}, {"8", "16"}, {"64", "16"}} {
-		shape := ` +` + load[0] + ` +` + load[1] + ` +`
-		patterns = append(patterns,
-			`(?m)^echo +- +1`+shape+`\d+ .* +0 +-$`,
-			`(?m)^herd +one +1`+shape+`[1-9]\d* .* +0 +`+ratio+`$`,
-			`(?m)^redis alone +primary +1`+shape+`[1-9]\d* .* +0 +`+ratio+`$`,
-			`(?m)^redis\+4 +primary +1`+shape+`[1-9]\d* .* +0 +`+ratio+`$`,
-			`(?m)^`+load[0]+` +`+load[1]+` +`+ratio+` +`+ratio+` +`+ratio+` +`+ratio+` +`+ratio+`$`,
-			`(?m)^write `+load[0]+` conns, `+load[1]+` in flight, herd / Redis\+4 +\d+/s +redis\+4 \d+/s +`+ratio+`$`,
-			`(?m)^write `+load[0]+` conns, `+load[1]+` in flight, p99, herd / Redis\+4 +[\d.]+ ms +redis\+4 [\d.]+ ms +`+ratio+`$`,
-		)
-	}
-	matchAll(t, out, patterns...)
-	if n := len(regexp.MustCompile(`(?m)^127\.0\.0\.1:\d+ +online +[1-9]\d* +yes$`).FindAllString(out, -1)); n != 4 {
-		t.Errorf("%d replicas online and equal to the primary, want 4:\n%s", n, out)
+	for _, c := range []struct {
+		args  []string
+		loads [][2]string
+	}{
+		{[]string{"-quick", "-only", "redis", "-conns", "8,64", "-inflight", "1,16"}, [][2]string{{"8", "1"}, {"64", "1"}, {"8", "16"}, {"64", "16"}}},
+		{[]string{"-quick", "-processes", "-only", "redis", "-conns", "8", "-inflight", "1"}, [][2]string{{"8", "1"}}},
+	} {
+		out, _ := runBenchForTest(t, c.args...)
+		ratio := `\d+\.\d\dx`
+		patterns := []string{
+			`(?m)^HERD AGAINST REDIS \d+\.\d+\.\d+ \(herd: IAMAT, every connection on Alford, one of five separate processes; .* 4 replicas; all appendonly, fsync everysec\)$`,
+			`(?m)^HERD / REDIS\+4 `,
+			`(?m)^REDIS REPLICAS after the run \(sorted set "pts" of each replica against the primary's [1-9]\d* members\)$`,
+			`(?m)^COMPARISONS `,
+		}
+		for _, load := range c.loads {
+			shape := ` +` + load[0] + ` +` + load[1] + ` +`
+			patterns = append(patterns,
+				`(?m)^echo +- +1`+shape+`\d+ .* +0 +-$`,
+				`(?m)^herd +one +1`+shape+`[1-9]\d* .* +0 +`+ratio+`$`,
+				`(?m)^redis alone +primary +1`+shape+`[1-9]\d* .* +0 +`+ratio+`$`,
+				`(?m)^redis\+4 +primary +1`+shape+`[1-9]\d* .* +0 +`+ratio+`$`,
+				`(?m)^`+load[0]+` +`+load[1]+` +`+ratio+` +`+ratio+` +`+ratio+` +`+ratio+` +`+ratio+`$`,
+				`(?m)^write `+load[0]+` conns, `+load[1]+` in flight, herd / Redis\+4 +\d+/s +redis\+4 \d+/s +`+ratio+`$`,
+				`(?m)^write `+load[0]+` conns, `+load[1]+` in flight, p99, herd / Redis\+4 +[\d.]+ ms +redis\+4 [\d.]+ ms +`+ratio+`$`,
+			)
+		}
+		matchAll(t, out, patterns...)
+		if n := len(regexp.MustCompile(`(?m)^127\.0\.0\.1:\d+ +online +[1-9]\d* +yes$`).FindAllString(out, -1)); n != 4 {
+			t.Errorf("herd bench %v: %d replicas online and equal to the primary, want 4:\n%s", c.args, n, out)
+		}
 	}
 }
 

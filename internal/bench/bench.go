@@ -353,7 +353,7 @@ func (r *runner) plan() []step {
 	default:
 		add("start the in-process herd", r.startHerd)
 	}
-	redis := r.redisPlan()
+	redis := r.redisPlan(needHerd && mode == ModeProcesses)
 	if len(redis) > 1 || (!r.skip(StepEcho) && (!r.skip(StepIAMAT) || !r.skip(StepWHATSAT))) {
 		add("start the echo server", r.startEcho)
 	}
@@ -428,8 +428,9 @@ func (r *runner) plan() []step {
 // redisPlan lists the steps of the Redis comparison: for each load, the
 // echo server, one herd server of a five-process herd, Redis's primary
 // alone and Redis's primary with its replicas; or one step that says why
-// the comparison is skipped.
-func (r *runner) redisPlan() []step {
+// the comparison is skipped. The herd is the run's when haveProcesses
+// says the run starts one, else one of the comparison's own.
+func (r *runner) redisPlan(haveProcesses bool) []step {
 	if r.skip(StepRedis) {
 		return nil
 	}
@@ -450,7 +451,7 @@ func (r *runner) redisPlan() []step {
 		}}}
 	}
 	var steps []step
-	ownHerd := r.opt.mode() != ModeProcesses // the comparison needs one of its own
+	ownHerd := !haveProcesses
 	if ownHerd {
 		steps = append(steps, step{"start the herd as five processes for the Redis comparison", r.startProcesses})
 	}
