@@ -89,11 +89,12 @@ func Open(ctx context.Context, cfg *config.Config, name string, o Overrides) (m 
 			return nil, fmt.Errorf("member: log_dir: %w", err)
 		}
 		m.LogPath = filepath.Join(cfg.LogDir, name+".log")
-		sink, err := logsink.Open(m.LogPath)
+		f, err := os.OpenFile(m.LogPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 		if err != nil {
 			return nil, fmt.Errorf("member: log file: %w", err)
 		}
-		m.closers = append(m.closers, sink)
+		sink := logsink.New(f, logsink.Options{})
+		m.closers = append(m.closers, f, sink)
 		out = sink
 	}
 	m.Logger = slog.New(logfmt.NewHandler(out, nil)).With("server", name)
