@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -27,7 +28,7 @@ func runServe(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	name := fs.Arg(0)
-	m, err := member.Open(ctx, cfg, name, member.Overrides{Env: env.Getenv})
+	m, err := member.Open(ctx, cfg, name, member.Overrides{Env: env.Getenv, Stdout: env.Stdout, Stderr: env.Stderr})
 	if err != nil {
 		return err
 	}
@@ -37,7 +38,7 @@ func runServe(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	fmt.Fprintf(env.Stderr, "herd: %s listening on %s, logging to %s\n", name, ln.Addr(), m.LogPath)
+	fmt.Fprintf(env.Stderr, "herd: %s listening on %s, logging to %s\n", name, ln.Addr(), cmp.Or(m.LogPath, "stdout"))
 
 	statusDone := make(chan struct{})
 	sctx, stopStatus := context.WithCancel(ctx)

@@ -20,8 +20,7 @@ import (
 	"github.com/herd-dev/herd/internal/config"
 	"github.com/herd-dev/herd/internal/durable"
 	"github.com/herd-dev/herd/internal/herd"
-	"github.com/herd-dev/herd/internal/logfmt"
-	"github.com/herd-dev/herd/internal/logsink"
+	"github.com/herd-dev/herd/internal/logging"
 	"github.com/herd-dev/herd/internal/places"
 	"github.com/herd-dev/herd/internal/places/offline"
 	"github.com/herd-dev/herd/internal/server"
@@ -32,8 +31,11 @@ import (
 type Overrides struct {
 	// Places replaces the configured provider.
 	Places places.Provider
-	// LogOutput replaces the log file (LogPath is then empty).
+	// LogOutput replaces the log file or stdout (LogPath is then empty).
 	LogOutput io.Writer
+	// Stdout and Stderr replace os.Stdout (for log_to: stdout) and
+	// os.Stderr (where a failing log output is reported).
+	Stdout, Stderr io.Writer
 	// Neighbors replaces the neighbors' addresses from the configuration.
 	Neighbors map[string]string
 	// Dial replaces how peer connections are opened.
@@ -62,6 +64,7 @@ type Member struct {
 
 	adminAddr string       // the configured admin address
 	adminLn   net.Listener // Overrides.AdminListener
+	log       *logging.Log
 	closers   []io.Closer
 }
 
@@ -83,21 +86,12 @@ func Open(ctx context.Context, cfg *config.Config, name string, o Overrides) (m 
 		}
 	}()
 
-	out := o.LogOutput
-	if out == nil {
-		if err := os.MkdirAll(cfg.LogDir, 0o755); err != nil {
-			return nil, fmt.Errorf("member: log_dir: %w", err)
-		}
-		m.LogPath = filepath.Join(cfg.LogDir, name+".log")
-		f, err := os.OpenFile(m.LogPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-		if err != nil {
-			return nil, fmt.Errorf("member: log file: %w", err)
-		}
-		sink := logsink.New(f, logsink.Options{})
-		m.closers = append(m.closers, f, sink)
-		out = sink
+	m.log, err = logging.Open(cfg, name, logging.Options{Output: o.LogOutput, Stdout: o.Stdout, Stderr: o.Stderr})
+	if err != nil {
+		return nil, fmt.Errorf("member: %w", err)
 	}
-	m.Logger = slog.New(logfmt.NewHandler(out, nil)).With("server", name)
+	m.closers = append(m.closers, m.log)
+	m.Logger, m.LogPath = m.log.Logger, m.log.Path
 
 	m.Store, err = durable.Open(durable.Options{
 		Dir: filepath.Join(cfg.DataDir, name), Name: name, Fsync: cfg.Fsync, Logger: m.Logger,
@@ -253,6 +247,10 @@ func (m *Member) Serve(ctx context.Context, ln net.Listener) error {
 	stopAdmin()
 	return errors.Join(err, <-adminDone)
 }
+
+// LogDropped returns how many log lines were dropped because the log
+// could not be written.
+func (m *Member) LogDropped() uint64 { return m.log.Dropped() }
 
 // Close saves the node's link cursors, releases the store and flushes the
 // log.
