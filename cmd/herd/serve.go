@@ -33,6 +33,9 @@ func runServe(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	defer m.Close()
+	for _, w := range m.Warnings {
+		fmt.Fprintf(env.Stderr, "herd: %s: warning: %s\n", name, w)
+	}
 	sc, _ := cfg.Server(name) // member.Open has checked the name
 	ln, err := listenPatiently(ctx, netListen, sc.ListenAddr(), listenPatience, m.Logger)
 	if err != nil {

@@ -35,7 +35,7 @@ func FuzzClientStream(f *testing.F) {
 	} {
 		f.Add([]byte(seed[0]), []byte(seed[1]))
 	}
-	h := herdtest.Start(f, herdtest.Options{Topology: pair, Secret: "fuzz-secret"})
+	h := herdtest.Start(f, herdtest.Options{Topology: pair, Secret: "fuzz-secret-0123456789"})
 	addr := h.Addr("Front")
 	var n atomic.Int64
 

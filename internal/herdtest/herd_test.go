@@ -203,7 +203,7 @@ func TestHerd_SlowUpstreamBlocksNoOneElse(t *testing.T) {
 }
 
 func TestHerd_PeerSecretRejectsStrangers(t *testing.T) {
-	h := Start(t, Options{Secret: "s3cret"})
+	h := Start(t, Options{Secret: "s3cret-s3cret-s3cret"})
 	reply := h.Dial("Alford").Ask("IAMAT kiwi +1+1 " + now())
 	Eventually(t, 3*time.Second, func() error {
 		got, _ := LookupAT(h.Addr("Holiday"), "kiwi")

@@ -74,7 +74,7 @@ func TestHerd_PeerLinksOverTLS(t *testing.T) {
 		names = append(names, n)
 	}
 	ca, certs := writeCerts(t, names)
-	h := Start(t, Options{Secret: "s3cret", Configure: func(c *config.Config) {
+	h := Start(t, Options{Secret: "s3cret-s3cret-s3cret", Configure: func(c *config.Config) {
 		c.Peers.TLSCA = ca
 		for i := range c.Servers {
 			c.Servers[i].TLSCert, c.Servers[i].TLSKey = certs[c.Servers[i].Name][0], certs[c.Servers[i].Name][1]

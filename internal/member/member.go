@@ -58,6 +58,9 @@ type Member struct {
 	Store   *durable.Store
 	Places  places.Provider
 	Logger  *slog.Logger
+	// Warnings are what an operator must hear at start, besides the log:
+	// herd serve prints them on stderr.
+	Warnings []string
 	// Admin is the metrics, health and status interface; nil when the
 	// server has no admin address and no Overrides.AdminListener.
 	Admin *admin.Server
@@ -68,6 +71,9 @@ type Member struct {
 	closers   []io.Closer
 }
 
+// minPeerSecretBytes is the shortest HERD_PEER_SECRET a server accepts.
+const minPeerSecretBytes = 16
+
 // Open builds the member called name. Close releases what it holds.
 func Open(ctx context.Context, cfg *config.Config, name string, o Overrides) (m *Member, err error) {
 	sc, ok := cfg.Server(name)
@@ -77,6 +83,11 @@ func Open(ctx context.Context, cfg *config.Config, name string, o Overrides) (m 
 	getenv := o.Env
 	if getenv == nil {
 		getenv = os.Getenv
+	}
+	secret := getenv(config.EnvPeerSecret)
+	if secret != "" && len(secret) < minPeerSecretBytes {
+		return nil, fmt.Errorf("member: %s is %d bytes; use at least %d (for example from openssl rand -hex 32)",
+			config.EnvPeerSecret, len(secret), minPeerSecretBytes)
 	}
 	m = &Member{Name: name, Addr: sc.Addr, adminAddr: sc.Admin, adminLn: o.AdminListener}
 	opened := m // the error returns below set m to nil
@@ -92,6 +103,9 @@ func Open(ctx context.Context, cfg *config.Config, name string, o Overrides) (m 
 	}
 	m.closers = append(m.closers, m.log)
 	m.Logger, m.LogPath = m.log.Logger, m.log.Path
+	if secret == "" {
+		m.Warnings = append(m.Warnings, config.EnvPeerSecret+" is not set: anyone who can connect can inject locations")
+	}
 
 	m.Store, err = durable.Open(durable.Options{
 		Dir: filepath.Join(cfg.DataDir, name), Name: name, Fsync: cfg.Fsync, Logger: m.Logger,
@@ -104,7 +118,11 @@ func Open(ctx context.Context, cfg *config.Config, name string, o Overrides) (m 
 
 	m.Places = o.Places
 	if m.Places == nil {
-		if m.Places, err = openPlaces(ctx, cfg.Places, getenv(config.EnvPlacesAPIKey), m.Logger); err != nil {
+		key := getenv(config.EnvPlacesAPIKey)
+		if key == "" && cfg.Places.Provider != config.ProviderOffline {
+			m.Warnings = append(m.Warnings, "places: no API key ("+config.EnvPlacesAPIKey+" is not set); Google will deny every request")
+		}
+		if m.Places, err = openPlaces(ctx, cfg.Places, key, m.Logger); err != nil {
 			return nil, err
 		}
 	}
@@ -140,7 +158,7 @@ func Open(ctx context.Context, cfg *config.Config, name string, o Overrides) (m 
 		Places:              m.Places,
 		PlacesMayBlock:      places.MayBlock(m.Places),
 		Store:               m.Store,
-		Secret:              []byte(getenv(config.EnvPeerSecret)),
+		Secret:              []byte(secret),
 		TLS:                 tlsConfig,
 		PlacesTimeout:       cfg.Places.Timeout.D(),
 		MaxLineBytes:        cfg.Limits.MaxLineBytes,

@@ -55,3 +55,50 @@ func TestOpenFailsWithAnError(t *testing.T) {
 		})
 	}
 }
+
+// TestOpen_StartWarningsAndPeerSecret checks what a member says at start
+// about its secrets: a peer secret shorter than 16 bytes is refused, and a
+// missing peer secret or places key is a warning for herd serve to print.
+func TestOpen_StartWarningsAndPeerSecret(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		env          map[string]string
+		wantErr      string
+		wantWarnings []string // each names its variable
+	}{
+		{"both set", map[string]string{config.EnvPeerSecret: strings.Repeat("s", 16), config.EnvPlacesAPIKey: "key"}, "", nil},
+		{"no peer secret", map[string]string{config.EnvPlacesAPIKey: "key"}, "", []string{config.EnvPeerSecret}},
+		{"no places key", map[string]string{config.EnvPeerSecret: strings.Repeat("s", 32)}, "", []string{config.EnvPlacesAPIKey}},
+		{"neither", nil, "", []string{config.EnvPeerSecret, config.EnvPlacesAPIKey}},
+		{"a 15-byte peer secret", map[string]string{config.EnvPeerSecret: strings.Repeat("s", 15), config.EnvPlacesAPIKey: "key"}, config.EnvPeerSecret, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := config.Default()
+			cfg.LogDir, cfg.DataDir = filepath.Join(dir, "logs"), filepath.Join(dir, "data")
+			cfg.Places.Provider = config.ProviderGoogle
+			m, err := Open(context.Background(), cfg, "Alford", Overrides{LogOutput: io.Discard, Env: func(k string) string { return tc.env[k] }})
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Errorf("Open = %v; want an error naming %s", err, tc.wantErr)
+				}
+				if m != nil {
+					m.Close()
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			if len(m.Warnings) != len(tc.wantWarnings) {
+				t.Fatalf("Warnings = %q; want one naming each of %v", m.Warnings, tc.wantWarnings)
+			}
+			for i, name := range tc.wantWarnings {
+				if !strings.Contains(m.Warnings[i], name) {
+					t.Errorf("warning %q does not name %s", m.Warnings[i], name)
+				}
+			}
+		})
+	}
+}
