@@ -15,12 +15,10 @@ import (
 	"cmp"
 	"context"
 	"encoding"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"log/slog"
 	"math"
-	"math/bits"
 	"slices"
 	"strconv"
 	"sync"
@@ -272,42 +270,40 @@ func appendQuoted[T string | []byte](b []byte, s T, json bool) []byte {
 		plain = &plainBytes[1]
 	}
 	// b[:j] is written, and b[j:] has room for the rest of s as it is and
-	// the closing quote, so the loop writes by index; an escape, which is
-	// longer than the byte it stands for, makes room first.
+	// the closing quote, so the loop copies runs of plain bytes and writes
+	// escapes by index; an escape, longer than the byte it stands for,
+	// makes room first.
 	j := len(b)
 	b = slices.Grow(b, len(s)+2)
 	b = b[:cap(b)]
 	b[j] = '"'
 	j++
+	kept := 0 // s[kept:i] is kept as it is, and not yet copied
 	for i := 0; i < len(s); {
-		if i+8 <= len(s) {
-			// Eight bytes at a time, up to the first that is not plain.
-			x := load64(s, i)
-			binary.LittleEndian.PutUint64(b[j:], x)
-			n := plainPrefix(x, !json)
-			i, j = i+n, j+n
-			if n == 8 {
-				continue
-			}
+		// Skip plain bytes eight at a time, then one at a time.
+		for i+8 <= len(s) && notPlain(load64(s, i), !json) == 0 {
+			i += 8
+		}
+		if i == len(s) {
+			break
 		}
 		c := s[i]
 		if plain[c] {
-			b[j] = c
-			i, j = i+1, j+1
+			i++
 			continue
 		}
 		if c >= utf8.RuneSelf {
 			if r, size := decodeRune(s[i:]); size > 1 && (json || strconv.IsPrint(r)) {
-				j += copy(b[j:], s[i:i+size])
 				i += size
 				continue
 			}
 		}
 		const longestEscape = len(`\ufffd`)
-		if len(b)-j < len(s)-i+longestEscape {
-			b = slices.Grow(b[:j], len(s)-i+longestEscape)
+		if len(b)-j < len(s)-kept+longestEscape {
+			b = slices.Grow(b[:j], len(s)-kept+longestEscape)
 			b = b[:cap(b)]
 		}
+		j += copy(b[j:], s[kept:i])
 		b[j] = '\\'
 		switch {
 		case c == '"' || c == '\\':
@@ -332,7 +328,9 @@ func appendQuoted[T string | []byte](b []byte, s T, json bool) []byte {
 			j += copy(b[j:], `\ufffd`)
 		}
 		i++
+		kept = i
 	}
+	j += copy(b[j:], s[kept:])
 	b[j] = '"'
 	return b[:j+1]
 }
@@ -349,19 +347,19 @@ func load64[T string | []byte](s T, i int) uint64 {
 		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
 }
 
-// plainPrefix returns how many of the 8 bytes in x, from the lowest, are
-// printable ASCII but the quote, the backslash and (if del) DEL.
-func plainPrefix(x uint64, del bool) int {
+// notPlain returns the high bit of each of the 8 bytes in x, from the
+// lowest, that is not printable ASCII or is the quote, the backslash or
+// (if del) DEL, or a byte after such a one.
+func notPlain(x uint64, del bool) uint64 {
 	const ones, highs = 0x0101010101010101, 0x8080808080808080
 	quote, backslash := x^(ones*'"'), x^(ones*'\\')
-	// The high bit of each byte of t is set if that byte is not plain: in a
-	// byte without its high bit, a subtraction sets the high bit only where
-	// the byte was below the subtracted one, or a lower byte was, so the
-	// lowest byte marked is the first that is not plain.
+	// In a byte without its high bit, a subtraction sets the high bit only
+	// where the byte was below the subtracted one, or a lower byte was, so
+	// the lowest byte marked is the first that is not plain.
 	t := x | (x - ones*' ') | (quote - ones) | (backslash - ones)
 	if del {
 		d := x ^ (ones * 0x7f)
 		t |= d - ones
 	}
-	return bits.TrailingZeros64(t&highs) / 8
+	return t & highs
 }

@@ -227,3 +227,12 @@ func TestAppendTime_MatchesTimeFormat(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkAppendQuoted_Batch(b *testing.B) {
+	batch := peerBatch(4 << 10)
+	buf := make([]byte, 0, 2*len(batch))
+	b.SetBytes(int64(len(batch)))
+	for b.Loop() {
+		buf = appendQuoted(buf[:0], batch, true)
+	}
+}
