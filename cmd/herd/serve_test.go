@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -31,18 +30,26 @@ func TestServe_WarnsOnStderrAndLogsToStdout(t *testing.T) {
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var stdout, stderr lockedBuffer
+	// Read only once Run has returned, when nothing writes to them.
+	var stdout, stderr bytes.Buffer
 	env := &Env{Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" }}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, env, []string{"serve", "-config", cfgPath, "Solo"}) }()
 	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(stderr.String(), "listening on") {
+	for { // until the server writes its status file
+		if _, err := readStatus(filepath.Join(dir, "run"), "Solo"); err == nil {
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("herd serve ended: %v\nstderr:\n%s", err, stderr.String())
+		case <-time.After(10 * time.Millisecond):
+		}
 		if time.Now().After(deadline) {
 			cancel()
-			t.Fatalf("herd serve did not start: %v\nstderr:\n%s", <-done, stderr.String())
+			t.Fatalf("herd serve wrote no status file: %v\nstderr:\n%s", <-done, stderr.String())
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 	cancel()
 	if err := <-done; err != nil {
@@ -68,21 +75,4 @@ func TestServe_WarnsOnStderrAndLogsToStdout(t *testing.T) {
 	if !serving {
 		t.Errorf("no record of serving on stdout:\n%s", stdout.String())
 	}
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
