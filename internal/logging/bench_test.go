@@ -121,6 +121,7 @@ func BenchmarkLoggers(b *testing.B) {
 				for range 16 << 20 / 200 {
 					log("in", "remote", "127.0.0.1:5555", "line", line)
 				}
+				b.ResetTimer()
 				b.ReportAllocs()
 				b.RunParallel(func(pb *testing.PB) {
 					for pb.Next() {
