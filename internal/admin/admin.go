@@ -45,8 +45,8 @@ import (
 //go:embed static
 var staticFiles embed.FS
 
-// Options configure a Server. All fields but Pprof, the tokens and Logger
-// are required.
+// Options configure a Server. All fields but Pprof, the tokens,
+// LogDropped and Logger are required.
 type Options struct {
 	// Name is the server's name in the configuration.
 	Name string
@@ -68,7 +68,10 @@ type Options struct {
 	Token string
 	// MetricsToken, when set, is required by /metrics (see config.EnvMetricsToken).
 	MetricsToken string
-	Logger       *slog.Logger
+	// LogDropped, if set, counts the log lines the server dropped because
+	// its log output could not be written.
+	LogDropped func() uint64
+	Logger     *slog.Logger
 }
 
 // Server is one herd server's admin HTTP interface.
@@ -93,7 +96,7 @@ func New(opt Options) (*Server, error) {
 	if err := errors.Join(checkToken(config.EnvAdminToken, opt.Token), checkToken(config.EnvMetricsToken, opt.MetricsToken)); err != nil {
 		return nil, err
 	}
-	if err := opt.Metrics.registry.Register(newStateCollector(opt.Server, opt.Node, opt.Store)); err != nil {
+	if err := opt.Metrics.registry.Register(newStateCollector(opt.Server, opt.Node, opt.Store, opt.LogDropped)); err != nil {
 		return nil, fmt.Errorf("admin: register metrics: %w", err)
 	}
 	s := &Server{

@@ -229,6 +229,7 @@ func TestMetricsMoveAsCommandsArrive(t *testing.T) {
 		{server: "A", metric: "herd_store_fsync_seconds_total", want: 0, atLeast: true},
 		{server: "A", metric: "herd_connections_open", want: 2, atLeast: true}, // our client and B's link
 		{server: "A", metric: "herd_connections_refused_total", want: 0},
+		{server: "A", metric: "herd_log_dropped_lines_total", want: 0},
 		{server: "A", metric: "go_goroutines", want: 1, atLeast: true},
 		{server: "A", metric: "herd_peer_updates_total", labels: []string{"peer", "B", "direction", "out"}, want: 1},
 		{server: "B", metric: "herd_peer_updates_total", labels: []string{"peer", "A", "direction", "in"}, want: 1},

@@ -154,6 +154,8 @@ type stateCollector struct {
 	server *server.Server
 	node   *herd.Node
 	store  *durable.Store
+	// logDropped counts log lines dropped; nil when nobody counts them.
+	logDropped func() uint64
 
 	clients, linkUp, reconnects, backlog       *prometheus.Desc
 	peerUpdates, peerBytes, lastUpdateAge      *prometheus.Desc
@@ -161,14 +163,15 @@ type stateCollector struct {
 	storeBytes, storeFsyncs, storeFsyncSeconds *prometheus.Desc
 	storeFailed, storeDropped                  *prometheus.Desc
 	connectionsOpen, connectionsRefused        *prometheus.Desc
+	logLinesDropped                            *prometheus.Desc
 }
 
-func newStateCollector(s *server.Server, n *herd.Node, st *durable.Store) *stateCollector {
+func newStateCollector(s *server.Server, n *herd.Node, st *durable.Store, logDropped func() uint64) *stateCollector {
 	desc := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc(name, help, labels, nil)
 	}
 	return &stateCollector{
-		server: s, node: n, store: st,
+		server: s, node: n, store: st, logDropped: logDropped,
 		clients: desc("herd_clients", "Clients this server knows a location for."),
 		linkUp: desc("herd_peer_link_up",
 			"1 when the peer link is authenticated and streaming: direction=out is this server's link to the peer, in is the peer's link to this server.",
@@ -189,6 +192,7 @@ func newStateCollector(s *server.Server, n *herd.Node, st *durable.Store) *state
 		storeFailed:        desc("herd_store_failed", "1 once a journal write or fsync has failed: updates are no longer durable until the server restarts on a working disk."),
 		storeDropped:       desc("herd_store_dropped_entries_total", "Journal entries lost to a failed write or appended after one (memory stays flat instead)."),
 		connectionsOpen:    desc("herd_connections_open", "Open accepted connections: clients, and links that neighbors opened to this server."),
+		logLinesDropped:    desc("herd_log_dropped_lines_total", "Log lines dropped because the log output (file or stdout) could not be written."),
 		connectionsRefused: desc("herd_connections_refused_total", "Connections refused past limits.max_connections or limits.max_connections_per_ip (only peer links get in past them)."),
 	}
 }
@@ -199,7 +203,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 		c.clients, c.linkUp, c.reconnects, c.backlog, c.peerUpdates, c.peerBytes, c.lastUpdateAge,
 		c.floodMessages, c.floodDuplicates, c.catchUp,
 		c.storeBytes, c.storeFsyncs, c.storeFsyncSeconds, c.storeFailed, c.storeDropped,
-		c.connectionsOpen, c.connectionsRefused,
+		c.connectionsOpen, c.connectionsRefused, c.logLinesDropped,
 	} {
 		ch <- d
 	}
@@ -241,6 +245,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.storeFsyncSeconds, st.TotalFsync.Seconds())
 	gauge(c.storeFailed, boolValue(c.store.Err() != nil))
 	counter(c.storeDropped, float64(st.Dropped))
+	if c.logDropped != nil {
+		counter(c.logLinesDropped, float64(c.logDropped()))
+	}
 }
 
 func boolValue(b bool) float64 {

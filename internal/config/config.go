@@ -677,7 +677,7 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if c.Peers.Heartbeat <= 0 {
-		return errors.New("config: peers.heartbeat: must be positive")
+		return errors.New("config: peers.heartbeat: must not be negative (0 means the default)")
 	}
 	if c.Peers.DeadAfter < 2*c.Peers.Heartbeat {
 		return fmt.Errorf("config: peers.dead_after: %v must be at least twice peers.heartbeat %v", c.Peers.DeadAfter.D(), c.Peers.Heartbeat.D())
@@ -694,19 +694,19 @@ func (l *Limits) validate() error {
 	case l.MaxLineBytes < 64 || l.MaxLineBytes > MaxLineBytesLimit:
 		return fmt.Errorf("config: limits.max_line_bytes: %d is not between 64 and %d", l.MaxLineBytes, MaxLineBytesLimit)
 	case l.IdleTimeout < 0:
-		return errors.New("config: limits.idle_timeout: must be positive")
+		return errors.New("config: limits.idle_timeout: must not be negative (0 means the default)")
 	case l.MaxConnections < 0:
-		return errors.New("config: limits.max_connections: must be positive")
+		return errors.New("config: limits.max_connections: must not be negative (0 means the default)")
 	case l.WriteTimeout < 0:
-		return errors.New("config: limits.write_timeout: must be positive")
+		return errors.New("config: limits.write_timeout: must not be negative (0 means the default)")
 	case l.MaxClientIDBytes < 0 || l.MaxClientIDBytes > l.MaxLineBytes:
 		return fmt.Errorf("config: limits.max_client_id_bytes: %d is not between 1 and limits.max_line_bytes (%d)", l.MaxClientIDBytes, l.MaxLineBytes)
 	case l.MaxClockAhead < 0:
-		return errors.New("config: limits.max_clock_ahead: must be positive")
+		return errors.New("config: limits.max_clock_ahead: must not be negative (0 means the default)")
 	case l.MaxClients < 0:
 		return errors.New("config: limits.max_clients: must not be negative (0 means no cap)")
 	case l.MaxConnectionsPerIP < 0:
-		return errors.New("config: limits.max_connections_per_ip: must be positive")
+		return errors.New("config: limits.max_connections_per_ip: must not be negative (0 means the default)")
 	}
 	return nil
 }
@@ -731,7 +731,7 @@ func (c *Config) validateLogs() error {
 		return errors.New("config: log_max_bytes: must not be negative (0 means never rotate)")
 	}
 	if c.LogKeep < 0 {
-		return errors.New("config: log_keep: must be positive")
+		return errors.New("config: log_keep: must not be negative (0 means the default)")
 	}
 	return nil
 }
@@ -753,7 +753,7 @@ func (p *Places) validate() error {
 	}
 	switch {
 	case p.Timeout < 0:
-		return errors.New("config: places.timeout: must be positive")
+		return errors.New("config: places.timeout: must not be negative (0 means the default)")
 	case p.CacheTTL < 0:
 		return errors.New("config: places.cache_ttl: must not be negative")
 	case p.RateLimit < 0:

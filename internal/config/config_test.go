@@ -105,7 +105,7 @@ func TestParse_Errors(t *testing.T) {
 		{"bad port", "servers:\n  - {name: A, addr: \"127.0.0.1:99999\"}\n", "servers[0].addr"},
 		{"duplicate addr", "servers:\n  - {name: A, addr: \"127.0.0.1:1\", neighbors: [B]}\n  - {name: B, addr: \"127.0.0.1:1\"}\n", "servers[1].addr"},
 		{"unknown neighbor", "servers:\n  - {name: A, addr: \"127.0.0.1:1\", neighbors: [Z]}\n", `servers[0].neighbors[0]: no server is named "Z"`},
-		{"negative heartbeat", two("peers: {heartbeat: -1s}\n"), "peers.heartbeat: must be positive"},
+		{"negative heartbeat", two("peers: {heartbeat: -1s}\n"), "peers.heartbeat: must not be negative"},
 		{"number too large", two("limits: {max_line_bytes: 99999999999999999999}\n"), "limits.max_line_bytes (line"},
 		{"self neighbor", "servers:\n  - {name: A, addr: \"127.0.0.1:1\", neighbors: [A]}\n", "servers[0].neighbors[0]"},
 		{"disconnected", "servers:\n  - {name: A, addr: \"127.0.0.1:1\"}\n  - {name: B, addr: \"127.0.0.1:2\"}\n", "B is not connected"},

@@ -180,6 +180,7 @@ func Open(ctx context.Context, cfg *config.Config, name string, o Overrides) (m 
 			Name: name, Addr: sc.Addr, Server: m.Server, Node: m.Node, Store: m.Store,
 			Metrics: metrics, Config: cfg, Pprof: cfg.AdminPprof, Logger: m.Logger,
 			Token: getenv(config.EnvAdminToken), MetricsToken: getenv(config.EnvMetricsToken),
+			LogDropped: m.LogDropped,
 		})
 		if err != nil {
 			return nil, err
