@@ -104,7 +104,7 @@ func Open(ctx context.Context, cfg *config.Config, name string, o Overrides) (m 
 	m.closers = append(m.closers, m.log)
 	m.Logger, m.LogPath = m.log.Logger, m.log.Path
 	if secret == "" {
-		m.Warnings = append(m.Warnings, config.EnvPeerSecret+" is not set: anyone who can connect can inject locations")
+		m.warn(config.EnvPeerSecret + " is not set: anyone who can connect can inject locations")
 	}
 
 	m.Store, err = durable.Open(durable.Options{
@@ -270,6 +270,13 @@ func (m *Member) Serve(ctx context.Context, ln net.Listener) error {
 // LogDropped returns how many log lines were dropped because the log
 // could not be written.
 func (m *Member) LogDropped() uint64 { return m.log.Dropped() }
+
+// warn tells the operator msg at start: in the log, and through Warnings,
+// which herd serve prints on stderr.
+func (m *Member) warn(msg string) {
+	m.Logger.Warn(msg)
+	m.Warnings = append(m.Warnings, msg)
+}
 
 // Close saves the node's link cursors, releases the store and flushes the
 // log.

@@ -274,9 +274,6 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer cancel()
 	s.log.Info("serving", "addr", ln.Addr().String(), "neighbors", len(s.opt.Neighbors),
 		"peer_auth", len(s.opt.Secret) > 0, "peer_tls", s.opt.TLS != nil)
-	if len(s.opt.Secret) == 0 {
-		s.log.Warn("HERD_PEER_SECRET is not set: anyone who can connect can inject locations")
-	}
 	s.serving.Store(true)
 	defer s.serving.Store(false)
 	for _, l := range s.links {
