@@ -1,10 +1,12 @@
 package member
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -77,7 +79,8 @@ func TestOpen_StartWarningsAndPeerSecret(t *testing.T) {
 			cfg := config.Default()
 			cfg.LogDir, cfg.DataDir = filepath.Join(dir, "logs"), filepath.Join(dir, "data")
 			cfg.Places.Provider = config.ProviderGoogle
-			m, err := Open(context.Background(), cfg, "Alford", Overrides{LogOutput: io.Discard, Env: func(k string) string { return tc.env[k] }})
+			var logs bytes.Buffer
+			m, err := Open(context.Background(), cfg, "Alford", Overrides{LogOutput: &logs, Env: func(k string) string { return tc.env[k] }})
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Errorf("Open = %v; want an error naming %s", err, tc.wantErr)
@@ -98,6 +101,10 @@ func TestOpen_StartWarningsAndPeerSecret(t *testing.T) {
 				if !strings.Contains(m.Warnings[i], name) {
 					t.Errorf("warning %q does not name %s", m.Warnings[i], name)
 				}
+			}
+			m.Close() // flushes the log
+			if missing := slices.Contains(tc.wantWarnings, config.EnvPeerSecret) && !strings.Contains(logs.String(), config.EnvPeerSecret+" is not set"); missing {
+				t.Errorf("the log does not warn that %s is not set:\n%s", config.EnvPeerSecret, logs.String())
 			}
 		})
 	}
