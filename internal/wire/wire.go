@@ -208,13 +208,11 @@ func AppendAT(dst []byte, server string, received Time, iamat *Msg) []byte {
 }
 
 // IsSpace reports whether c separates fields.
-func IsSpace(c byte) bool {
-	switch c {
-	case ' ', '\t', '\r', '\n', '\f', '\v':
-		return true
-	}
-	return false
-}
+func IsSpace(c byte) bool { return spaces[c] }
+
+// spaces marks the bytes that separate fields: a table, since every byte of
+// every line is looked up.
+var spaces = [256]bool{' ': true, '\t': true, '\r': true, '\n': true, '\f': true, '\v': true}
 
 // fields splits line at runs of white space into dst. It stops at
 // maxFields+1 fields: more than any command has, so the caller still sees
@@ -222,14 +220,14 @@ func IsSpace(c byte) bool {
 func fields(line []byte, dst [][]byte) [][]byte {
 	i := 0
 	for len(dst) <= maxFields {
-		for i < len(line) && IsSpace(line[i]) {
+		for i < len(line) && spaces[line[i]] {
 			i++
 		}
 		if i == len(line) {
 			break
 		}
 		start := i
-		for i < len(line) && !IsSpace(line[i]) {
+		for i < len(line) && !spaces[line[i]] {
 			i++
 		}
 		if len(dst) == maxFields {
