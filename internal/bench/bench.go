@@ -476,21 +476,24 @@ func (r *runner) redisPlan(haveProcesses bool) []step {
 	for _, conns := range r.opt.Conns {
 		for _, depth := range r.opt.InFlight {
 			shape := fmt.Sprintf("%d conns, %d in flight", conns, depth)
-			loadStep := func(target, placement string, addr func() string, settle func(context.Context) error, req requestFunc, okPrefix string) step {
+			loadStep := func(target, placement string, addr func() string, settle func(context.Context) error, req requestFunc, okPrefix string, pids func() []int) step {
 				return step{fmt.Sprintf("Redis comparison, %s, %s", target, shape), func(ctx context.Context) error {
 					runtime.GC()
 					if err := settle(ctx); err != nil {
 						return err
 					}
 					row := LoadRow{Target: target, Placement: placement, Servers: 1, Conns: conns, InFlight: depth}
-					return r.load(ctx, &r.report.Redis.Rows, []string{addr()}, row, req, replyLine, okPrefix)
+					return r.loadCPU(ctx, &r.report.Redis.Rows, []string{addr()}, row, req, replyLine, okPrefix, pids)
 				}}
 			}
 			steps = append(steps,
-				loadStep("echo", "-", func() string { return r.echo.addr() }, noSettle, iamat, ""),
-				loadStep("herd", "one", func() string { return r.procs.addrs()[0] }, func(ctx context.Context) error { return r.procs.settle(ctx) }, iamat, "AT "),
-				loadStep(targetRedisAlone, "primary", func() string { return r.redis.alone.addr }, noSettle, geoadd, ":"),
-				loadStep(targetRedisReplicated, "primary", func() string { return r.redis.primary.addr }, func(ctx context.Context) error { return r.redis.settle(ctx) }, geoadd, ":"),
+				loadStep("echo", "-", func() string { return r.echo.addr() }, noSettle, iamat, "", nil),
+				loadStep("herd", "one", func() string { return r.procs.addrs()[0] }, func(ctx context.Context) error { return r.procs.settle(ctx) }, iamat, "AT ",
+					func() []int { return pidsOf(r.procs.procs...) }),
+				loadStep(targetRedisAlone, "primary", func() string { return r.redis.alone.addr }, noSettle, geoadd, ":",
+					func() []int { return pidsOf(r.redis.alone.child) }),
+				loadStep(targetRedisReplicated, "primary", func() string { return r.redis.primary.addr }, func(ctx context.Context) error { return r.redis.settle(ctx) }, geoadd, ":",
+					func() []int { return pidsOf(r.redis.replicatedChildren()...) }),
 			)
 		}
 	}
@@ -644,15 +647,26 @@ func (r *runner) measure(ctx context.Context, rows *[]LoadRow, placement string,
 // what was measured, to rows; a row that is not the echo server's gets its
 // ratio to the echo row of the same shape in rows.
 func (r *runner) load(ctx context.Context, rows *[]LoadRow, addrs []string, row LoadRow, req requestFunc, shape replyShape, okPrefix string) error {
-	res, err := runLoad(ctx, loadSpec{
+	return r.loadCPU(ctx, rows, addrs, row, req, shape, okPrefix, nil)
+}
+
+// loadCPU is load that also measures the CPU time of the processes pids
+// returns, when it is not nil.
+func (r *runner) loadCPU(ctx context.Context, rows *[]LoadRow, addrs []string, row LoadRow, req requestFunc, shape replyShape, okPrefix string, pids func() []int) error {
+	spec := loadSpec{
 		addrs: addrs, conns: row.Conns, depth: row.InFlight,
 		warmup: warmup(r.opt.Duration), measure: r.opt.Duration,
 		request: req, reply: shape, okPrefix: okPrefix,
-	})
+	}
+	if pids != nil {
+		spec.cpu = func() (time.Duration, error) { return processCPU(pids()) }
+	}
+	res, err := runLoad(ctx, spec)
 	if err != nil {
 		return err
 	}
 	row.OK, row.Errors, row.Throughput, row.Latency = res.OK, res.Errors, res.Throughput, res.Latency
+	row.CPUPerReq = float64(res.CPUPerOp) / float64(time.Microsecond)
 	if row.Target != "echo" {
 		if e, ok := findRow(*rows, "echo", row.Conns, row.InFlight); ok && e.Throughput > 0 {
 			row.VsEcho = res.Throughput / e.Throughput

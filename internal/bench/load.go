@@ -45,6 +45,10 @@ type loadSpec struct {
 	reply   replyShape
 	// okPrefix is how a successful reply starts; "" accepts any reply.
 	okPrefix string
+	// cpu, when set, reads the CPU time the servers under load have used
+	// so far; the result then says how much of it each reply in the window
+	// cost.
+	cpu func() (time.Duration, error)
 }
 
 // loadResult is what a load run measured within its window.
@@ -54,6 +58,9 @@ type loadResult struct {
 	Seconds    float64 // length of the window
 	Throughput float64 // successful replies per second
 	Latency    Latency // of every reply in the window, from write to the end of its reply
+	// CPUPerOp is the servers' CPU time over the window per successful
+	// reply, when loadSpec.cpu is set.
+	CPUPerOp time.Duration
 }
 
 // Timeouts of the load generator.
@@ -100,7 +107,14 @@ func runLoad(ctx context.Context, spec loadSpec) (loadResult, error) {
 	begin := time.Now()
 	stop := make(chan struct{}) // closed when senders must stop
 	var stopOnce sync.Once
-	timer := time.AfterFunc(end, func() { stopOnce.Do(func() { close(stop) }) })
+	if spec.total > 0 {
+		spec.cpu = nil // no window to measure
+	}
+	cpu := startCPUWindow(spec.cpu, spec.warmup)
+	timer := time.AfterFunc(end, func() {
+		cpu.end()
+		stopOnce.Do(func() { close(stop) })
+	})
 	defer timer.Stop()
 	finished := make(chan struct{})
 	defer close(finished)
@@ -154,7 +168,58 @@ func runLoad(ctx context.Context, spec loadSpec) (loadResult, error) {
 	}
 	res.Throughput = float64(res.OK) / res.Seconds
 	res.Latency = h.summary()
+	used, err := cpu.used()
+	if err != nil {
+		return res, err
+	}
+	if spec.total == 0 && res.OK > 0 {
+		res.CPUPerOp = used / time.Duration(res.OK)
+	}
 	return res, nil
+}
+
+// cpuWindow measures the CPU time servers use between the end of a load's
+// warm-up and the end of its window.
+type cpuWindow struct {
+	read     func() (time.Duration, error)
+	started  chan struct{} // closed once the start was read
+	from, to time.Duration // CPU time at the start and at the end
+	err      error
+	done     chan struct{} // closed once the end was read
+}
+
+// startCPUWindow reads the CPU time after warmup; read may be nil, to
+// measure nothing.
+func startCPUWindow(read func() (time.Duration, error), warmup time.Duration) *cpuWindow {
+	w := &cpuWindow{read: read, started: make(chan struct{}), done: make(chan struct{})}
+	if read == nil {
+		close(w.started)
+		close(w.done)
+		return w
+	}
+	time.AfterFunc(warmup, func() {
+		defer close(w.started)
+		w.from, w.err = read()
+	})
+	return w
+}
+
+// end reads the CPU time at the end of the window.
+func (w *cpuWindow) end() {
+	if w.read == nil {
+		return
+	}
+	<-w.started
+	defer close(w.done)
+	if w.err == nil {
+		w.to, w.err = w.read()
+	}
+}
+
+// used returns the CPU time used over the window.
+func (w *cpuWindow) used() (time.Duration, error) {
+	<-w.done
+	return w.to - w.from, w.err
 }
 
 // worker drives one connection. Times are durations since begin, on the

@@ -208,6 +208,15 @@ func (c *child) stop() error {
 // rss returns the process's resident set size.
 func (c *child) rss() (uint64, error) { return readRSS(strconv.Itoa(c.cmd.Process.Pid)) }
 
+// pidsOf returns the process ids of children.
+func pidsOf(children ...*child) []int {
+	pids := make([]int, len(children))
+	for i, c := range children {
+		pids[i] = c.cmd.Process.Pid
+	}
+	return pids
+}
+
 // addrs returns the servers' addresses in configuration order.
 func (h *processHerd) addrs() []string {
 	out := make([]string, len(h.cfg.Servers))

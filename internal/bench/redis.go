@@ -304,6 +304,15 @@ func (s *redisServer) digest() (int64, [sha256.Size]byte, error) {
 }
 
 // servers returns every process of the set.
+// replicatedChildren returns the processes of the primary and its replicas.
+func (rs *redisSet) replicatedChildren() []*child {
+	out := []*child{rs.primary.child}
+	for _, r := range rs.replicas {
+		out = append(out, r.child)
+	}
+	return out
+}
+
 func (rs *redisSet) servers() []*redisServer {
 	return append([]*redisServer{rs.alone, rs.primary}, rs.replicas...)
 }

@@ -78,6 +78,10 @@ type LoadRow struct {
 	// VsEcho is Throughput over the echo server's with the same
 	// connections and requests in flight; 0 when not measured.
 	VsEcho float64 `json:"vs_echo,omitempty"`
+	// CPUPerReq is the CPU time all of the target's processes used per
+	// request, in microseconds (the Redis comparison's separate processes
+	// only; 0 when not measured).
+	CPUPerReq float64 `json:"cpu_us_per_req,omitempty"`
 }
 
 // PropagationRow is one propagation measurement.
@@ -199,16 +203,17 @@ func (r *Report) writeRedis(p func(string, ...any), writeLoad func(string, []Loa
 	}
 	writeLoad(fmt.Sprintf("HERD AGAINST REDIS %s (herd: IAMAT, every connection on %s; Redis: inline GEOADD %s LNG LAT MEMBER to a primary alone, and to a primary with %d replicas; all appendonly, fsync everysec)",
 		rr.Version, orDash(rr.Herd), redisKey, redisReplicas), rr.Rows)
-	p("\nHERD / REDIS+4 (throughput: above 1 herd is faster; p99: above 1 herd is slower)\n")
-	p("CONNS\tIN FLIGHT\tHERD VS ECHO\tREDIS ALONE VS ECHO\tREDIS+4 VS ECHO\tTHROUGHPUT\tP99\n")
+	p("\nHERD / REDIS+4 (throughput: above 1 herd is faster; p99 and CPU per write, all processes together: above 1 herd is slower)\n")
+	p("CONNS\tIN FLIGHT\tHERD VS ECHO\tREDIS ALONE VS ECHO\tREDIS+4 VS ECHO\tTHROUGHPUT\tP99\tHERD CPU/WRITE\tREDIS+4 CPU/WRITE\tCPU\n")
 	for _, row := range rr.Rows {
 		if row.Target != "herd" {
 			continue
 		}
 		alone, _ := findRow(rr.Rows, targetRedisAlone, row.Conns, row.InFlight)
 		red, _ := findRow(rr.Rows, targetRedisReplicated, row.Conns, row.InFlight)
-		p("%d\t%d\t%s\t%s\t%s\t%s\t%s\n", row.Conns, row.InFlight, fmtRatio(row.VsEcho), fmtRatio(alone.VsEcho), fmtRatio(red.VsEcho),
-			fmtRatio(safeRatio(row.Throughput, red.Throughput)), fmtRatio(safeRatio(float64(row.Latency.P99), float64(red.Latency.P99))))
+		p("%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", row.Conns, row.InFlight, fmtRatio(row.VsEcho), fmtRatio(alone.VsEcho), fmtRatio(red.VsEcho),
+			fmtRatio(safeRatio(row.Throughput, red.Throughput)), fmtRatio(safeRatio(float64(row.Latency.P99), float64(red.Latency.P99))),
+			fmtMicros(row.CPUPerReq), fmtMicros(red.CPUPerReq), fmtRatio(safeRatio(row.CPUPerReq, red.CPUPerReq)))
 	}
 	if len(rr.Replicas) > 0 {
 		p("\nREDIS REPLICAS after the run (sorted set %q of each replica against the primary's %d members)\n", redisKey, rr.Members)
@@ -221,6 +226,14 @@ func (r *Report) writeRedis(p func(string, ...any), writeLoad func(string, []Loa
 			p("%s\t%s\t%d\t%s\n", c.Addr, c.State, c.Members, equal)
 		}
 	}
+}
+
+// fmtMicros prints a time in microseconds, or "-" when it was not measured.
+func fmtMicros(us float64) string {
+	if us == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1fµs", us)
 }
 
 // safeRatio returns a/b, or 0 when b is 0.

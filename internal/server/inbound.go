@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -73,6 +74,9 @@ func (c *acceptedConn) receiveFeed(h peer.Hello, sess *peer.Session) {
 	s := c.s
 	l := s.links[h.From]
 	c.readTimeout = s.opt.DeadAfter
+	// A busy neighbor writes up to writeChunk at a time: read it in one go,
+	// not a client-sized piece at a time.
+	c.br = bufio.NewReaderSize(c.br, peerReadBuffer)
 	s.log.Info("peer link up", "peer", h.From, "direction", "in", "remote", c.remote)
 	l.setInbound(c.conn)
 	defer l.clearInbound(c.conn)
@@ -157,6 +161,9 @@ func (s *Server) sendAcks(conn net.Conn, peerName string, sess *peer.Session, ap
 		}
 	}
 }
+
+// peerReadBuffer is the read buffer of an inbound peer link.
+const peerReadBuffer = 2 * writeChunk
 
 // maxUnsealed bounds the messages a receiver holds while it waits for
 // their seal; a sender seals every write (at most writeChunk bytes, plus
