@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"time"
 
 	"github.com/herd-dev/herd/internal/herd"
@@ -19,7 +18,7 @@ import (
 const ProbeLine = "herd-probe"
 
 // handle answers one client line, read at now. Its reply is appended to
-// c.replies, whole.
+// c.replies, whole, and the line and its reply are logged together.
 func (c *acceptedConn) handle(ctx context.Context, now time.Time, line []byte, tooLong bool) {
 	s := c.s
 	if string(line) == ProbeLine {
@@ -28,27 +27,32 @@ func (c *acceptedConn) handle(ctx context.Context, now time.Time, line []byte, t
 		s.opt.Metrics.Command(KindProbe, OutcomeOK, time.Since(now))
 		return
 	}
-	s.logClientLine(now, "in", c.remote, slog.AnyValue(line), nil)
+	c.replyStart = len(c.replies)
+	kind, outcome := c.dispatch(ctx, now, line, tooLong)
+	s.logExchange(now, c.remote, line, c.replies[c.replyStart:], kind, outcome)
+	s.opt.Metrics.Command(kind, outcome, time.Since(now))
+}
+
+// dispatch runs one client command and says what it was and what became of
+// it.
+func (c *acceptedConn) dispatch(ctx context.Context, now time.Time, line []byte, tooLong bool) (Kind, Outcome) {
 	if tooLong {
-		s.log.Warn("line too long; answered with its first bytes", "remote", c.remote, "max", s.opt.MaxLineBytes)
-		c.invalid(now, line)
-		return
+		c.s.log.Warn("line too long; answered with its first bytes", "remote", c.remote, "max", c.s.opt.MaxLineBytes)
+		c.invalid(line)
+		return KindInvalid, OutcomeRejected
 	}
 	m, err := wire.Parse(line)
-	var kind Kind
-	var outcome Outcome
 	switch {
 	case err != nil:
-		kind, outcome = KindInvalid, OutcomeRejected
-		c.invalid(now, line)
+		c.invalid(line)
+		return KindInvalid, OutcomeRejected
 	case m.Kind == wire.KindIAMAT:
-		kind, outcome = KindIAMAT, c.iamat(now, line, &m)
+		return KindIAMAT, c.iamat(now, line, &m)
 	case m.Kind == wire.KindWHATSAT:
-		kind, outcome = KindWHATSAT, c.whatsat(ctx, now, line, &m)
-	case m.Kind == wire.KindAT:
-		kind, outcome = KindAT, c.injected(now, line, &m)
+		return KindWHATSAT, c.whatsat(ctx, now, line, &m)
+	default:
+		return KindAT, c.injected(now, line, &m)
 	}
-	s.opt.Metrics.Command(kind, outcome, time.Since(now))
 }
 
 // iamat takes a client's location.
@@ -56,7 +60,7 @@ func (c *acceptedConn) iamat(now time.Time, line []byte, m *wire.Msg) Outcome {
 	s := c.s
 	reply, stored, err := s.node.IAMAT(wire.UnixTime(now.UnixNano()), m)
 	if err != nil {
-		c.invalid(now, line)
+		c.invalid(line)
 		return c.refused(now, err)
 	}
 	s.stats.IAMAT.Add(1)
@@ -64,7 +68,6 @@ func (c *acceptedConn) iamat(now time.Time, line []byte, m *wire.Msg) Outcome {
 	// may not be durable yet.
 	c.dirty = true
 	c.replies = append(append(c.replies, reply...), '\n')
-	s.logClientLine(now, "out", c.remote, slog.StringValue(reply), nil)
 	return outcome(stored)
 }
 
@@ -93,11 +96,9 @@ func (c *acceptedConn) refused(now time.Time, err error) Outcome {
 }
 
 // invalid answers "? " and the line as received.
-func (c *acceptedConn) invalid(now time.Time, line []byte) {
+func (c *acceptedConn) invalid(line []byte) {
 	c.s.stats.Invalid.Add(1)
-	start := len(c.replies)
 	c.replies = append(append(append(c.replies, "? "...), line...), '\n')
-	c.s.logClientLine(now, "out", c.remote, slog.AnyValue(c.replies[start:len(c.replies)-1]), nil)
 }
 
 // whatsat answers a WHATSAT and returns its outcome for metrics.
@@ -105,7 +106,7 @@ func (c *acceptedConn) whatsat(ctx context.Context, now time.Time, line []byte, 
 	s := c.s
 	rec, ok := s.node.Lookup(m.Client)
 	if !ok {
-		c.invalid(now, line)
+		c.invalid(line)
 		return OutcomeUnknownClient
 	}
 	s.stats.WHATSAT.Add(1)
@@ -122,7 +123,6 @@ func (c *acceptedConn) whatsat(ctx context.Context, now time.Time, line []byte, 
 		qctx, cancel = context.WithTimeout(qctx, s.opt.PlacesTimeout)
 		defer cancel()
 	}
-	lineStart := len(c.replies)
 	c.replies = append(append(c.replies, rec.Line...), '\n')
 	bodyStart := len(c.replies)
 	err := c.appendPlaces(qctx, places.Query{Lat: loc.Lat, Lng: loc.Lng, RadiusMeters: m.RadiusKm * 1000, Limit: m.Limit})
@@ -133,7 +133,6 @@ func (c *acceptedConn) whatsat(ctx context.Context, now time.Time, line []byte, 
 		c.replies = wire.AppendPlacesBody(c.replies[:bodyStart], places.ErrorBody(err))
 		result = OutcomePlacesError
 	}
-	s.logClientLine(now, "out", c.remote, slog.AnyValue(c.replies[lineStart:bodyStart-1]), c.replies[bodyStart:])
 	return result
 }
 
@@ -165,12 +164,12 @@ func (c *acceptedConn) injected(now time.Time, line []byte, m *wire.Msg) Outcome
 	s := c.s
 	if len(s.opt.Secret) > 0 {
 		s.log.Warn("rejected AT line from an unauthenticated connection", "remote", c.remote)
-		c.invalid(now, line)
+		c.invalid(line)
 		return OutcomeRejected
 	}
 	stored, err := s.node.Offer(wire.UnixTime(now.UnixNano()), herd.NewRecord(line, m))
 	if err != nil {
-		c.invalid(now, line)
+		c.invalid(line)
 		c.refused(now, err)
 		return OutcomeRejected
 	}

@@ -144,7 +144,38 @@ func TestClient_HugeLinesAreLoggedCut(t *testing.T) {
 	if logs.Len() > 4*maxLoggedClientLine {
 		t.Errorf("logging a %d-byte line in and out took %d bytes of log; want about %d", len(huge), logs.Len(), 2*maxLoggedClientLine)
 	}
-	if n := strings.Count(logs.String(), fmt.Sprintf("line_bytes=%d", len(huge))); n != 1 {
-		t.Errorf("%d records give the line's length; want 1 (in)\n%s", n, logs.String())
+	for _, want := range []string{fmt.Sprintf("in_bytes=%d", len(huge)), fmt.Sprintf("out_bytes=%d", len(huge)+2), "kind=invalid outcome=rejected"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("the log does not say %s:\n%s", want, logs.String())
+		}
+	}
+}
+
+// Each command is logged once, with its reply and what became of it.
+func TestClient_EachCommandLoggedWithItsReply(t *testing.T) {
+	var logs bytes.Buffer
+	converse(t, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))},
+		testIAMAT, testIAMAT, "WHATSAT kiwi.cs.ucla.edu 10 1", "HELLO")
+	var records []string
+	for l := range strings.SplitSeq(logs.String(), "\n") {
+		if strings.Contains(l, "msg=client ") {
+			records = append(records, l)
+		}
+	}
+	want := [][]string{
+		{`in="` + testIAMAT + `"`, `out="AT Alford `, "kind=iamat outcome=ok"},
+		{`in="` + testIAMAT + `"`, `out="AT Alford `, "kind=iamat outcome=stale"},
+		{`in="WHATSAT kiwi.cs.ucla.edu 10 1"`, `out="AT Alford `, `body="{\"html_attributions\"`, "kind=whatsat outcome=ok"},
+		{`in="HELLO" out="? HELLO"`, "kind=invalid outcome=rejected"},
+	}
+	if len(records) != len(want) {
+		t.Fatalf("%d client records; want %d:\n%s", len(records), len(want), logs.String())
+	}
+	for i, parts := range want {
+		for _, p := range parts {
+			if !strings.Contains(records[i], p) {
+				t.Errorf("record %d = %s\nwant it to hold %s", i, records[i], p)
+			}
+		}
 	}
 }

@@ -50,13 +50,20 @@ type acceptedConn struct {
 	// whole and the buffer is only ever written whole, with one Write, so
 	// no reply is split across writes (see flush).
 	replies []byte
-	dirty   bool // the node changed since the journal was last committed
+	// replyStart is where the reply to the command being handled begins
+	// in replies.
+	replyStart int
+	dirty      bool // the node changed since the journal was last committed
 	// writeErr is the first error writing to the connection; the
 	// connection is closed once it is set.
 	writeErr error
 	// peerOnly: accepted past the connection limit, so it must open a peer
 	// link with its first line or be closed.
 	peerOnly bool
+	// peerLink: the connection is a neighbor's inbound link, whose lines
+	// (a long record over a slow network) may take any time to arrive
+	// as long as bytes keep coming.
+	peerLink bool
 }
 
 // serveConn runs one accepted connection. peerOnly marks a connection
@@ -76,9 +83,9 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn, peerOnly bool) {
 
 // connReader is what a connection's buffered reader reads through. Each
 // read from the socket gets a deadline: a connection is dropped when it has
-// sent nothing for readTimeout, and a line must be whole within readTimeout
-// of its first bytes, so a client trickling a byte at a time cannot hold a
-// connection forever. It sets the deadline before it looks at shutdown, and
+// sent nothing for readTimeout, and a client's line must be whole within
+// readTimeout of its first bytes, so a client trickling a byte at a time
+// cannot hold a connection forever. It sets the deadline before it looks at shutdown, and
 // shutdown marks itself before it expires every deadline, so no read
 // outlives it.
 type connReader struct {
@@ -89,7 +96,7 @@ type connReader struct {
 func (r connReader) Read(p []byte) (int, error) {
 	c := r.c
 	deadline := time.Now().Add(c.readTimeout)
-	if c.gathering || c.br.Buffered() > 0 { // part of a line has come
+	if !c.peerLink && (c.gathering || c.br.Buffered() > 0) { // part of a client's line has come
 		if c.lineDeadline.IsZero() {
 			c.lineDeadline = deadline
 		}
@@ -278,7 +285,7 @@ func (c *acceptedConn) flush() bool {
 		}
 		c.conn.SetWriteDeadline(time.Now().Add(c.s.opt.WriteTimeout))
 		_, c.writeErr = c.conn.Write(c.replies)
-		c.replies = c.replies[:0]
+		c.replies, c.replyStart = c.replies[:0], 0
 	}
 	if c.writeErr != nil {
 		c.s.log.Info("client dropped: cannot write", "remote", c.remote, "err", c.writeErr)

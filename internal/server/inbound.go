@@ -29,7 +29,9 @@ func (c *acceptedConn) servePeer(ctx context.Context, hello []byte) bool {
 	}
 	if err != nil {
 		s.log.Warn("rejected peer hello", "remote", c.remote, "err", err)
-		c.invalid(time.Now(), hello)
+		start := len(c.replies)
+		c.invalid(hello)
+		s.logExchange(time.Now(), c.remote, hello, c.replies[start:], KindInvalid, OutcomeRejected)
 		return false
 	}
 	h := hs.Hello()
@@ -73,7 +75,7 @@ func (c *acceptedConn) tlsPeerIs(name string) bool {
 func (c *acceptedConn) receiveFeed(h peer.Hello, sess *peer.Session) {
 	s := c.s
 	l := s.links[h.From]
-	c.readTimeout = s.opt.DeadAfter
+	c.readTimeout, c.peerLink = s.opt.DeadAfter, true
 	// A busy neighbor writes up to writeChunk at a time: read it in one go,
 	// not a client-sized piece at a time.
 	c.br = bufio.NewReaderSize(c.br, peerReadBuffer)

@@ -9,11 +9,14 @@ import (
 
 // The server logs every line it reads and writes, as SPEC.md requires:
 //
-//	msg=in|out remote=ADDR line=LINE [line_bytes=N] [body=JSON]  client traffic, Info
-//	msg=in|out peer=NAME lines=LINES [stored=N duplicates=N] peer traffic
+//	msg=client remote=ADDR in=LINE [out=REPLY] [body=JSON] kind=K outcome=O  client traffic, Info
+//	msg=in|out peer=NAME lines=LINES [stored=N duplicates=N]                   peer traffic
 //
-// A client record holds one line, its first maxLoggedClientLine bytes if it
-// is longer (line_bytes then says how long it was). A peer record holds the messages of one
+// A client record holds a command and the reply it got (kind and outcome as
+// in the herd_commands_total metric: for an IAMAT, outcome ok says it was
+// stored and stale that a newer record was kept). A line longer than
+// maxLoggedClientLine is logged cut to that, with in_bytes or out_bytes
+// giving its length; body is a WHATSAT reply's JSON. A peer record holds the messages of one
 // write or read, newline-separated, split into records of at most
 // maxLogLines bytes so that no record passes the line limits of log
 // collectors (Docker's 16 KiB, journald's 48 KiB). Peer records that carry
@@ -25,29 +28,39 @@ import (
 // maxLogLines is the most bytes of peer lines one log record carries.
 const maxLogLines = 8 << 10
 
-// maxLoggedClientLine is the most of a client's line a record carries; a
-// longer one is logged cut, with line_bytes giving its length, so that a
-// client sending huge lines cannot fill the disk with them twice over (in,
-// and its "? line" out).
+// maxLoggedClientLine is the most of a client's line, or of the reply to
+// it, that a record carries, so that a client sending huge lines cannot
+// fill the disk with them twice over (in, and its "? line" out).
 const maxLoggedClientLine = 1 << 10
 
-// logClientLine logs a line a client sent or was sent (msg "in" or "out")
-// at time now, with the body that follows it, if any.
-func (s *Server) logClientLine(now time.Time, msg, remote string, line slog.Value, body []byte) {
+// logExchange logs a client's command, read at now, and the reply it got
+// (reply is empty when it got none).
+func (s *Server) logExchange(now time.Time, remote string, in, reply []byte, kind Kind, outcome Outcome) {
 	h := s.log.Handler()
 	if !h.Enabled(context.Background(), slog.LevelInfo) {
 		return
 	}
-	r := slog.NewRecord(now, slog.LevelInfo, msg, 0)
-	if b, ok := line.Any().([]byte); ok && line.Kind() == slog.KindAny && len(b) > maxLoggedClientLine {
-		r.AddAttrs(slog.String("remote", remote), slog.Any("line", b[:maxLoggedClientLine]), slog.Int("line_bytes", len(b)))
-	} else {
-		r.AddAttrs(slog.String("remote", remote), slog.Attr{Key: "line", Value: line})
+	r := slog.NewRecord(now, slog.LevelInfo, "client", 0)
+	r.AddAttrs(slog.String("remote", remote))
+	addLine(&r, "in", in)
+	if out, body, ok := bytes.Cut(reply, []byte("\n")); ok {
+		addLine(&r, "out", out)
+		if body = bytes.TrimSuffix(body, []byte("\n\n")); len(body) > 0 {
+			r.AddAttrs(slog.Any("body", body))
+		}
 	}
-	if body != nil {
-		r.AddAttrs(slog.Any("body", body))
-	}
+	r.AddAttrs(slog.String("kind", kind.String()), slog.String("outcome", outcome.String()))
 	h.Handle(context.Background(), r)
+}
+
+// addLine adds a client line under key, cut to maxLoggedClientLine with its
+// length under key_bytes if it is longer.
+func addLine(r *slog.Record, key string, line []byte) {
+	if len(line) <= maxLoggedClientLine {
+		r.AddAttrs(slog.Any(key, line))
+		return
+	}
+	r.AddAttrs(slog.Any(key, line[:maxLoggedClientLine]), slog.Int(key+"_bytes", len(line)))
 }
 
 // logPeerLines logs lines a peer link read or wrote (msg "in" or "out") at

@@ -268,11 +268,18 @@ func (s *Server) stream(ctx context.Context, conn net.Conn, l *link, f *feedSend
 	}
 }
 
-// writeBatch sends one sealed batch of the feed with one write, which must
-// cross within DeadAfter.
+// progressChunk is how much of a write must cross a link within DeadAfter.
+const progressChunk = 4 << 10
+
+// writeBatch sends one sealed batch of the feed with one write. A link is
+// dead when it stops moving, not when a large batch takes longer than
+// DeadAfter to cross a slow network: the write may take DeadAfter for each
+// progressChunk it holds. (A link that stops moving altogether is caught
+// sooner, by readAcks.)
 func (s *Server) writeBatch(conn net.Conn, l *link, b feedBatchOut) error {
 	s.logPeerLines(time.Now(), heartbeatLevel(b.records), "out", l.peer, b.lines)
-	conn.SetWriteDeadline(time.Now().Add(s.opt.DeadAfter))
+	chunks := time.Duration(len(b.lines)+progressChunk-1) / progressChunk
+	conn.SetWriteDeadline(time.Now().Add(max(chunks, 1) * s.opt.DeadAfter))
 	if _, err := conn.Write(b.lines); err != nil {
 		return fmt.Errorf("write to %s: %w", l.peer, err)
 	}
