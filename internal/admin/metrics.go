@@ -111,8 +111,9 @@ func (m *Metrics) Command(kind server.Kind, outcome server.Outcome, d time.Durat
 }
 
 // Propagation implements server.Metrics.
-func (m *Metrics) Propagation(peer string, d time.Duration) {
-	m.propagation.WithLabelValues(peer).Observe(d.Seconds())
+func (m *Metrics) Propagation(peer string) func(d time.Duration) {
+	h := m.propagation.WithLabelValues(peer)
+	return func(d time.Duration) { h.Observe(d.Seconds()) }
 }
 
 // Places returns the observer that counts the lookups of the provider

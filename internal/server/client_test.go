@@ -24,7 +24,7 @@ func (m *recordedMetrics) Command(k Kind, o Outcome, _ time.Duration) {
 	m.seen = append(m.seen, k.String()+"/"+o.String())
 }
 
-func (m *recordedMetrics) Propagation(string, time.Duration) {}
+func (m *recordedMetrics) Propagation(string) func(time.Duration) { return func(time.Duration) {} }
 
 // converse sends lines to a fresh connection and returns what it answered
 // and what it reported to metrics.

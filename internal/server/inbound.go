@@ -137,7 +137,7 @@ func (s *Server) applied(l *link, a appliedBatch) {
 	l.lastUpdateIn.Store(now.UnixNano())
 	for _, rec := range a.new {
 		if at, ok := rec.ReceivedAt(); ok {
-			s.opt.Metrics.Propagation(l.peer, time.Duration(now.UnixNano()-at.Sec*1e9-int64(at.Nsec)))
+			l.propagation(time.Duration(now.UnixNano() - at.Sec*1e9 - int64(at.Nsec)))
 		}
 	}
 }

@@ -50,6 +50,9 @@ type link struct {
 	lastUpdateIn         atomic.Int64 // Unix nanoseconds
 
 	refusals throttle // warnings that the neighbor refused the link
+	// propagation records how long updates from the neighbor took to get
+	// here (see Metrics.Propagation).
+	propagation func(time.Duration)
 
 	mu        sync.Mutex
 	lastError string

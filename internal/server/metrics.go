@@ -60,16 +60,17 @@ type Metrics interface {
 	// Command records one client command, what became of it, and how long
 	// it took from being read to its reply being ready.
 	Command(kind Kind, outcome Outcome, d time.Duration)
-	// Propagation records how long an update took from its IAMAT at the
-	// server that took it until this server stored it, received from
-	// neighbor peer. It is only as true as the servers' clocks agree.
-	Propagation(peer string, d time.Duration)
+	// Propagation returns what records, for the updates received from
+	// neighbor peer, how long each took from its IAMAT at the server that
+	// took it until this server stored it. It is only as true as the
+	// servers' clocks agree. A link asks for it once.
+	Propagation(peer string) func(d time.Duration)
 }
 
 type noMetrics struct{}
 
-func (noMetrics) Command(Kind, Outcome, time.Duration) {}
-func (noMetrics) Propagation(string, time.Duration)    {}
+func (noMetrics) Command(Kind, Outcome, time.Duration)     {}
+func (noMetrics) Propagation(string) func(d time.Duration) { return func(time.Duration) {} }
 
 // Counters are a server's running totals since it started.
 type Counters struct {

@@ -192,7 +192,7 @@ func New(opt Options) (*Server, error) {
 		admission: newAdmission(opt.MaxConnections, opt.MaxConnectionsPerIP),
 	}
 	for name, addr := range opt.Neighbors {
-		s.links[name] = &link{peer: name, addr: addr}
+		s.links[name] = &link{peer: name, addr: addr, propagation: opt.Metrics.Propagation(name)}
 	}
 	s.acceptor = peer.NewAcceptor(opt.Name, opt.Secret, func(name string) bool { return s.links[name] != nil })
 	return s, nil
