@@ -88,3 +88,54 @@ func BenchmarkChanges(b *testing.B) {
 	}
 	b.ReportMetric(256, "records/op")
 }
+
+// BenchmarkOfferFrom measures a link applying a neighbor's batch of 256
+// updates to a node holding 100,000 clients, each update newer than the
+// client's stored record (stored) or not (duplicate), the clients spread
+// over the table as a herd's are.
+func BenchmarkOfferFrom(b *testing.B) {
+	const clients = 100_000
+	for _, dup := range []bool{false, true} {
+		name := "stored"
+		if dup {
+			name = "duplicate"
+		}
+		b.Run(name, func(b *testing.B) {
+			n := herd.NewNode("Holiday", &benchJournal{})
+			msgs := benchIAMATs(b, clients)
+			for i := range msgs {
+				n.IAMAT(wire.Time{Sec: 1479413885}, &msgs[i])
+			}
+			lines := make([][]byte, clients)
+			for i := range lines {
+				lines[i] = fmt.Appendf(nil, "AT Alford +0.100000000 client-%07d +34.068930-118.445127 1479413890.%09d", (i*7919)%clients, i)
+			}
+			batch := make([]*herd.Record, 256)
+			b.ReportAllocs()
+			seq, next := uint64(0), 0
+			for b.Loop() {
+				b.StopTimer()
+				for j := range batch {
+					line := lines[next%clients]
+					if !dup {
+						line = fmt.Appendf(line[:0], "AT Alford +0.100000000 client-%07d +34.068930-118.445127 %d.0", (next*7919)%clients, 1479413890+next)
+					}
+					m, err := wire.Parse(line)
+					if err != nil {
+						b.Fatal(err)
+					}
+					batch[j] = herd.NewRecord(line, &m)
+					next++
+				}
+				seq += 256
+				b.StartTimer()
+				n.OfferFrom("Alford", herd.Cursor{Epoch: 1, Seq: seq}, batch)
+				if dup {
+					// The second time round every update is a duplicate.
+					next %= clients
+				}
+			}
+			b.ReportMetric(256, "updates/op")
+		})
+	}
+}

@@ -334,12 +334,12 @@ func (s *Session) Receive(line []byte) (keyword string, body []byte, sealed bool
 		if string(kw) == KeySeal {
 			return "", nil, false, ErrAuth
 		}
-		return string(kw), body, true, nil
+		return internKeyword(kw), body, true, nil
 	}
 	if string(kw) != KeySeal {
 		s.recvOpen = s.feed(s.recvMAC, s.recvOpen, s.received, line)
 		s.recvMAC.Write([]byte{'\n'})
-		return string(kw), body, false, nil
+		return internKeyword(kw), body, false, nil
 	}
 	var got [macLen / 2]byte
 	if !s.recvOpen || len(body) != macLen {
@@ -354,6 +354,17 @@ func (s *Session) Receive(line []byte) (keyword string, body []byte, sealed bool
 	s.received++
 	s.recvOpen = false
 	return "", nil, true, nil
+}
+
+// internKeyword returns kw as a string, without allocating for the keywords of
+// the protocol: every message received goes through it.
+func internKeyword(kw []byte) string {
+	for _, k := range [...]string{KeyAT, KeyMark, KeyPing, KeyAck, KeyWelcome, KeyHello, KeyAuth} {
+		if string(kw) == k {
+			return k
+		}
+	}
+	return string(kw)
 }
 
 // feed adds b to a direction's running MAC, starting a new group (keyed

@@ -13,7 +13,7 @@ import (
 
 // sessions returns both ends of a link from Alford to Hamilton, made by a
 // real handshake; with a secret every write is sealed.
-func sessions(t *testing.T, secret string, epoch, head, cursor uint64) (dialer, acceptor *peer.Session, hello peer.Hello) {
+func sessions(t testing.TB, secret string, epoch, head, cursor uint64) (dialer, acceptor *peer.Session, hello peer.Hello) {
 	t.Helper()
 	d := peer.NewDialer([]byte(secret), "Alford", "Hamilton", epoch, head)
 	a := peer.NewAcceptor("Hamilton", []byte(secret), func(string) bool { return true })
@@ -237,4 +237,60 @@ func TestFeedReceiver_MarkMovesTheCursor(t *testing.T) {
 	if node.Len() != 0 {
 		t.Errorf("a MARK stored %d records", node.Len())
 	}
+}
+
+// BenchmarkFeed_Receive measures a neighbor's link applying its feed: every
+// line of a sealed batch of updates read, checked, parsed and applied to a
+// node holding 100,000 clients, half of them stored and half duplicates,
+// as on the seed's ring.
+func BenchmarkFeed_Receive(b *testing.B) {
+	const clients = 100_000
+	source, target := herd.NewNode("Alford", nil), herd.NewNode("Holiday", nil)
+	for i := range clients {
+		m, err := wire.Parse(fmt.Appendf(nil, "IAMAT client-%07d +34.068930-118.445127 %d.0", i, 1000+i))
+		if err != nil {
+			b.Fatal(err)
+		}
+		source.IAMAT(wire.UnixTime(int64(1000+i)*1e9+5e8), &m)
+	}
+	// The target has every other client's update already: those are
+	// duplicates.
+	var half []*herd.Record
+	half, _ = source.Changes(half, 0, clients, "")
+	for i, r := range half {
+		if i%2 == 0 {
+			m, _ := wire.Parse([]byte(r.Line))
+			target.OfferFrom("Hamilton", herd.Cursor{Epoch: 1, Seq: uint64(i + 1)}, []*herd.Record{herd.NewRecord([]byte(r.Line), &m)})
+		}
+	}
+	var batches [][]byte
+	ds, as, hello := sessions(b, "s3cret", 7, source.Head(), 0)
+	f := &feedSender{node: source, sess: ds, peer: "Holiday", catchUpEnd: 0}
+	for f.fill() {
+		batches = append(batches, bytes.Clone(f.take().lines))
+	}
+	r := newFeedReceiver(target, hello, as)
+	b.ReportAllocs()
+	updates := 0
+	for i := 0; b.Loop(); i++ {
+		if i == len(batches) {
+			b.StopTimer() // a fresh target and session: the batches only apply once
+			target = herd.NewNode("Holiday", nil)
+			ds, as, hello = sessions(b, "s3cret", 7, source.Head(), 0)
+			batches = batches[:0]
+			f = &feedSender{node: source, sess: ds, peer: "Holiday"}
+			for f.fill() {
+				batches = append(batches, bytes.Clone(f.take().lines))
+			}
+			r, i = newFeedReceiver(target, hello, as), 0
+			b.StartTimer()
+		}
+		for line := range bytes.SplitSeq(bytes.TrimSuffix(batches[i], []byte("\n")), []byte("\n")) {
+			if err := r.receive(line); err != nil {
+				b.Fatal(err)
+			}
+		}
+		updates += r.apply().received
+	}
+	b.ReportMetric(float64(updates)/float64(b.N), "updates/op")
 }
