@@ -36,6 +36,7 @@ package herd
 
 import (
 	"errors"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -180,8 +181,10 @@ type Node struct {
 	runStart uint64
 	cursors  map[string]Cursor
 	saved    map[string]Cursor // cursors as last journaled
-	waiters  map[chan struct{}]struct{}
-	entry    []byte // scratch for journal entries; Journal.Append copies
+	// waiters are the channels of Watch, told of every change: a slice,
+	// since every stored record walks it.
+	waiters []chan struct{}
+	entry   []byte // scratch for journal entries; Journal.Append copies
 }
 
 // NewNode returns an empty node called name. A nil journal keeps nothing.
@@ -197,7 +200,6 @@ func NewNode(name string, journal Journal) *Node {
 		sourceOf: map[string]source{"": 0},
 		cursors:  make(map[string]Cursor),
 		saved:    make(map[string]Cursor),
-		waiters:  make(map[chan struct{}]struct{}),
 	}
 }
 
@@ -324,7 +326,7 @@ func (n *Node) offerLocked(rec *Record, rule newerRule) bool {
 	}
 	n.entry = appendRecordEntry(n.entry[:0], rec, n.sources[rec.from])
 	n.journal.Append(n.entry)
-	for w := range n.waiters {
+	for _, w := range n.waiters {
 		select {
 		case w <- struct{}{}:
 		default:
@@ -445,11 +447,11 @@ func (n *Node) Changes(dst []*Record, after uint64, max int, skip string) ([]*Re
 func (n *Node) Watch() (<-chan struct{}, func()) {
 	ch := make(chan struct{}, 1)
 	n.mu.Lock()
-	n.waiters[ch] = struct{}{}
+	n.waiters = append(n.waiters, ch)
 	n.mu.Unlock()
 	return ch, func() {
 		n.mu.Lock()
-		delete(n.waiters, ch)
+		n.waiters = slices.DeleteFunc(n.waiters, func(w chan struct{}) bool { return w == ch })
 		n.mu.Unlock()
 	}
 }
