@@ -10,6 +10,7 @@ package wire
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"strconv"
 )
@@ -227,6 +228,10 @@ func fields(line []byte, dst [][]byte) [][]byte {
 			break
 		}
 		start := i
+		// Skip eight bytes at a time while none can be white space.
+		for i+8 <= len(line) && !hasByteBelowBang(binary.LittleEndian.Uint64(line[i:])) {
+			i += 8
+		}
 		for i < len(line) && !spaces[line[i]] {
 			i++
 		}
@@ -236,6 +241,14 @@ func fields(line []byte, dst [][]byte) [][]byte {
 		dst = append(dst, line[start:i])
 	}
 	return dst
+}
+
+// hasByteBelowBang reports whether one of the eight bytes of w is below
+// '!' (0x21), as every white-space byte is. It is exact, with no false
+// answer either way, for any bytes.
+func hasByteBelowBang(w uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	return (w-'!'*ones)&^w&highs != 0
 }
 
 // TrimSpace returns line without white space at either end.

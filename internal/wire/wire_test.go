@@ -3,6 +3,7 @@ package wire
 import (
 	"bytes"
 	"errors"
+	"math/rand/v2"
 	"strconv"
 	"testing"
 )
@@ -283,6 +284,36 @@ func TestMsg_IsCanonical(t *testing.T) {
 		}
 		if got := string(m.AppendFormat(nil)) == tt.line; got != tt.want && m.Kind != KindWHATSAT {
 			t.Errorf("AppendFormat(%q) round trip = %v, disagrees with IsCanonical", tt.line, got)
+		}
+	}
+}
+
+func TestHasByteBelowBang(t *testing.T) {
+	for b := range 256 {
+		for pos := range 8 {
+			var word [8]byte
+			for i := range word {
+				word[i] = 'a' | 0x80*byte(i%2) // bytes above '!', some with the high bit set
+			}
+			word[pos] = byte(b)
+			w := uint64(0)
+			for i := 7; i >= 0; i-- {
+				w = w<<8 | uint64(word[i])
+			}
+			if got, want := hasByteBelowBang(w), b < '!'; got != want {
+				t.Fatalf("hasByteBelowBang(% x) = %v; want %v", word, got, want)
+			}
+		}
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 1_000_000 {
+		w := r.Uint64()
+		want := false
+		for i := range 8 {
+			want = want || byte(w>>(8*i)) < '!'
+		}
+		if got := hasByteBelowBang(w); got != want {
+			t.Fatalf("hasByteBelowBang(%#016x) = %v; want %v", w, got, want)
 		}
 	}
 }
