@@ -371,24 +371,6 @@ func TestClientHelp(t *testing.T) {
 	}
 }
 
-// syncBuffer is a strings.Builder safe for a writer and a reader at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestClientMonitorsAHerd(t *testing.T) {
 	h := herdtest.Start(t, herdtest.Options{
 		Topology: map[string][]string{"A": {"B"}, "B": nil},
@@ -412,7 +394,7 @@ func TestClientMonitorsAHerd(t *testing.T) {
 		return resp.Body.Close()
 	})
 
-	var out, info syncBuffer
+	var out, info herdtest.SyncBuffer
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- runMonitor(ctx, sc.Admin, "", &out, &info, false) }()

@@ -34,24 +34,6 @@ func startPair(t *testing.T, opt herdtest.Options) *herdtest.Herd {
 	return h
 }
 
-// syncBuffer is a log destination that several servers share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // askTimed sends an IAMAT for client and returns how long the AT reply took.
 func askTimed(t *testing.T, c *herdtest.Client, client string) time.Duration {
 	t.Helper()
@@ -267,7 +249,7 @@ func testNonReaderDropped(t *testing.T, places func(*config.Config)) {
 	// wait out this timeout) is told apart from one slowed by a loaded
 	// machine.
 	const writeTimeout = time.Second
-	var logs syncBuffer
+	var logs herdtest.SyncBuffer
 	h := startPair(t, herdtest.Options{
 		LogOutput: &logs,
 		Configure: func(c *config.Config) {
@@ -338,7 +320,7 @@ func testNonReaderDropped(t *testing.T, places func(*config.Config)) {
 // drain a large send queue into a client that reads steadily but slowly.
 func TestSlowReader_KeptWhileItReads(t *testing.T) {
 	const writeTimeout = 250 * time.Millisecond
-	var logs syncBuffer
+	var logs herdtest.SyncBuffer
 	h := startPair(t, herdtest.Options{
 		LogOutput: &logs,
 		Configure: func(c *config.Config) {
@@ -539,7 +521,7 @@ func TestMaxConnections_SilentConnectionsCannotLockOutPeers(t *testing.T) {
 // refusals are logged once, not once each.
 func TestMaxConnectionsPerIP_OneAddressCannotTakeThemAll(t *testing.T) {
 	const perIP = 5
-	var logs syncBuffer
+	var logs herdtest.SyncBuffer
 	h := startPair(t, herdtest.Options{LogOutput: &logs, Configure: func(c *config.Config) { c.Limits.MaxConnectionsPerIP = perIP }})
 	srv := h.Member("Front").Server
 	dialFrom := func(ip byte) net.Conn {
@@ -843,7 +825,7 @@ func frontFullOfClients(t *testing.T, limit int) (*herdtest.Herd, *server.Server
 // Every line in and out is logged, peer links' too: the records a server
 // floods are in its log as sent, and in its neighbor's as received.
 func TestFloodedLines_LoggedAtBothEnds(t *testing.T) {
-	var logs syncBuffer
+	var logs herdtest.SyncBuffer
 	h := startPair(t, herdtest.Options{LogOutput: &logs})
 	reply := h.Dial("Front").Ask(fmt.Sprintf("IAMAT logged-kiwi +34.068930-118.445127 %s", nowTime()))
 	herdtest.Eventually(t, 10*time.Second, func() error {
@@ -881,7 +863,7 @@ func hasLogLine(logs string, parts ...string) bool {
 // of log collectors (Docker's 16 KiB), and each says what became of the
 // updates it carried.
 func TestPeerLogRecords_ShortAndSayWhatWasStored(t *testing.T) {
-	var logs syncBuffer
+	var logs herdtest.SyncBuffer
 	h := startPair(t, herdtest.Options{LogOutput: &logs})
 	c := h.Dial("Front")
 	var pipelined strings.Builder
@@ -920,7 +902,7 @@ func TestPeerLogRecords_ShortAndSayWhatWasStored(t *testing.T) {
 // An idle herd logs next to nothing at the default level: heartbeats and
 // acknowledgements are debug.
 func TestIdleHerd_LogsLittle(t *testing.T) {
-	var logs syncBuffer
+	var logs herdtest.SyncBuffer
 	h := herdtest.Start(t, herdtest.Options{LogOutput: &logs}) // heartbeats every 100 ms
 	waitLinks(t, h, []string{"Alford", "Ball", "Hamilton", "Holiday", "Welsh"}, true, 10*time.Second)
 	h.Dial("Alford").Ask("IAMAT settle +1+1 " + nowTime())

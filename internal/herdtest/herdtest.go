@@ -353,6 +353,25 @@ func LookupAT(addr, client string) (string, error) {
 	return l, nil
 }
 
+// SyncBuffer collects what servers write (their logs, say) for a test to
+// read while they go on writing.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 // StubKey is the API key the test herd's servers send to the stub.
 const StubKey = "test-key"
 
