@@ -29,8 +29,8 @@
 // product bug when it was written; the test's comment says what it guards.
 //
 // Every test talks to 127.0.0.1 only, waits by polling with deadlines rather
-// than sleeping (the two sleeps are quiet spells, which is what those tests
-// are about: a client that says nothing, an idle herd), and cleans up the
-// processes and proxies it starts. The slowest process tests are skipped
+// than sleeping (the sleeps are a client's pace or quiet spell, which is
+// what those tests are about), and cleans up the processes and proxies it
+// starts. The slowest process tests are skipped
 // with -short.
 package faulttest

@@ -17,6 +17,7 @@ import (
 
 	"github.com/herd-dev/herd/internal/config"
 	"github.com/herd-dev/herd/internal/herdtest"
+	"github.com/herd-dev/herd/internal/peer"
 	"github.com/herd-dev/herd/internal/server"
 )
 
@@ -673,6 +674,62 @@ func TestIdleTimeout_BoundsHowLongALineMayTake(t *testing.T) {
 	}
 	if took := time.Since(start); took > 3*idle {
 		t.Errorf("BUG: a connection trickling a byte every %v was kept for %v; want it closed about %v after its line began", idle/3, took, idle)
+	}
+}
+
+// The bound on a line is per line: a client that pipelines without a pause
+// for longer than the idle timeout, its lines split across packets, keeps
+// its connection.
+func TestIdleTimeout_SteadyPipelinerKept(t *testing.T) {
+	const idle = 400 * time.Millisecond
+	h := startPair(t, herdtest.Options{Configure: func(c *config.Config) { c.Limits.IdleTimeout = config.Duration(idle) }})
+	c := h.Dial("Front")
+	c.Send("FOO\nFO")
+	start := time.Now()
+	for i := 0; time.Since(start) < 3*idle; i++ {
+		if reply, err := c.ReadLine(time.Second); reply != "? FOO" {
+			t.Fatalf("BUG: after %v of steady traffic, reply %d = %q, %v; want \"? FOO\" (the connection must stay open)", time.Since(start), i, reply, err)
+		}
+		time.Sleep(idle / 4) // the client's pace
+		c.Send("O\nFO")
+	}
+}
+
+// A line after an accepted HELLO that is not the neighbor's AUTH is a
+// client's command, and the rules for a client's last line hold: a line
+// cut off by a timeout is never taken, and one ended by a half-close gets
+// its reply.
+func TestHelloThenClientLine_LastLineRules(t *testing.T) {
+	h := startPair(t, herdtest.Options{}) // no peer secret: anyone's HELLO is accepted
+	hello := func() string {
+		first, _, _ := strings.Cut(string(peer.NewDialer(nil, "Back", "Front", 1, 0).Start()), "\n")
+		return first + "\n"
+	}
+
+	cut, err := net.Dial("tcp", h.Addr("Front"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cut.Close()
+	fmt.Fprintf(cut, "%sIAMAT cut-off +1+1 %s", hello(), nowTime()) // no newline, no half-close
+	got, _ := readUntilClosed(cut, 10*time.Second)
+	if strings.Contains(string(got), "AT Front") {
+		t.Errorf("BUG: a line cut off by the timeout was answered: %q", got)
+	}
+	if _, ok := h.Member("Front").Node.Lookup([]byte("cut-off")); ok {
+		t.Error("BUG: Front stored an IAMAT whose line never ended")
+	}
+
+	closed, err := net.Dial("tcp", h.Addr("Front"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closed.Close()
+	fmt.Fprintf(closed, "%sIAMAT half-closed +1+1 %s", hello(), nowTime())
+	closed.(*net.TCPConn).CloseWrite()
+	got, err = readUntilClosed(closed, 10*time.Second)
+	if !strings.Contains(string(got), "\nAT Front ") {
+		t.Errorf("BUG: the half-closed last line got %q, %v; want WELCOME, then its AT reply", got, err)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -19,17 +20,28 @@ const probationSize = 64
 // that clients, however many, never lock a neighbor out. Probation holds at
 // most probationSize connections; when it is full, the oldest one that has
 // sent nothing is closed to make room, and a neighbor, which sends its
-// HELLO at once, is never that one. Only when every connection on probation
-// has sent something is the newcomer refused instead, and those are read
-// and settled within moments.
+// HELLO (or its TLS handshake) at once, is never that one. Only when every
+// connection on probation has sent something is the newcomer refused
+// instead; those are read and settled within DeadAfter.
 type admission struct {
 	maxPerIP int
 	slots    chan struct{} // one per client connection, up to max_connections
 
 	mu        sync.Mutex
 	perIP     map[netip.Addr]int // client connections open per address
-	probation []net.Conn         // oldest first
+	probation []probationer      // oldest first
 }
+
+// probationer is a connection on probation.
+type probationer struct {
+	conn net.Conn
+	// spoke is set once the connection's first bytes have been read
+	// (bytes still in the kernel's buffer count too; see hasDataToRead).
+	spoke *atomic.Bool
+}
+
+// silent reports whether p has sent nothing at all.
+func (p probationer) silent() bool { return !p.spoke.Load() && !hasDataToRead(p.conn) }
 
 func newAdmission(maxConns, maxPerIP int) *admission {
 	return &admission{maxPerIP: maxPerIP, slots: make(chan struct{}, maxConns), perIP: map[netip.Addr]int{}}
@@ -40,6 +52,9 @@ type pass struct {
 	conn      net.Conn
 	ip        netip.Addr
 	probation bool // false: it holds a client slot and counts for its address
+	// spoke, on probation, is for the connection's reader to set once
+	// bytes have come.
+	spoke *atomic.Bool
 }
 
 // admit takes conn as a client's, or on probation. It may close another
@@ -57,18 +72,18 @@ func (a *admission) admit(conn net.Conn) (p pass, closed net.Conn, refused bool)
 		default:
 		}
 	}
-	p.probation = true
+	p.probation, p.spoke = true, new(atomic.Bool)
 	if len(a.probation) == probationSize {
-		i := slices.IndexFunc(a.probation, func(c net.Conn) bool { return !hasDataToRead(c) })
+		i := slices.IndexFunc(a.probation, probationer.silent)
 		if i < 0 {
 			conn.Close()
 			return pass{}, nil, true
 		}
-		closed = a.probation[i]
+		closed = a.probation[i].conn
 		closed.Close()
 		a.probation = slices.Delete(a.probation, i, i+1)
 	}
-	a.probation = append(a.probation, conn)
+	a.probation = append(a.probation, probationer{conn: conn, spoke: p.spoke})
 	return p, closed, false
 }
 
@@ -77,7 +92,7 @@ func (a *admission) admit(conn net.Conn) (p pass, closed net.Conn, refused bool)
 func (a *admission) leaveProbation(conn net.Conn) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if i := slices.Index(a.probation, conn); i >= 0 {
+	if i := slices.IndexFunc(a.probation, func(p probationer) bool { return p.conn == conn }); i >= 0 {
 		a.probation = slices.Delete(a.probation, i, i+1)
 	}
 }

@@ -125,3 +125,24 @@ func waitFor(t *testing.T, ok func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// A connection on probation whose first bytes its reader has already taken
+// (a TLS neighbor between its ClientHello and its HELLO, say) has spoken
+// too, though nothing waits in its socket.
+func TestAdmission_ProbationKeepsWhoeverHasBeenRead(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	a := newAdmission(0, 1000)
+	tlsNeighbor, _ := loopbackPair(t, ln, 1)
+	p, _, _ := a.admit(tlsNeighbor)
+	p.spoke.Store(true) // as connReader does once the ClientHello is read
+	for range 2 * probationSize {
+		c, _ := loopbackPair(t, ln, 1)
+		if _, evicted, _ := a.admit(c); evicted == tlsNeighbor {
+			t.Fatal("a connection whose first bytes were read was closed to make room for a silent one")
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/herd-dev/herd/internal/peer"
@@ -58,22 +59,26 @@ type acceptedConn struct {
 	// connection is closed once it is set.
 	writeErr error
 	// peerOnly: accepted past the connection limit, so it must open a peer
-	// link with its first line or be closed.
+	// link with its first line or be closed. spoke, then, is set once its
+	// first bytes have been read (see admission).
 	peerOnly bool
+	spoke    *atomic.Bool
 	// peerLink: the connection is a neighbor's inbound link, whose lines
 	// (a long record over a slow network) may take any time to arrive
 	// as long as bytes keep coming.
 	peerLink bool
 }
 
-// serveConn runs one accepted connection. peerOnly marks a connection
-// accepted past limits.max_connections: it is kept only if it opens a peer
-// link, so clients can never lock neighbors out.
-func (s *Server) serveConn(ctx context.Context, conn net.Conn, peerOnly bool) {
+// serveConn runs one accepted connection, admitted with p. A connection on
+// probation (accepted past limits.max_connections or
+// limits.max_connections_per_ip) is kept only if it opens a peer link, so
+// clients can never lock neighbors out.
+func (s *Server) serveConn(ctx context.Context, conn net.Conn, p pass) {
 	if tc, ok := conn.(*net.TCPConn); ok {
 		tc.SetWriteBuffer(sendBufferSize)
 	}
-	c := &acceptedConn{s: s, conn: conn, raw: conn, remote: conn.RemoteAddr().String(), peerOnly: peerOnly, readTimeout: s.opt.IdleTimeout}
+	c := &acceptedConn{s: s, conn: conn, raw: conn, remote: conn.RemoteAddr().String(),
+		peerOnly: p.probation, spoke: p.spoke, readTimeout: s.opt.IdleTimeout}
 	c.br = bufio.NewReaderSize(connReader{c, conn}, readBufferSize)
 	if s.opt.TLS != nil && !c.maybeTLS() {
 		return
@@ -108,7 +113,11 @@ func (r connReader) Read(p []byte) (int, error) {
 	if c.s.stopped.Load() {
 		return 0, errShuttingDown
 	}
-	return r.conn.Read(p)
+	n, err := r.conn.Read(p)
+	if n > 0 && c.spoke != nil {
+		c.spoke.Store(true)
+	}
+	return n, err
 }
 
 var errShuttingDown = errors.New("server shutting down")
@@ -208,6 +217,8 @@ func (c *acceptedConn) admitPeer(ctx context.Context) {
 	case err == nil && string(line) == ProbeLine:
 		c.handle(ctx, s.opt.Now(), line, false)
 		c.flush()
+	case errors.Is(err, net.ErrClosed):
+		// Closed to make room for a newer connection: counted then.
 	default:
 		s.refuse(c.raw)
 	}
@@ -247,6 +258,7 @@ func (c *acceptedConn) finish(reason string) {
 // memory stays bounded.
 func (c *acceptedConn) readLine() (line []byte, tooLong bool, err error) {
 	limit := c.s.opt.MaxLineBytes
+	c.lineDeadline = time.Time{} // each line has a window of its own
 	line, err = c.br.ReadSlice('\n')
 	if errors.Is(err, bufio.ErrBufferFull) {
 		c.long = append(c.long[:0], line...)

@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sync/atomic"
@@ -47,15 +48,17 @@ func (c *acceptedConn) servePeer(ctx context.Context, hello []byte) bool {
 	}
 	c.readTimeout = s.opt.DeadAfter
 	auth, tooLong, err := c.readLine()
-	if len(auth) == 0 && err != nil {
-		return true
+	if err != nil && (len(auth) == 0 || !errors.Is(err, io.EOF)) {
+		return true // no whole line came after WELCOME: the connection ends
 	}
 	sess, authErr := hs.Auth(auth)
 	if authErr != nil {
+		// Not a neighbor after all: the line is a client's command, and
+		// the connection goes on as a client's (run sends its reply).
 		s.log.Warn("peer failed authentication", "remote", c.remote, "claims", h.From, "err", authErr)
 		c.readTimeout = s.opt.IdleTimeout
 		c.handle(ctx, time.Now(), auth, tooLong)
-		return err != nil
+		return false
 	}
 	c.receiveFeed(h, sess)
 	return true

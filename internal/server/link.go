@@ -87,8 +87,8 @@ func (l *link) setInbound(conn net.Conn) {
 	l.mu.Lock()
 	old := l.inbound
 	l.inbound = conn
-	l.mu.Unlock()
 	l.inUp.Store(true)
+	l.mu.Unlock()
 	if old != nil {
 		old.Close()
 	}

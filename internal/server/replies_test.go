@@ -128,7 +128,7 @@ func serveScript(t *testing.T, conn *scriptConn, opt Options) <-chan struct{} {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		s.serveConn(t.Context(), conn, false)
+		s.serveConn(t.Context(), conn, pass{conn: conn})
 	}()
 	return done
 }

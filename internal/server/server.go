@@ -324,7 +324,7 @@ func (s *Server) acceptLoop(ctx context.Context, ln net.Listener) error {
 		if !s.track(conn) || !s.goSafe(func() {
 			defer s.admission.release(p)
 			defer s.untrack(conn)
-			s.serveConn(ctx, conn, p.probation)
+			s.serveConn(ctx, conn, p)
 		}) {
 			s.admission.release(p)
 			s.untrack(conn)
