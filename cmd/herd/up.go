@@ -440,17 +440,29 @@ func readPID(run, name string) (int, error) {
 	return strconv.Atoi(strings.TrimSpace(string(data)))
 }
 
-// exited reports whether no process (or only a zombie) has this pid.
+// exited reports whether process pid has ended: no process has the pid,
+// or each of its threads is a zombie. The first thread of a Go process
+// shows as a zombie while the others are still exiting and still hold the
+// process's files, its listening socket among them; the server's address
+// is free only once they have all ended.
 func exited(pid int) bool {
 	if syscall.Kill(pid, 0) != nil {
 		return true
 	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	threads, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
 	if err != nil {
-		return false
+		return syscall.Kill(pid, 0) != nil
 	}
-	_, rest, _ := bytes.Cut(stat, []byte(") "))
-	return len(rest) > 0 && rest[0] == 'Z'
+	for _, t := range threads {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, t.Name()))
+		if err != nil {
+			continue // this thread has ended
+		}
+		if _, rest, _ := bytes.Cut(stat, []byte(") ")); len(rest) == 0 || rest[0] != 'Z' {
+			return false
+		}
+	}
+	return true
 }
 
 // isHerdServer guards against a stale PID file naming a process that

@@ -304,6 +304,20 @@ func TestDayTwo_NamedServers(t *testing.T) {
 	}
 }
 
+// TestRestart_TakesTheAddressBackEachTime covers a restart right after
+// the old process is seen to end: a Go server's first thread shows as ended
+// while its others still hold the listening socket, and a restart that
+// started the new server then found its address held.
+func TestRestart_TakesTheAddressBackEachTime(t *testing.T) {
+	cfgPath := writeHerd(t, t.TempDir(), "herd.yaml", []testServer{{name: "Solo", addr: fmt.Sprintf("127.0.0.1:%d", freePort(t))}})
+	upHerd(t, cfgPath)
+	for i := range 10 {
+		if out, _, err := herdCmd(t, "restart", "-config", cfgPath); err != nil {
+			t.Fatalf("restart %d: %v\n%s", i+1, err, out)
+		}
+	}
+}
+
 // TestStatus_ReadsEachServersOwnAdmin covers servers that share an admin
 // address with an unspecified host, as every deploy file's 0.0.0.0:12550:
 // each is reached at its own addr's host, and an admin listener that
