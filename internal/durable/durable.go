@@ -12,8 +12,9 @@
 // node (store.Log.Replay into herd.Node.Restore), then:
 //
 //  1. If the store found a file damaged (store.Damage: a bad frame in a
-//     snapshot or an older segment, or one followed by valid frames), the
-//     records after the bad frame are lost, while cursors into neighbors'
+//     snapshot or an older segment, or one followed by valid frames, such a
+//     file cut short, or a file missing), the records after the damage are
+//     lost, while cursors into neighbors'
 //     change feeds journaled after them survive and point past them. The
 //     node forgets every cursor (herd.Node.ForgetCursors), so each
 //     neighbor's next link sends its whole feed, the lost records among

@@ -24,7 +24,7 @@
 // A data directory holds:
 //
 //	LOCK                 flock(2)ed by the Log that has the directory open
-//	META                 "herd-store 1" and the epoch, replaced atomically
+//	META                 "herd-store 2" and the epoch, replaced atomically
 //	snap-<N>.log         the latest snapshot: the state before segment N
 //	seg-<N>.log          segments, from N on; the newest one is appended to
 //	*.tmp                leftovers of an interrupted write, removed by Open
@@ -35,8 +35,12 @@
 //
 //	[u32 length, little-endian][u32 CRC-32C of the length field and payload][payload]
 //
-// with a payload of at most MaxEntrySize bytes. There is no file header: the
-// format version is in META.
+// with a payload of at most MaxEntrySize bytes. Every file but the newest
+// segment is closed by an end frame: the length field 0xFFFFFFFF, which no
+// entry's can be, and as its 8-byte payload the frame's own offset. There
+// is no file header: the format version is in META. Version 1 directories,
+// from before end frames, are read without them; the first snapshot that
+// replaces all of their files moves META to version 2.
 //
 // # Writing
 //
@@ -46,9 +50,9 @@
 // fsyncs it. If nobody commits, a background flusher writes the buffer within
 // a few milliseconds.
 //
-// BeginSnapshot cuts the log: later entries go to the next segment N.
-// Snapshot.Write writes the caller's state at the cut to snap-N.log.tmp,
-// fsyncs it, renames it to snap-N.log and fsyncs the directory; only then are
+// BeginSnapshot cuts the log: later entries go to the next segment N, and
+// the segment before it gets its end frame. Snapshot.Write writes the
+// caller's state at the cut and an end frame to snap-N.log.tmp, fsyncs it, renames it to snap-N.log and fsyncs the directory; only then are
 // the segments before N and the previous snapshot deleted. A segment is
 // fsynced when it stops being the newest, in every mode, so only the newest
 // segment can lose a tail in a crash.
@@ -75,9 +79,15 @@
 //     lost to this directory; the next snapshot, which replaces the file,
 //     renames it to <name>.damaged instead of deleting it.
 //
+// A snapshot or older segment whose frames are all valid but which lacks
+// its end frame was cut short exactly at a frame boundary: that is damage
+// too, and so is a segment missing from the run that starts at the
+// snapshot's number (or at 1), or an end frame that is not the file's last
+// frame. A newest segment that has its end frame was closed by a crash just
+// before its successor was created; appends go to a new segment.
+//
 // Both log lines name the file, the offset and the bytes dropped. Entries
-// before the bad frame are never lost. A snapshot cut exactly at a frame
-// boundary reads as a shorter, valid one.
+// before the bad frame are never lost.
 //
 // # Fsync modes
 //

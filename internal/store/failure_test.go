@@ -89,7 +89,7 @@ func TestStats_SnapshotBytes(t *testing.T) {
 	if err := l.BeginSnapshot().Write(slices.Values(strs("a", "b", "c"))); err != nil {
 		t.Fatal(err)
 	}
-	want := int64(len(frame([]byte("a"))) * 3)
+	want := int64(len(frame([]byte("a")))*3 + endFrameBytes)
 	if got := l.Stats().SnapshotBytes; got != want {
 		t.Errorf("SnapshotBytes = %d after a snapshot of %d bytes", got, want)
 	}

@@ -26,9 +26,14 @@ const (
 	snapPrefix    = "snap-"
 	fileSuffix    = ".log"
 
-	// formatVersion is written to META; Open refuses a directory of another version.
-	formatVersion = 1
-	metaMagic     = "herd-store"
+	// formatVersion is written to META of a new directory. In version 2
+	// every file but the newest segment ends with an end frame; version 1
+	// had none. Open takes a version 1 directory, and the first snapshot
+	// that leaves none of its files behind moves it to version 2. Open
+	// refuses any other version.
+	formatVersion       = 2
+	legacyFormatVersion = 1
+	metaMagic           = "herd-store"
 )
 
 func segName(n uint64) string  { return fmt.Sprintf("%s%010d%s", segPrefix, n, fileSuffix) }
@@ -148,59 +153,64 @@ func lockDir(dir string) (*os.File, error) {
 	return f, nil
 }
 
-// loadOrCreateEpoch reads the epoch from META, or makes a new one and writes
-// META atomically when the directory has none.
-func loadOrCreateEpoch(dir string) (epoch uint64, created bool, err error) {
+// meta is what META holds.
+type meta struct {
+	version int
+	epoch   uint64
+}
+
+// loadOrCreateMeta reads META, or makes a new epoch and writes META
+// atomically when the directory has none.
+func loadOrCreateMeta(dir string) (m meta, created bool, err error) {
 	path := filepath.Join(dir, metaName)
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		epoch, err = newEpoch()
-		if err != nil {
-			return 0, false, err
+		m.version = formatVersion
+		if m.epoch, err = newEpoch(); err != nil {
+			return meta{}, false, err
 		}
-		if err := writeMeta(dir, epoch); err != nil {
-			return 0, false, err
+		if err := writeMeta(dir, m); err != nil {
+			return meta{}, false, err
 		}
-		return epoch, true, nil
+		return m, true, nil
 	}
 	if err != nil {
-		return 0, false, fmt.Errorf("store: open meta: %w", err)
+		return meta{}, false, fmt.Errorf("store: open meta: %w", err)
 	}
 	defer f.Close()
-	var version int
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		key, value, _ := strings.Cut(sc.Text(), " ")
 		switch key {
 		case metaMagic:
-			version, err = strconv.Atoi(value)
+			m.version, err = strconv.Atoi(value)
 		case "epoch":
 			// Always written as 16 digits: fewer means a damaged file.
 			if len(value) != 16 {
 				err = fmt.Errorf("%d hex digits, want 16", len(value))
 				break
 			}
-			epoch, err = strconv.ParseUint(value, 16, 64)
+			m.epoch, err = strconv.ParseUint(value, 16, 64)
 		}
 		if err != nil {
-			return 0, false, fmt.Errorf("store: %s: bad %q line: %w", path, key, err)
+			return meta{}, false, fmt.Errorf("store: %s: bad %q line: %w", path, key, err)
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return 0, false, fmt.Errorf("store: read meta: %w", err)
+		return meta{}, false, fmt.Errorf("store: read meta: %w", err)
 	}
-	if version != formatVersion {
-		return 0, false, fmt.Errorf("store: %s: format version %d, want %d", path, version, formatVersion)
+	if m.version != formatVersion && m.version != legacyFormatVersion {
+		return meta{}, false, fmt.Errorf("store: %s: format version %d, want %d or %d", path, m.version, legacyFormatVersion, formatVersion)
 	}
-	if epoch == 0 {
-		return 0, false, fmt.Errorf("store: %s: no epoch", path)
+	if m.epoch == 0 {
+		return meta{}, false, fmt.Errorf("store: %s: no epoch", path)
 	}
-	return epoch, false, nil
+	return m, false, nil
 }
 
-// writeMeta replaces META atomically with one naming epoch.
-func writeMeta(dir string, epoch uint64) error {
-	content := fmt.Sprintf("%s %d\nepoch %016x\n", metaMagic, formatVersion, epoch)
+// writeMeta replaces META atomically with m.
+func writeMeta(dir string, m meta) error {
+	content := fmt.Sprintf("%s %d\nepoch %016x\n", metaMagic, m.version, m.epoch)
 	return writeFileAtomic(dir, metaName, []byte(content))
 }
 

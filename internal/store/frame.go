@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/binary"
 	"hash/crc32"
+	"math"
 )
 
 // MaxEntrySize is the largest entry Append and Snapshot.Write accept. Replay
@@ -11,6 +12,17 @@ const MaxEntrySize = 1 << 20
 
 // frameHeaderSize is the size of a frame's length and checksum fields.
 const frameHeaderSize = 8
+
+// An end frame closes a finished file: a snapshot when it is written, a
+// segment when the next one begins. Its length field is endFrameMarker,
+// which no entry's can be, and its payload is its own offset in the file,
+// 8 bytes. A file cut short exactly at a frame boundary reads as valid
+// frame by frame; the missing end frame is what tells it from a whole one.
+const (
+	endFrameMarker = math.MaxUint32
+	endPayloadSize = 8
+	endFrameSize   = frameHeaderSize + endPayloadSize
+)
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -30,17 +42,37 @@ func appendFrame(dst, entry []byte) []byte {
 	return append(dst, entry...)
 }
 
-// parseFrame reports whether b starts with a whole, valid frame, and if so
-// returns its payload (aliasing b).
+// appendEndFrame appends the end frame of a file whose frames take the
+// first offset bytes.
+func appendEndFrame(dst []byte, offset int64) []byte {
+	at := len(dst)
+	dst = binary.LittleEndian.AppendUint32(dst, endFrameMarker)
+	dst = binary.LittleEndian.AppendUint32(dst, 0)
+	dst = binary.LittleEndian.AppendUint64(dst, uint64(offset))
+	binary.LittleEndian.PutUint32(dst[at+4:], frameChecksum(dst[at:at+4], dst[at+frameHeaderSize:]))
+	return dst
+}
+
+// payloadSize returns the payload size a frame's length field gives, and
+// whether it is a possible one.
+func payloadSize(length uint32) (int64, bool) {
+	if length == endFrameMarker {
+		return endPayloadSize, true
+	}
+	return int64(length), length <= MaxEntrySize
+}
+
+// parseFrame reports whether b starts with a whole, valid frame, an entry's
+// or an end frame, and if so returns its payload (aliasing b).
 func parseFrame(b []byte) (payload []byte, ok bool) {
 	if len(b) < frameHeaderSize {
 		return nil, false
 	}
-	n := binary.LittleEndian.Uint32(b[0:4])
-	if n > MaxEntrySize || uint64(len(b)-frameHeaderSize) < uint64(n) {
+	n, ok := payloadSize(binary.LittleEndian.Uint32(b[0:4]))
+	if !ok || int64(len(b)-frameHeaderSize) < n {
 		return nil, false
 	}
-	payload = b[frameHeaderSize : frameHeaderSize+int(n)]
+	payload = b[frameHeaderSize : frameHeaderSize+n]
 	if frameChecksum(b[0:4], payload) != binary.LittleEndian.Uint32(b[4:8]) {
 		return nil, false
 	}

@@ -133,12 +133,25 @@ func trunc(es [][]byte) []string {
 // frame encodes entry in the documented file format, independently of the
 // package's encoder.
 func frame(entry []byte) []byte {
-	b := binary.LittleEndian.AppendUint32(nil, uint32(len(entry)))
+	return rawFrame(uint32(len(entry)), entry)
+}
+
+// endFrame encodes the end frame of a file whose frames take offset bytes,
+// likewise.
+func endFrame(offset int) []byte {
+	return rawFrame(0xFFFFFFFF, binary.LittleEndian.AppendUint64(nil, uint64(offset)))
+}
+
+// endFrameBytes is the size of an end frame.
+const endFrameBytes = 16
+
+func rawFrame(length uint32, payload []byte) []byte {
+	b := binary.LittleEndian.AppendUint32(nil, length)
 	crc := crc32.New(crc32.MakeTable(crc32.Castagnoli))
 	crc.Write(b)
-	crc.Write(entry)
+	crc.Write(payload)
 	b = binary.LittleEndian.AppendUint32(b, crc.Sum32())
-	return append(b, entry...)
+	return append(b, payload...)
 }
 
 // files lists the names of the snapshot and segment files in dir.

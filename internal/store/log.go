@@ -80,7 +80,10 @@ type Log struct {
 	syncOnCommit bool // fsync=always
 	lockFile     *os.File
 	epoch        atomic.Uint64
-	metaMu       sync.Mutex // serialises RenewEpoch's META writes
+	metaMu       sync.Mutex // serialises META writes
+	// version is META's format version. Open sets it; only a snapshot
+	// changes it later, under metaMu.
+	version int
 
 	// Found by Open, used by Replay.
 	snapNum uint64   // latest snapshot, 0 if none
@@ -225,17 +228,18 @@ func Open(dir string, opts Options) (*Log, error) {
 // prepare reads the epoch and finds the files Replay will read, removing
 // those that the latest snapshot made obsolete.
 func (l *Log) prepare() error {
-	epoch, created, err := loadOrCreateEpoch(l.dir)
+	m, created, err := loadOrCreateMeta(l.dir)
 	if err != nil {
 		return err
 	}
-	l.epoch.Store(epoch)
+	l.epoch.Store(m.epoch)
+	l.version = m.version
 	st, err := readDirState(l.dir)
 	if err != nil {
 		return err
 	}
 	if created && (len(st.segs) > 0 || len(st.snaps) > 0) {
-		l.logger.Warn("store: data dir had log files but no META; made a new epoch", "epoch", fmt.Sprintf("%016x", epoch))
+		l.logger.Warn("store: data dir had log files but no META; made a new epoch", "epoch", fmt.Sprintf("%016x", m.epoch))
 	}
 	for _, name := range st.temps {
 		l.remove(name, "leftover temporary file")
@@ -249,7 +253,7 @@ func (l *Log) prepare() error {
 		n := st.snaps[i]
 		path := filepath.Join(l.dir, snapName(n))
 		if st.replaceable(i) {
-			problem, err := checkSnapshot(path)
+			problem, err := checkSnapshot(path, l.endFramesRequired())
 			if err != nil {
 				return err
 			}
@@ -333,7 +337,7 @@ func (l *Log) RenewEpoch(used uint64) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if err := writeMeta(l.dir, epoch); err != nil {
+	if err := writeMeta(l.dir, meta{version: l.version, epoch: epoch}); err != nil {
 		return 0, fmt.Errorf("store: renew epoch: %w", err)
 	}
 	l.epoch.Store(epoch)
@@ -487,14 +491,17 @@ func (l *Log) flushLocked(sync bool) error {
 	return nil
 }
 
-// rotateLocked finishes the current segment with rot.tail, fsyncs and closes
-// it, and opens segment rot.next. The old segment is fsynced in every mode so
-// that only the newest segment can ever have a torn tail. The caller holds wmu.
+// rotateLocked finishes the current segment with rot.tail and an end
+// frame, fsyncs and closes it, and opens segment rot.next. The old segment
+// is fsynced in every mode so that only the newest segment can ever have a
+// torn tail. The caller holds wmu.
 func (l *Log) rotateLocked(rot *rotation) error {
-	if len(rot.tail) > 0 {
-		if err := l.write(rot.tail); err != nil {
-			return err
-		}
+	fi, err := l.f.Stat()
+	if err != nil {
+		return fmt.Errorf("store: stat segment: %w", err)
+	}
+	if err := l.write(appendEndFrame(rot.tail, fi.Size()+int64(len(rot.tail)))); err != nil {
+		return err
 	}
 	if err := l.fsync(l.f); err != nil {
 		return err

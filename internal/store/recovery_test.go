@@ -171,14 +171,14 @@ func TestCorruptOlderFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	data[len(data)-1] ^= 1 // last byte of s3
+	data[len(data)-endFrameBytes-1] ^= 1 // last byte of s3
 	if err := os.WriteFile(snap, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	l, got, capture := openReplay(t, dir, store.FsyncNo)
 	wantEntries(t, got, strs("s1", "s2", "b1"))
-	if errs := capture.lines("ERROR"); len(errs) != 1 || !strings.Contains(errs[0], "valid_frames_after=false") {
-		t.Fatalf("errors logged %q, want one for the snapshot", errs)
+	if errs := capture.lines("ERROR"); len(errs) != 1 || !strings.Contains(errs[0], "snap-") || !strings.Contains(errs[0], "checksum mismatch") {
+		t.Fatalf("errors logged %q, want one for the snapshot's checksum", errs)
 	}
 	if d := l.Damaged(); len(d) != 1 || d[0].File != snap {
 		t.Errorf("Damaged() = %+v, want the snapshot %s", d, snap)
@@ -220,9 +220,10 @@ func TestZeroFilledTail(t *testing.T) {
 }
 
 // FuzzReplay feeds arbitrary bytes as a segment file: Replay must not panic,
-// must yield exactly the longest prefix of valid frames, and must either cut
-// off a torn tail (nothing valid after the prefix) or report the damage and
-// leave the file as it was.
+// must yield exactly the longest prefix of valid entry frames, and must
+// either cut off a torn tail (nothing valid after the prefix, or after the
+// end frame that closes it) or report the damage and leave the file as it
+// was.
 func FuzzReplay(f *testing.F) {
 	valid := append(frame([]byte("hello")), frame([]byte(""))...)
 	f.Add([]byte{})
@@ -231,6 +232,9 @@ func FuzzReplay(f *testing.F) {
 	f.Add(append(bytes.Clone(valid), make([]byte, 20)...))
 	f.Add(append(append(bytes.Clone(valid), 0xff, 0xff, 0xff, 0xff), valid...))
 	f.Add(frame(bytes.Repeat([]byte{0}, 300))[:200])
+	f.Add(slices.Concat(valid, endFrame(len(valid))))
+	f.Add(slices.Concat(valid, endFrame(len(valid)), valid))
+	f.Add(slices.Concat(valid, endFrame(0)))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		dir := t.TempDir()
 		seg := filepath.Join(dir, "seg-0000000001.log")
@@ -245,12 +249,15 @@ func FuzzReplay(f *testing.F) {
 		if !bytes.HasPrefix(data, prefix) {
 			t.Fatalf("replayed entries that are not a prefix of the file")
 		}
-		if rest := data[len(prefix):]; startsWithFrame(rest) {
+		kept := len(prefix)
+		if rest := data[kept:]; bytes.HasPrefix(rest, endFrame(kept)) {
+			kept += endFrameBytes
+		} else if startsWithFrame(rest) {
 			t.Fatalf("replay stopped before a valid frame at offset %d", len(prefix))
 		}
 		damaged := len(l.Damaged()) > 0
 		mustClose(t, l)
-		want := data[:len(prefix)]
+		want := data[:kept]
 		if damaged {
 			want = data
 		}
@@ -370,7 +377,7 @@ func TestDamagedSnapshotAfterPartialCompaction(t *testing.T) {
 	mustClose(t, l)
 
 	// The older snapshot is back, b1's segment is not, and the newer
-	// snapshot lost its last byte.
+	// snapshot lost its end frame and the last byte of its last entry.
 	if err := os.WriteFile(older, olderData, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -378,7 +385,7 @@ func TestDamagedSnapshotAfterPartialCompaction(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(newer, data[:len(data)-1], 0o644); err != nil {
+	if err := os.WriteFile(newer, data[:len(data)-endFrameBytes-1], 0o644); err != nil {
 		t.Fatal(err)
 	}
 	l, got, _ := openReplay(t, dir, store.FsyncNo)

@@ -7,6 +7,7 @@ import (
 	"iter"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 )
 
@@ -89,19 +90,7 @@ func (s *Snapshot) Write(entries iter.Seq[[]byte]) error {
 		l.endSnapshot(0)
 		return err
 	}
-	st, err := readDirState(l.dir)
-	if err == nil {
-		for _, n := range st.segs {
-			if n < s.num {
-				l.stats.diskBytes.Add(-l.retire(segName(n), "segment covered by snapshot"))
-			}
-		}
-		for _, n := range st.snaps {
-			if n < s.num {
-				l.stats.diskBytes.Add(-l.retire(snapName(n), "superseded snapshot"))
-			}
-		}
-	}
+	err = l.retireBefore(s.num)
 	l.stats.snapshots.Add(1)
 	l.stats.lastSnapshot.Store(int64(time.Since(start)))
 	l.endSnapshot(0)
@@ -139,6 +128,9 @@ func (s *Snapshot) write(entries iter.Seq[[]byte]) (size int64, err error) {
 		}
 		size += int64(len(frame))
 	}
+	frame = appendEndFrame(frame[:0], size)
+	w.Write(frame)
+	size += int64(len(frame))
 	if err := w.Flush(); err != nil {
 		return 0, fmt.Errorf("store: write snapshot: %w", err)
 	}
@@ -157,6 +149,44 @@ func (s *Snapshot) write(entries iter.Seq[[]byte]) (size int64, err error) {
 	// From here on the snapshot is in place: a failure to make the rename
 	// durable must not delete it, and the segments it covers are still there.
 	return size, syncDir(l.dir)
+}
+
+// retireBefore takes the files that snapshot num replaced out of the
+// directory. Once none is left, a version 1 directory has only files
+// written with end frames, and META says so.
+func (l *Log) retireBefore(num uint64) error {
+	st, err := readDirState(l.dir)
+	if err != nil {
+		return err
+	}
+	for _, n := range st.segs {
+		if n < num {
+			l.stats.diskBytes.Add(-l.retire(segName(n), "segment covered by snapshot"))
+		}
+	}
+	for _, n := range st.snaps {
+		if n < num {
+			l.stats.diskBytes.Add(-l.retire(snapName(n), "superseded snapshot"))
+		}
+	}
+	l.metaMu.Lock()
+	defer l.metaMu.Unlock()
+	if l.endFramesRequired() {
+		return nil
+	}
+	if st, err = readDirState(l.dir); err != nil {
+		return err
+	}
+	if slices.ContainsFunc(st.segs, func(n uint64) bool { return n < num }) || len(st.snaps) > 1 {
+		return nil // retired on a later snapshot, or by the next Open
+	}
+	upgraded := meta{version: formatVersion, epoch: l.epoch.Load()}
+	if err := writeMeta(l.dir, upgraded); err != nil {
+		return err
+	}
+	l.version = upgraded.version
+	l.logger.Info("store: data directory moved to the format whose files end with end frames", "version", upgraded.version)
+	return nil
 }
 
 // Abort abandons a snapshot instead of writing it. Every segment stays, so
