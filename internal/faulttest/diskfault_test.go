@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
@@ -31,6 +32,7 @@ func TestDamagedStore_RefilledFromNeighbors(t *testing.T) {
 		damage func([]byte) []byte
 	}{
 		{"snapshot cut in half", "snap-*.log", func(b []byte) []byte { return b[:len(b)/2] }},
+		{"snapshot cut in half between two records", "snap-*.log", cutBetweenRecords},
 		{"snapshot byte flipped in the middle", "snap-*.log", func(b []byte) []byte { b[len(b)/2] ^= 0x20; return b }},
 		{"segment byte flipped in the middle", "seg-*.log", func(b []byte) []byte { b[len(b)/2] ^= 0x20; return b }},
 	} {
@@ -84,6 +86,17 @@ func TestDamagedStore_RefilledFromNeighbors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// cutBetweenRecords cuts a store file (frames of [u32 length][u32
+// checksum][payload]) at the start of its middle frame, so every frame
+// left is whole and valid.
+func cutBetweenRecords(b []byte) []byte {
+	var starts []int
+	for off := 0; off+8 <= len(b); off += 8 + int(binary.LittleEndian.Uint32(b[off:])) {
+		starts = append(starts, off)
+	}
+	return b[:starts[len(starts)/2]]
 }
 
 // loadIAMATs sends n IAMATs at loc for clients prefix-0 to prefix-(n-1) on
