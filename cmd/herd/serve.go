@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/herd-dev/herd/internal/member"
@@ -28,6 +30,11 @@ func runServe(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	name := fs.Arg(0)
+	// A log reader that goes away (log_to: stdout into a pipe, a collector
+	// that restarts) must not take the server with it: by Go's default a
+	// write to a broken stdout or stderr ends the process. Ignored, the
+	// write fails, and the log sink holds, then drops and counts, lines.
+	signal.Ignore(syscall.SIGPIPE)
 	m, err := member.Open(ctx, cfg, name, member.Overrides{Env: env.Getenv, Stdout: env.Stdout, Stderr: env.Stderr})
 	if err != nil {
 		return err
