@@ -117,31 +117,45 @@ type started struct {
 }
 
 func up(ctx context.Context, env *Env, cfg *config.Config, servers []config.Server) error {
+	for _, dir := range []string{cfg.RunDir, cfg.LogDir} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("up: %w", err)
+		}
+	}
+	starts, failed, err := startServers(env, cfg, servers)
+	if err != nil {
+		return err
+	}
+	failed = append(failed, waitUp(ctx, env, cfg, servers, starts)...)
+	if len(failed) > 0 {
+		return fmt.Errorf("up: %s did not start", strings.Join(failed, ", "))
+	}
+	return nil
+}
+
+// startServers starts each server that is not up yet, and returns those it
+// started and the names of those it could not start because something
+// else holds their address.
+func startServers(env *Env, cfg *config.Config, servers []config.Server) (map[string]started, []string, error) {
 	self, err := os.Executable()
 	if err != nil {
-		return fmt.Errorf("up: %w", err)
+		return nil, nil, fmt.Errorf("up: %w", err)
 	}
 	var configArgs []string // none: the servers use the built-in herd too
 	if cfg.Source != "" {
 		configArgs = []string{"-config", cfg.Source}
-	}
-	run := cfg.RunDir
-	for _, dir := range []string{run, cfg.LogDir} {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("up: %w", err)
-		}
 	}
 	starts := map[string]started{}
 	var failed []string
 	for _, s := range servers {
 		switch probe(s.Addr) {
 		case stateUp:
-			fmt.Fprintf(env.Stdout, "%-10s already up on %s%s\n", s.Name, s.Addr, pidNote(findServer(run, s)))
+			fmt.Fprintf(env.Stdout, "%-10s already up on %s%s\n", s.Name, s.Addr, pidNote(findServer(cfg.RunDir, s)))
 			continue
 		case stateNotAnswered:
 			// A server at limits.max_connections refuses the probe too;
 			// its process still runs.
-			if pid := findServer(run, s); pid > 0 {
+			if pid := findServer(cfg.RunDir, s); pid > 0 {
 				fmt.Fprintf(env.Stdout, "%-10s already up on %s (pid %d), but not answering: busy or hung\n", s.Name, s.Addr, pid)
 				continue
 			}
@@ -151,14 +165,21 @@ func up(ctx context.Context, env *Env, cfg *config.Config, servers []config.Serv
 		}
 		st, err := start(self, configArgs, cfg.LogDir, s.Name)
 		if err != nil {
-			return fmt.Errorf("up: start %s: %w", s.Name, err)
+			return nil, nil, fmt.Errorf("up: start %s: %w", s.Name, err)
 		}
-		if err := os.WriteFile(pidFile(run, s.Name), []byte(strconv.Itoa(st.cmd.Process.Pid)+"\n"), 0o644); err != nil {
-			return fmt.Errorf("up: %w", err)
+		if err := os.WriteFile(pidFile(cfg.RunDir, s.Name), []byte(strconv.Itoa(st.cmd.Process.Pid)+"\n"), 0o644); err != nil {
+			return nil, nil, fmt.Errorf("up: %w", err)
 		}
 		starts[s.Name] = st
 		go st.cmd.Wait() // reap it if it dies while we wait
 	}
+	return starts, failed, nil
+}
+
+// waitUp waits until each server it started answers, or exits, or
+// upTimeout passes, prints how each one fared, and returns the names of
+// those that are not up.
+func waitUp(ctx context.Context, env *Env, cfg *config.Config, servers []config.Server, starts map[string]started) (failed []string) {
 	deadline := time.Now().Add(upTimeout)
 	for _, s := range servers {
 		st, ok := starts[s.Name]
@@ -184,10 +205,7 @@ func up(ctx context.Context, env *Env, cfg *config.Config, servers []config.Serv
 		}
 		fmt.Fprintf(env.Stdout, "%-10s up on %s (pid %d), log %s%s\n", s.Name, s.Addr, pid, shortPath(logPath), admin)
 	}
-	if len(failed) > 0 {
-		return fmt.Errorf("up: %s did not start", strings.Join(failed, ", "))
-	}
-	return nil
+	return failed
 }
 
 // shortPath names a file below the working directory relative to it.
