@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"runtime/pprof"
 	"runtime/trace"
@@ -104,29 +105,12 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 		}
 	}
 
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return fmt.Errorf("bench: %w", err)
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return fmt.Errorf("bench: %w", err)
-		}
-		defer pprof.StopCPUProfile()
-	}
-	if *traceFile != "" {
-		f, err := os.Create(*traceFile)
-		if err != nil {
-			return fmt.Errorf("bench: %w", err)
-		}
-		defer f.Close()
-		if err := trace.Start(f); err != nil {
-			return fmt.Errorf("bench: %w", err)
-		}
-		defer trace.Stop()
+	stopProfiles, err := startProfiles(*cpuProfile, *traceFile)
+	if err != nil {
+		return err
 	}
 	report, runErr := bench.Run(ctx, opt)
+	stopProfiles()
 	if *memProfile != "" {
 		if err := writeAllocProfile(*memProfile); err != nil {
 			return errors.Join(runErr, err)
@@ -145,6 +129,41 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 		}
 	}
 	return runErr
+}
+
+// startProfiles starts a CPU profile to cpuPath and an execution trace to
+// tracePath, each unless its path is empty, and returns what stops both.
+func startProfiles(cpuPath, tracePath string) (stop func(), err error) {
+	var stops []func()
+	stop = func() {
+		for _, s := range slices.Backward(stops) {
+			s()
+		}
+	}
+	for _, p := range []struct {
+		path  string
+		start func(io.Writer) error
+		stop  func()
+	}{
+		{cpuPath, pprof.StartCPUProfile, pprof.StopCPUProfile},
+		{tracePath, trace.Start, trace.Stop},
+	} {
+		if p.path == "" {
+			continue
+		}
+		f, err := os.Create(p.path)
+		if err == nil {
+			if err = p.start(f); err != nil {
+				f.Close()
+			}
+		}
+		if err != nil {
+			stop()
+			return nil, fmt.Errorf("bench: %w", err)
+		}
+		stops = append(stops, func() { p.stop(); f.Close() })
+	}
+	return stop, nil
 }
 
 // writeAllocProfile writes the allocations since the start of the process.
