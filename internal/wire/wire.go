@@ -279,9 +279,13 @@ func parseLimit(b []byte) (int, bool) {
 	return n, n >= 1
 }
 
+// maxSkewBytes is the longest skew: a sign, the 19 digits of an int64, a
+// point and nine digits, and room for leading zeros.
+const maxSkewBytes = 32
+
 // validSkew accepts a sign, digits, a point and exactly nine digits.
 func validSkew(b []byte) bool {
-	if len(b) < 1+1+1+9 || (b[0] != '+' && b[0] != '-') || b[len(b)-10] != '.' {
+	if len(b) < 1+1+1+9 || len(b) > maxSkewBytes || (b[0] != '+' && b[0] != '-') || b[len(b)-10] != '.' {
 		return false
 	}
 	return allDigits(b[1:len(b)-10]) && allDigits(b[len(b)-9:])

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -22,6 +23,9 @@ func TestParse_Valid(t *testing.T) {
 		{"IAMAT c +0-0 1479413884", Msg{
 			Kind: KindIAMAT, Client: []byte("c"), Location: []byte("+0-0"), Time: []byte("1479413884"),
 			T: Time{1479413884, 0}}},
+		{"IAMAT c +1." + strings.Repeat("0", 29) + "+1." + strings.Repeat("0", 29) + " " + strings.Repeat("0", 22) + "1479413884", Msg{
+			Kind: KindIAMAT, Client: []byte("c"), Location: []byte("+1." + strings.Repeat("0", 29) + "+1." + strings.Repeat("0", 29)),
+			Time: []byte(strings.Repeat("0", 22) + "1479413884"), Loc: Location{1, 1}, T: Time{1479413884, 0}}}, // the longest fields, 64 and 32 bytes
 		{"WHATSAT kiwi.cs.ucla.edu 10 5", Msg{Kind: KindWHATSAT, Client: []byte("kiwi.cs.ucla.edu"), RadiusKm: 10, Limit: 5}},
 		{"WHATSAT k 50 20", Msg{Kind: KindWHATSAT, Client: []byte("k"), RadiusKm: 50, Limit: 20}},
 		{"WHATSAT k 0.001 01", Msg{Kind: KindWHATSAT, Client: []byte("k"), RadiusKm: 0.001, Limit: 1}},
@@ -69,6 +73,9 @@ func TestParse_Invalid(t *testing.T) {
 		{"IAMAT k +1+1 .5", ErrTime},
 		{"IAMAT k +1+1 99999999999999999999.5", ErrTime},
 		{"IAMAT k +1+1 1e9", ErrTime},
+		{"IAMAT k +1." + strings.Repeat("5", 61) + "+1 1", ErrLocation},             // 65 bytes
+		{"IAMAT k +1+1 " + strings.Repeat("0", 23) + "1520023934.5", ErrTime},       // 35 bytes
+		{"AT Alford +" + strings.Repeat("0", 21) + "0.263873386 k +1+1 1", ErrSkew}, // 33 bytes
 		{"WHATSAT kiwi.cs.ucla.edu 51 5", ErrRadius},
 		{"WHATSAT k 0 5", ErrRadius},
 		{"WHATSAT k -1 5", ErrRadius},
