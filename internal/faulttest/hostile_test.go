@@ -992,3 +992,15 @@ func TestIdleHerd_LogsLittle(t *testing.T) {
 		t.Errorf("an idle herd logs %.0f bytes a second per server; want under 100", perServer)
 	}
 }
+
+// TestSmallLineLimit_NeighborsStillAuthenticate covers a client line limit
+// shorter than a neighbor's HELLO with its proof (about 170 bytes): the
+// handshake has a limit of its own, so the links still come up.
+func TestSmallLineLimit_NeighborsStillAuthenticate(t *testing.T) {
+	h := herdtest.Start(t, herdtest.Options{
+		Topology:  pair,
+		Secret:    "0123456789abcdef0123",
+		Configure: func(c *config.Config) { c.Limits.MaxLineBytes = 100 },
+	})
+	waitLinks(t, h, []string{"Front", "Back"}, true, 10*time.Second)
+}

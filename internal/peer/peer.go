@@ -72,6 +72,11 @@ const (
 	KeyAck     = "HERD-ACK"
 )
 
+// MaxHandshakeLine is the longest HELLO or AUTH line an acceptor reads,
+// whatever its limit on a client's lines: a HELLO with a secret is about
+// 170 bytes and the two server names.
+const MaxHandshakeLine = 4 << 10
+
 // Errors of the peer protocol.
 var (
 	ErrMalformed = errors.New("peer: malformed line")

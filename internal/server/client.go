@@ -21,6 +21,9 @@ const ProbeLine = "herd-probe"
 // c.replies, whole, and the line and its reply are logged together.
 func (c *acceptedConn) handle(ctx context.Context, now time.Time, line []byte, tooLong bool) {
 	s := c.s
+	if len(line) > s.opt.MaxLineBytes { // read as a possible handshake line
+		line, tooLong = line[:s.opt.MaxLineBytes], true
+	}
 	if string(line) == ProbeLine {
 		c.replies = append(append(c.replies, "? "...), ProbeLine+"\n"...)
 		s.log.Debug("probed", "remote", c.remote)

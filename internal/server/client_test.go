@@ -179,3 +179,17 @@ func TestClient_EachCommandLoggedWithItsReply(t *testing.T) {
 		}
 	}
 }
+
+// TestClient_FirstLineHeldToTheClientLimit covers the first line of a
+// connection, read under the longer limit of a neighbor's HELLO: a
+// client's is still cut to MaxLineBytes, like every later one.
+func TestClient_FirstLineHeldToTheClientLimit(t *testing.T) {
+	long := "IAMAT " + strings.Repeat("x", 300) + " +1+1 1"
+	replies, reported := converse(t, Options{MaxLineBytes: 100}, long, long)
+	if want := strings.Repeat("? "+long[:100]+"\n", 2); replies != want {
+		t.Errorf("two 313-byte lines with a 100-byte limit got\n%q\nwant\n%q", replies, want)
+	}
+	if want := []string{"invalid/rejected", "invalid/rejected"}; fmt.Sprint(reported) != fmt.Sprint(want) {
+		t.Errorf("reported %v, want %v", reported, want)
+	}
+}

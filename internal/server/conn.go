@@ -153,7 +153,11 @@ func (c *acceptedConn) run(ctx context.Context) {
 	}
 	first := true
 	for {
-		line, tooLong, err := c.readLine()
+		limit := s.opt.MaxLineBytes
+		if first { // it may be a neighbor's HELLO
+			limit = max(limit, peer.MaxHandshakeLine)
+		}
+		line, tooLong, err := c.readLine(limit)
 		// A last line without newline is a command only if the client
 		// ended its input (half-close), not if the read timed out or broke.
 		if err == nil || len(line) > 0 && errors.Is(err, io.EOF) {
@@ -206,7 +210,7 @@ func (c *acceptedConn) releaseBuffers() {
 func (c *acceptedConn) admitPeer(ctx context.Context) {
 	s := c.s
 	c.readTimeout = s.opt.DeadAfter
-	line, _, err := c.readLine()
+	line, _, err := c.readLine(max(s.opt.MaxLineBytes, peer.MaxHandshakeLine))
 	s.admission.leaveProbation(c.raw)
 	c.readTimeout = s.opt.IdleTimeout
 	switch {
@@ -253,11 +257,10 @@ func (c *acceptedConn) finish(reason string) {
 // readLine returns the next line without its line ending, \n. (A CR before
 // it is white space, which parsing ignores, and part of the line as
 // received, which "? line" echoes.) At end of input it returns a last
-// unterminated line with io.EOF. A line over MaxLineBytes comes back cut to
+// unterminated line with io.EOF. A line over limit bytes comes back cut to
 // that length with tooLong set; the rest of it is read and dropped, so
 // memory stays bounded.
-func (c *acceptedConn) readLine() (line []byte, tooLong bool, err error) {
-	limit := c.s.opt.MaxLineBytes
+func (c *acceptedConn) readLine(limit int) (line []byte, tooLong bool, err error) {
 	c.lineDeadline = time.Time{} // each line has a window of its own
 	line, err = c.br.ReadSlice('\n')
 	if errors.Is(err, bufio.ErrBufferFull) {

@@ -47,7 +47,7 @@ func (c *acceptedConn) servePeer(ctx context.Context, hello []byte) bool {
 		return true
 	}
 	c.readTimeout = s.opt.DeadAfter
-	auth, tooLong, err := c.readLine()
+	auth, tooLong, err := c.readLine(max(s.opt.MaxLineBytes, peer.MaxHandshakeLine))
 	if err != nil && (len(auth) == 0 || !errors.Is(err, io.EOF)) {
 		return true // no whole line came after WELCOME: the connection ends
 	}

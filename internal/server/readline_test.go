@@ -25,7 +25,7 @@ func readAll(t *testing.T, maxLine int, chunks ...[]byte) (lines []string, cut [
 		client.Close()
 	}()
 	for {
-		line, tooLong, err := c.readLine()
+		line, tooLong, err := c.readLine(maxLine)
 		if err == nil || len(line) > 0 && errors.Is(err, io.EOF) {
 			lines, cut = append(lines, string(line)), append(cut, tooLong)
 		}
