@@ -344,24 +344,31 @@ func TestHealthAndReadiness(t *testing.T) {
 	expect("/readyz", http.StatusServiceUnavailable, "no peer link is up")
 	expect("/healthz", http.StatusOK, "ok")
 
-	// A journal that fails its writes makes the server not ready: its
-	// acknowledgements are no longer durable.
+	// A journal that fails its writes makes the server not ready, and it
+	// acknowledges no update: the one whose commit failed gets no reply
+	// (its connection is closed), and later ones get "? line".
 	expect("/metrics", http.StatusOK, "herd_store_failed 0")
 	herdtest.BreakJournal(t, filepath.Join(cfg.DataDir, "A"))
-	c, err := net.Dial("tcp", lnA.Addr().String())
-	if err != nil {
-		t.Fatal(err)
+	ask := func(line string) (string, error) {
+		c, err := net.Dial("tcp", lnA.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		fmt.Fprintf(c, "%s\n", line)
+		return bufio.NewReader(c).ReadString('\n')
 	}
-	defer c.Close()
-	fmt.Fprintf(c, "IAMAT kiwi +1+1 %d\n", time.Now().Unix())
-	if reply, err := bufio.NewReader(c).ReadString('\n'); err != nil {
-		t.Fatalf("IAMAT with a broken journal: %v", err)
-	} else {
-		t.Logf("IAMAT with a broken journal: %q", reply)
+	if reply, err := ask(fmt.Sprintf("IAMAT kiwi +1+1 %d", time.Now().Unix())); err != io.EOF {
+		t.Errorf("IAMAT whose commit fails: %q, %v; want no reply", reply, err)
 	}
 	expect("/readyz", http.StatusServiceUnavailable, "journal writes fail")
 	expect("/metrics", http.StatusOK, "herd_store_failed 1")
-	fmt.Fprintf(c, "IAMAT kiwi2 +1+1 %d\n", time.Now().Unix()) // journaled after the failure: dropped
+	later := fmt.Sprintf("IAMAT kiwi2 +1+1 %d", time.Now().Unix())
+	if reply, err := ask(later); reply != "? "+later+"\n" {
+		t.Errorf("IAMAT after the journal failed: %q, %v; want %q", reply, err, "? "+later)
+	}
+	expect("/metrics", http.StatusOK, `herd_commands_total{kind="iamat",outcome="not_durable"} 1`)
 	herdtest.Eventually(t, 5*time.Second, func() error {
 		if _, body, err := fetch(base + "/metrics"); err != nil || strings.Contains(body, "herd_store_dropped_entries_total 0\n") {
 			return fmt.Errorf("herd_store_dropped_entries_total is 0 after updates past the failure (%v)", err)

@@ -53,7 +53,7 @@ func NewMetrics() *Metrics {
 		registry: prometheus.NewRegistry(),
 		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "herd_commands_total",
-			Help: "Client commands handled, by kind (iamat, whatsat, at, invalid, probe) and outcome (ok, stale, unknown_client, places_error, rejected, id_too_long, clock_ahead, client_cap).",
+			Help: "Client commands handled, by kind (iamat, whatsat, at, invalid, probe) and outcome (ok, stale, unknown_client, places_error, rejected, id_too_long, clock_ahead, client_cap, not_durable).",
 		}, []string{"kind", "outcome"}),
 		commandSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "herd_command_duration_seconds",

@@ -36,6 +36,7 @@ func (j *gateJournal) Commit() error {
 	return nil
 }
 
+func (j *gateJournal) Err() error                        { return nil }
 func (j *gateJournal) Epoch() uint64                     { return 1 }
 func (j *gateJournal) RenewEpoch(uint64) (uint64, error) { return 1, nil }
 

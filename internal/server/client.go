@@ -61,6 +61,16 @@ func (c *acceptedConn) dispatch(ctx context.Context, now time.Time, line []byte,
 // iamat takes a client's location.
 func (c *acceptedConn) iamat(now time.Time, line []byte, m *wire.Msg) Outcome {
 	s := c.s
+	if err := s.opt.Store.Err(); err != nil {
+		// No acknowledgement for an update a crash could take back: the
+		// client gets "? line" and takes it to another server.
+		c.invalid(line)
+		if ok, suppressed := s.notDurableWarnings.allow(now); ok {
+			s.log.Warn("journal has failed: IAMATs are refused until the server restarts on a working disk",
+				"err", err, "refused_since_last_warning", suppressed)
+		}
+		return OutcomeNotDurable
+	}
 	reply, stored, err := s.node.IAMAT(wire.UnixTime(now.UnixNano()), m)
 	if err != nil {
 		c.invalid(line)

@@ -120,7 +120,10 @@ func (r connReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-var errShuttingDown = errors.New("server shutting down")
+var (
+	errShuttingDown = errors.New("server shutting down")
+	errNotDurable   = errors.New("the journal failed to commit its updates; their replies are withheld")
+)
 
 // maybeTLS switches the connection to TLS if its first byte opens a TLS
 // handshake: neighbors connect that way when peer TLS is on, clients never.
@@ -288,16 +291,19 @@ func (c *acceptedConn) readLine(limit int) (line []byte, tooLong bool, err error
 
 // flush writes the buffered replies with one Write, so each leaves whole.
 // It first commits the journal if the connection changed the node, so no
-// acknowledgement ever leaves before its update is durable. The write gets
-// a deadline: a client that does not read its replies for WriteTimeout is
+// acknowledgement ever leaves before its update is durable: if the commit
+// fails, the replies are dropped with the connection. The write gets a
+// deadline: a client that does not read its replies for WriteTimeout is
 // dropped, and no one else waits for it. flush reports whether the
 // connection is still usable.
 func (c *acceptedConn) flush() bool {
 	if c.writeErr == nil && len(c.replies) > 0 {
-		if c.dirty {
-			c.s.commit()
-			c.dirty = false
+		if c.dirty && !c.s.commit() {
+			c.writeErr = errNotDurable
 		}
+		c.dirty = false
+	}
+	if c.writeErr == nil && len(c.replies) > 0 {
 		c.conn.SetWriteDeadline(time.Now().Add(c.s.opt.WriteTimeout))
 		_, c.writeErr = c.conn.Write(c.replies)
 		c.replies, c.replyStart = c.replies[:0], 0

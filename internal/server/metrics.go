@@ -35,18 +35,19 @@ const (
 	OutcomeIDTooLong             // an IAMAT whose client id is over limits.max_client_id_bytes
 	OutcomeClockAhead            // an IAMAT further ahead of the server's clock than limits.max_clock_ahead
 	OutcomeClientCap             // an IAMAT for a new client past limits.max_clients
+	OutcomeNotDurable            // an IAMAT refused because the journal has failed
 	numOutcomes
 )
 
 var outcomeNames = [numOutcomes]string{"ok", "stale", "unknown_client", "places_error", "rejected",
-	"id_too_long", "clock_ahead", "client_cap"}
+	"id_too_long", "clock_ahead", "client_cap", "not_durable"}
 
 func (o Outcome) String() string { return outcomeNames[o] }
 
 // Outcomes lists, for each kind, the outcomes a server reports for it.
 func Outcomes() map[Kind][]Outcome {
 	return map[Kind][]Outcome{
-		KindIAMAT:   {OutcomeOK, OutcomeStale, OutcomeIDTooLong, OutcomeClockAhead, OutcomeClientCap},
+		KindIAMAT:   {OutcomeOK, OutcomeStale, OutcomeIDTooLong, OutcomeClockAhead, OutcomeClientCap, OutcomeNotDurable},
 		KindWHATSAT: {OutcomeOK, OutcomeUnknownClient, OutcomePlacesError},
 		KindAT:      {OutcomeOK, OutcomeStale, OutcomeRejected},
 		KindInvalid: {OutcomeRejected},

@@ -60,6 +60,9 @@ type Store interface {
 	// their cursors per epoch, so under a new one each of them reads the
 	// whole change feed.
 	RenewEpoch(used uint64) (uint64, error)
+	// Err is the journal's lasting failure, or nil: once a write or an
+	// fsync has failed, nothing more becomes durable.
+	Err() error
 }
 
 // Options configures a Server. Name, Node and Places are required.
@@ -146,6 +149,7 @@ func (o *Options) setDefaults() {
 type memoryStore struct{}
 
 func (memoryStore) Commit() error { return nil }
+func (memoryStore) Err() error    { return nil }
 func (memoryStore) Epoch() uint64 { return 0 }
 func (memoryStore) RenewEpoch(uint64) (uint64, error) {
 	return 0, errors.New("server: no store to renew")
@@ -172,7 +176,7 @@ type Server struct {
 
 	// Warnings that could come with every connection or update, logged at
 	// most once a minute each.
-	refusedWarnings, tableFullWarnings, commitErrors throttle
+	refusedWarnings, tableFullWarnings, notDurableWarnings, commitErrors throttle
 
 	serving atomic.Bool
 }
@@ -404,14 +408,16 @@ func (s *Server) shutdown() {
 	s.log.Info("stopped")
 }
 
-// commit makes what the node journaled durable before a reply leaves. A
-// failure leaves the update in memory and flooding, but not durable here;
-// it is logged once a minute at most, since on a full disk every update
-// fails alike.
-func (s *Server) commit() {
-	if err := s.opt.Store.Commit(); err != nil {
+// commit makes what the node journaled durable before a reply leaves, and
+// reports whether it did. A failure leaves the update in memory and
+// flooding, but not durable here; it is logged once a minute at most, since
+// on a full disk every update fails alike.
+func (s *Server) commit() bool {
+	err := s.opt.Store.Commit()
+	if err != nil {
 		if ok, suppressed := s.commitErrors.allow(time.Now()); ok {
 			s.log.Error("journal commit failed: updates are not durable on this server", "err", err, "failed_since_last_error", suppressed)
 		}
 	}
+	return err == nil
 }
