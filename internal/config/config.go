@@ -605,6 +605,42 @@ func (c *Config) Links() map[string][]string {
 	return links
 }
 
+// checkAdminAddrs refuses an admin address that a server's client
+// listener takes: its own, or another server's on the same host.
+func (c *Config) checkAdminAddrs() error {
+	for i, s := range c.Servers {
+		if s.Admin == "" {
+			continue
+		}
+		field := fmt.Sprintf("config: servers[%d].admin", i)
+		if sameListener(s.Admin, s.ListenAddr()) {
+			return fmt.Errorf("%s: %s is where %s listens for clients and peers", field, s.Admin, s.Name)
+		}
+		for _, other := range c.Servers {
+			if other.Name != s.Name && (s.AdminReach() == other.Addr || s.Admin == other.ListenAddr()) {
+				return fmt.Errorf("%s: %s is also %s's address", field, s.Admin, other.Name)
+			}
+		}
+	}
+	return nil
+}
+
+// sameListener reports whether listening on a and on b would take the same
+// port of one host: the same port, and the same host or an unspecified one
+// on either side, which binds every interface.
+func sameListener(a, b string) bool {
+	hostA, portA, errA := net.SplitHostPort(a)
+	hostB, portB, errB := net.SplitHostPort(b)
+	if errA != nil || errB != nil || portA != portB {
+		return false
+	}
+	unspecified := func(host string) bool {
+		ip := net.ParseIP(host)
+		return host == "" || ip != nil && ip.IsUnspecified()
+	}
+	return hostA == hostB || unspecified(hostA) || unspecified(hostB)
+}
+
 // Validate checks every field and names the first bad one.
 func (c *Config) Validate() error {
 	if len(c.Servers) == 0 {
@@ -650,6 +686,9 @@ func (c *Config) Validate() error {
 		if c.Peers.TLSCA != "" && s.TLSCert == "" {
 			return fmt.Errorf("config: %s.tls_cert: required when peers.tls_ca is set", field)
 		}
+	}
+	if err := c.checkAdminAddrs(); err != nil {
+		return err
 	}
 	for i, s := range c.Servers {
 		for j, n := range s.Neighbors {
