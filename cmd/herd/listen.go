@@ -49,7 +49,7 @@ func listenPatiently(ctx context.Context, listen listenFunc, addr string, patien
 		logger.Warn("cannot listen yet; retrying", "addr", addr, "err", err, "retry_in", wait)
 		select {
 		case <-ctx.Done():
-			return nil, err
+			return nil, ctx.Err()
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, listenMaxRetry)

@@ -45,6 +45,10 @@ func runServe(ctx context.Context, env *Env, args []string) error {
 	}
 	sc, _ := cfg.Server(name) // member.Open has checked the name
 	ln, err := listenPatiently(ctx, netListen, sc.ListenAddr(), listenPatience, m.Logger)
+	if err != nil && ctx.Err() != nil {
+		m.Logger.Info("stopped before its address could be listened on", "addr", sc.ListenAddr())
+		return nil // SIGTERM while waiting for the address: a clean stop
+	}
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
