@@ -59,6 +59,11 @@
 //
 // # Recovery
 //
+// A META that is missing or damaged is remade with a new epoch, so every
+// neighbor reads the whole change feed again; a damaged one is first set
+// aside as META.damaged and logged at Error level. A META of a format
+// version this code does not know is refused.
+//
 // Open removes *.tmp files (an interrupted snapshot is simply ignored) and
 // every snapshot and segment numbered below the latest snapshot (left by a
 // crash between a snapshot's rename and the deletions). When older files

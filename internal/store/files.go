@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bufio"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -159,53 +158,46 @@ type meta struct {
 	epoch   uint64
 }
 
-// loadOrCreateMeta reads META, or makes a new epoch and writes META
-// atomically when the directory has none.
-func loadOrCreateMeta(dir string) (m meta, created bool, err error) {
+// noMeta is readMeta's problem for a directory without META.
+const noMeta = "missing"
+
+// readMeta reads META. A file that is missing or damaged is a problem it
+// describes, for the caller to repair; an I/O error, or a format version
+// this code does not know (a newer herd's), is an error.
+func readMeta(dir string) (m meta, problem string, err error) {
 	path := filepath.Join(dir, metaName)
-	f, err := os.Open(path)
+	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		m.version = formatVersion
-		if m.epoch, err = newEpoch(); err != nil {
-			return meta{}, false, err
-		}
-		if err := writeMeta(dir, m); err != nil {
-			return meta{}, false, err
-		}
-		return m, true, nil
+		return meta{}, noMeta, nil
 	}
 	if err != nil {
-		return meta{}, false, fmt.Errorf("store: open meta: %w", err)
+		return meta{}, "", fmt.Errorf("store: read meta: %w", err)
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		key, value, _ := strings.Cut(sc.Text(), " ")
+	hasVersion := false
+	for line := range strings.Lines(string(data)) {
+		key, value, _ := strings.Cut(strings.TrimSuffix(line, "\n"), " ")
 		switch key {
 		case metaMagic:
-			m.version, err = strconv.Atoi(value)
+			if m.version, err = strconv.Atoi(value); err != nil {
+				return meta{}, fmt.Sprintf("bad %q line", line), nil
+			}
+			hasVersion = true
 		case "epoch":
 			// Always written as 16 digits: fewer means a damaged file.
-			if len(value) != 16 {
-				err = fmt.Errorf("%d hex digits, want 16", len(value))
-				break
+			if m.epoch, err = strconv.ParseUint(value, 16, 64); err != nil || len(value) != 16 {
+				return meta{}, fmt.Sprintf("bad %q line", line), nil
 			}
-			m.epoch, err = strconv.ParseUint(value, 16, 64)
-		}
-		if err != nil {
-			return meta{}, false, fmt.Errorf("store: %s: bad %q line: %w", path, key, err)
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return meta{}, false, fmt.Errorf("store: read meta: %w", err)
+	switch {
+	case !hasVersion:
+		return meta{}, "no format version", nil
+	case m.epoch == 0:
+		return meta{}, "no epoch", nil
+	case m.version != formatVersion && m.version != legacyFormatVersion:
+		return meta{}, "", fmt.Errorf("store: %s: format version %d, want %d or %d", path, m.version, legacyFormatVersion, formatVersion)
 	}
-	if m.version != formatVersion && m.version != legacyFormatVersion {
-		return meta{}, false, fmt.Errorf("store: %s: format version %d, want %d or %d", path, m.version, legacyFormatVersion, formatVersion)
-	}
-	if m.epoch == 0 {
-		return meta{}, false, fmt.Errorf("store: %s: no epoch", path)
-	}
-	return m, false, nil
+	return m, "", nil
 }
 
 // writeMeta replaces META atomically with m.

@@ -228,19 +228,21 @@ func Open(dir string, opts Options) (*Log, error) {
 // prepare reads the epoch and finds the files Replay will read, removing
 // those that the latest snapshot made obsolete.
 func (l *Log) prepare() error {
-	m, created, err := loadOrCreateMeta(l.dir)
-	if err != nil {
-		return err
-	}
-	l.epoch.Store(m.epoch)
-	l.version = m.version
 	st, err := readDirState(l.dir)
 	if err != nil {
 		return err
 	}
-	if created && (len(st.segs) > 0 || len(st.snaps) > 0) {
-		l.logger.Warn("store: data dir had log files but no META; made a new epoch", "epoch", fmt.Sprintf("%016x", m.epoch))
+	m, problem, err := readMeta(l.dir)
+	if err != nil {
+		return err
 	}
+	if problem != "" {
+		if m, err = l.remakeMeta(problem, len(st.segs) > 0 || len(st.snaps) > 0); err != nil {
+			return err
+		}
+	}
+	l.epoch.Store(m.epoch)
+	l.version = m.version
 	for _, name := range st.temps {
 		l.remove(name, "leftover temporary file")
 	}
@@ -283,6 +285,35 @@ func (l *Log) prepare() error {
 		}
 	}
 	return nil
+}
+
+// remakeMeta writes a new META for a directory whose META is missing or
+// damaged (problem says which), with a new epoch, so every neighbor reads
+// this server's whole change feed. A damaged META is set aside. With log
+// files present, whose format version META no longer tells, the new META
+// says version 1, which reads files with and without end frames alike.
+func (l *Log) remakeMeta(problem string, hasFiles bool) (meta, error) {
+	m := meta{version: formatVersion}
+	if hasFiles {
+		m.version = legacyFormatVersion
+	}
+	var err error
+	if m.epoch, err = newEpoch(); err != nil {
+		return meta{}, err
+	}
+	epoch := fmt.Sprintf("%016x", m.epoch)
+	switch {
+	case problem != noMeta:
+		aside, err := setAside(filepath.Join(l.dir, metaName))
+		if err != nil {
+			return meta{}, err
+		}
+		l.logger.Error("store: META damaged; set it aside and made a new epoch: every neighbor will read the whole change feed",
+			"problem", problem, "moved_to", aside, "epoch", epoch)
+	case hasFiles:
+		l.logger.Warn("store: data dir had log files but no META; made a new epoch", "epoch", epoch)
+	}
+	return m, writeMeta(l.dir, m)
 }
 
 // remove deletes a file of the data directory, logging why, and returns its

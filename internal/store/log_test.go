@@ -316,19 +316,40 @@ func TestOpenErrors(t *testing.T) {
 		t.Errorf("Open of a newer format = %v", err)
 	}
 
-	// A META cut short must not quietly give the directory another epoch.
-	dir = t.TempDir()
-	l, _ := open(t, dir, store.FsyncNo)
-	mustClose(t, l)
-	meta, err := os.ReadFile(filepath.Join(dir, "META"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "META"), bytes.TrimSuffix(meta, []byte("\n"))[:len(meta)-4], 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := store.Open(dir, store.Options{}); err == nil || !strings.Contains(err.Error(), "epoch") {
-		t.Errorf("Open with a truncated META = %v; want an error about its epoch", err)
+	// A META cut short or emptied is repaired as loudly as a damaged log
+	// file: set aside, a new epoch (so every neighbor reads the whole
+	// change feed), an error logged, and every entry still replayed.
+	for _, damage := range []struct {
+		name string
+		cut  func([]byte) []byte
+	}{
+		{"cut in its epoch", func(b []byte) []byte { return b[:len(b)-5] }},
+		{"emptied", func([]byte) []byte { return nil }},
+	} {
+		dir = t.TempDir()
+		l, _, _ := openReplay(t, dir, store.FsyncNo)
+		appendAll(t, l, strs("a1")...)
+		epoch := l.Epoch()
+		mustClose(t, l)
+		metaPath := filepath.Join(dir, "META")
+		meta, err := os.ReadFile(metaPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		damaged := damage.cut(meta)
+		if err := os.WriteFile(metaPath, damaged, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		l, got, capture := openReplay(t, dir, store.FsyncNo)
+		wantEntries(t, got, strs("a1"))
+		if l.Epoch() == epoch || l.Epoch() == 0 {
+			t.Errorf("META %s: epoch %x after the repair; want a new one", damage.name, l.Epoch())
+		}
+		if errs := capture.lines("ERROR"); len(errs) != 1 || !strings.Contains(errs[0], "META damaged") {
+			t.Errorf("META %s: errors logged %q; want one saying so", damage.name, errs)
+		}
+		wantFile(t, metaPath+".damaged", damaged)
+		mustClose(t, l)
 	}
 }
 
