@@ -952,8 +952,8 @@ func TestPeerLogRecords_ShortAndSayWhatWasStored(t *testing.T) {
 			}
 		}
 	}
-	if longest > 16<<10 {
-		t.Errorf("the longest log line is %d bytes; want at most 16 KiB", longest)
+	if longest > 8<<10 {
+		t.Errorf("the longest log line is %d bytes; want at most 8 KiB", longest)
 	}
 	if stored != 2000 {
 		t.Errorf("Back's records of Front's lines say %d updates were stored; want 2000", stored)
