@@ -158,13 +158,13 @@ type stateCollector struct {
 	// logDropped counts log lines dropped; nil when nobody counts them.
 	logDropped func() uint64
 
-	clients, linkUp, reconnects, backlog       *prometheus.Desc
-	peerUpdates, peerBytes, lastUpdateAge      *prometheus.Desc
-	floodMessages, floodDuplicates, catchUp    *prometheus.Desc
-	storeBytes, storeFsyncs, storeFsyncSeconds *prometheus.Desc
-	storeFailed, storeDropped                  *prometheus.Desc
-	connectionsOpen, connectionsRefused        *prometheus.Desc
-	logLinesDropped                            *prometheus.Desc
+	clients, linkUp, reconnects, backlog               *prometheus.Desc
+	peerUpdates, peerBytes, lastUpdateAge              *prometheus.Desc
+	floodMessages, floodDuplicates, catchUp            *prometheus.Desc
+	storeBytes, storeFsyncs, storeFsyncSeconds         *prometheus.Desc
+	storeFailed, storeDropped, storeCompactionFailures *prometheus.Desc
+	connectionsOpen, connectionsRefused                *prometheus.Desc
+	logLinesDropped                                    *prometheus.Desc
 }
 
 func newStateCollector(s *server.Server, n *herd.Node, st *durable.Store, logDropped func() uint64) *stateCollector {
@@ -181,20 +181,21 @@ func newStateCollector(s *server.Server, n *herd.Node, st *durable.Store, logDro
 		backlog: desc("herd_peer_send_backlog",
 			"Records this server has stored that the peer has not acknowledged (head minus acknowledged sequence). Links keep a cursor instead of a queue, so this is the herd's send-queue depth; it costs no memory.",
 			"peer"),
-		peerUpdates:        desc("herd_peer_updates_total", "Updates sent to (direction=out) and received from (in) each neighbor.", "peer", "direction"),
-		peerBytes:          desc("herd_peer_bytes_total", "Bytes of change feed sent to (direction=out) and received from (in) each neighbor.", "peer", "direction"),
-		lastUpdateAge:      desc("herd_peer_last_update_age_seconds", "Seconds since an update last arrived from the neighbor; absent until one has.", "peer"),
-		floodMessages:      desc("herd_flood_messages_total", "Records flooded over peer links: direction=in received, out sent.", "direction"),
-		floodDuplicates:    desc("herd_flood_duplicates_total", "Flooded records received that were not newer than the stored ones and were dropped."),
-		catchUp:            desc("herd_catchup_records_total", "Records exchanged to catch a link up after it (re)opened, by direction (sent, received).", "direction"),
-		storeBytes:         desc("herd_store_bytes", "Size of the store's snapshot and journal segment files."),
-		storeFsyncs:        desc("herd_store_fsyncs_total", "fsync calls on journal segment files."),
-		storeFsyncSeconds:  desc("herd_store_fsync_seconds_total", "Time spent in fsync calls on journal segment files."),
-		storeFailed:        desc("herd_store_failed", "1 once a journal write or fsync has failed: updates are no longer durable until the server restarts on a working disk."),
-		storeDropped:       desc("herd_store_dropped_entries_total", "Journal entries lost to a failed write or appended after one (memory stays flat instead)."),
-		connectionsOpen:    desc("herd_connections_open", "Open accepted connections: clients, and links that neighbors opened to this server."),
-		logLinesDropped:    desc("herd_log_dropped_lines_total", "Log lines dropped because the log output (file or stdout) could not be written."),
-		connectionsRefused: desc("herd_connections_refused_total", "Connections refused past limits.max_connections or limits.max_connections_per_ip (only peer links get in past them)."),
+		peerUpdates:             desc("herd_peer_updates_total", "Updates sent to (direction=out) and received from (in) each neighbor.", "peer", "direction"),
+		peerBytes:               desc("herd_peer_bytes_total", "Bytes of change feed sent to (direction=out) and received from (in) each neighbor.", "peer", "direction"),
+		lastUpdateAge:           desc("herd_peer_last_update_age_seconds", "Seconds since an update last arrived from the neighbor; absent until one has.", "peer"),
+		floodMessages:           desc("herd_flood_messages_total", "Records flooded over peer links: direction=in received, out sent.", "direction"),
+		floodDuplicates:         desc("herd_flood_duplicates_total", "Flooded records received that were not newer than the stored ones and were dropped."),
+		catchUp:                 desc("herd_catchup_records_total", "Records exchanged to catch a link up after it (re)opened, by direction (sent, received).", "direction"),
+		storeBytes:              desc("herd_store_bytes", "Size of the store's snapshot and journal segment files."),
+		storeFsyncs:             desc("herd_store_fsyncs_total", "fsync calls on journal segment files."),
+		storeFsyncSeconds:       desc("herd_store_fsync_seconds_total", "Time spent in fsync calls on journal segment files."),
+		storeFailed:             desc("herd_store_failed", "1 once a journal write or fsync has failed: updates are no longer durable until the server restarts on a working disk."),
+		storeDropped:            desc("herd_store_dropped_entries_total", "Journal entries lost to a failed write or appended after one (memory stays flat instead)."),
+		storeCompactionFailures: desc("herd_store_compaction_failures_total", "Background compactions that failed, as on a disk without room for a snapshot: the journal keeps growing until one succeeds."),
+		connectionsOpen:         desc("herd_connections_open", "Open accepted connections: clients, and links that neighbors opened to this server."),
+		logLinesDropped:         desc("herd_log_dropped_lines_total", "Log lines dropped because the log output (file or stdout) could not be written."),
+		connectionsRefused:      desc("herd_connections_refused_total", "Connections refused past limits.max_connections or limits.max_connections_per_ip (only peer links get in past them)."),
 	}
 }
 
@@ -203,7 +204,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.clients, c.linkUp, c.reconnects, c.backlog, c.peerUpdates, c.peerBytes, c.lastUpdateAge,
 		c.floodMessages, c.floodDuplicates, c.catchUp,
-		c.storeBytes, c.storeFsyncs, c.storeFsyncSeconds, c.storeFailed, c.storeDropped,
+		c.storeBytes, c.storeFsyncs, c.storeFsyncSeconds, c.storeFailed, c.storeDropped, c.storeCompactionFailures,
 		c.connectionsOpen, c.connectionsRefused, c.logLinesDropped,
 	} {
 		ch <- d
@@ -246,6 +247,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.storeFsyncSeconds, st.TotalFsync.Seconds())
 	gauge(c.storeFailed, boolValue(c.store.Err() != nil))
 	counter(c.storeDropped, float64(st.Dropped))
+	counter(c.storeCompactionFailures, float64(c.store.CompactionFailures()))
 	if c.logDropped != nil {
 		counter(c.logLinesDropped, float64(c.logDropped()))
 	}

@@ -58,6 +58,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/herd-dev/herd/internal/config"
@@ -92,6 +93,9 @@ type Store struct {
 	log    *store.Log
 	node   *herd.Node
 	logger *slog.Logger
+
+	// compactionFailures counts background compactions that failed.
+	compactionFailures atomic.Uint64
 
 	stop      chan struct{} // closed by Close to end the background loop
 	wg        sync.WaitGroup
@@ -174,6 +178,8 @@ func (s *Store) recover() error {
 func (s *Store) maintain() {
 	t := time.NewTicker(maintainInterval)
 	defer t.Stop()
+	var lastError time.Time // failures repeat every tick while the disk has no room: one error a minute
+	var failedSince uint64
 	for {
 		select {
 		case <-s.stop:
@@ -181,13 +187,24 @@ func (s *Store) maintain() {
 		case <-t.C:
 		}
 		s.node.SaveCursors()
-		if s.log.Err() == nil && needsCompaction(s.log.Stats()) {
-			if err := s.Compact(); err != nil {
-				s.logger.Error("store compaction failed", "err", err)
+		if s.log.Err() != nil || !needsCompaction(s.log.Stats()) {
+			continue
+		}
+		if err := s.Compact(); err != nil {
+			s.compactionFailures.Add(1)
+			failedSince++
+			if time.Since(lastError) >= time.Minute {
+				s.logger.Error("store compaction failed; the journal keeps growing until one succeeds (a snapshot needs about the live table's size free)",
+					"err", err, "failed_since_last_error", failedSince-1)
+				lastError, failedSince = time.Now(), 0
 			}
 		}
 	}
 }
+
+// CompactionFailures returns how many background compactions have failed
+// since Open.
+func (s *Store) CompactionFailures() uint64 { return s.compactionFailures.Load() }
 
 // needsCompaction is the compaction rule: the journal written since the
 // latest snapshot is at least twice that snapshot and at least
