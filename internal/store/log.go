@@ -568,7 +568,7 @@ func (l *Log) write(b []byte) error {
 	n, err := l.f.Write(b)
 	l.stats.diskBytes.Add(int64(n))
 	if err != nil {
-		return fmt.Errorf("store: write %s: %w", l.f.Name(), err)
+		return fmt.Errorf("store: %w", err)
 	}
 	return nil
 }
@@ -582,7 +582,7 @@ func (l *Log) fsync(f *os.File) error {
 	l.stats.lastFsync.Store(d)
 	l.stats.totalFsync.Add(d)
 	if err != nil {
-		return fmt.Errorf("store: fsync %s: %w", f.Name(), err)
+		return fmt.Errorf("store: %w", err)
 	}
 	return nil
 }
@@ -675,7 +675,7 @@ func (l *Log) checkLinked() {
 	}
 	fi, err := l.f.Stat()
 	if err != nil {
-		l.fail(fmt.Errorf("store: stat %s: %w", l.f.Name(), err))
+		l.fail(fmt.Errorf("store: %w", err))
 		return
 	}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink == 0 {

@@ -189,10 +189,10 @@ func (l *Log) replayFile(path string, newest bool, fn func([]byte) error) (repla
 	}
 	l.logger.Warn("store: truncated torn tail of log", attrs...)
 	if err := f.Truncate(scan.off); err != nil {
-		return replayed{}, fmt.Errorf("store: truncate %s: %w", path, err)
+		return replayed{}, fmt.Errorf("store: %w", err)
 	}
 	if err := f.Sync(); err != nil {
-		return replayed{}, fmt.Errorf("store: fsync %s: %w", path, err)
+		return replayed{}, fmt.Errorf("store: %w", err)
 	}
 	r.size = scan.off
 	return r, nil
