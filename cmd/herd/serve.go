@@ -30,6 +30,9 @@ func runServe(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	name := fs.Arg(0)
+	if _, err := selectServers(cfg, []string{name}); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
 	// A log reader that goes away (log_to: stdout into a pipe, a collector
 	// that restarts) must not take the server with it: by Go's default a
 	// write to a broken stdout or stderr ends the process. Ignored, the

@@ -170,3 +170,14 @@ func TestServe_OutlivesItsLogReader(t *testing.T) {
 	}
 	conn.Close()
 }
+
+// TestServe_UnknownNameListsTheServers: 'herd serve' with a name the
+// configuration does not have says so as up and down do, naming the file
+// and the servers it has.
+func TestServe_UnknownNameListsTheServers(t *testing.T) {
+	cfgPath := writeHerd(t, t.TempDir(), "herd.yaml", []testServer{{name: "Solo", addr: fmt.Sprintf("127.0.0.1:%d", freePort(t))}})
+	_, _, err := herdCmd(t, "serve", "-config", cfgPath, "Z")
+	if err == nil || !strings.Contains(err.Error(), `serve: no server named "Z" in `+cfgPath+"; it has Solo") {
+		t.Errorf("herd serve Z: %v; want an error naming Z, the file and Solo", err)
+	}
+}
