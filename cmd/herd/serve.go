@@ -16,7 +16,7 @@ import (
 	"github.com/herd-dev/herd/internal/server"
 )
 
-func runServe(ctx context.Context, env *Env, args []string) error {
+func runServe(ctx context.Context, env *Env, args []string) (err error) {
 	fs, cfgPath := newFlagSet(env, "serve", "NAME", "Run the server NAME in the foreground until SIGINT or SIGTERM.")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -42,7 +42,12 @@ func runServe(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer m.Close()
+	defer func() {
+		if err != nil { // so the log says why the server stopped
+			m.Logger.Error("stopped", "err", err)
+		}
+		m.Close()
+	}()
 	for _, w := range m.Warnings {
 		fmt.Fprintf(env.Stderr, "herd: %s: warning: %s\n", name, w)
 	}

@@ -93,6 +93,9 @@ func Open(ctx context.Context, cfg *config.Config, name string, o Overrides) (m 
 	opened := m // the error returns below set m to nil
 	defer func() {
 		if err != nil {
+			if opened.Logger != nil { // so the log says why the server did not start
+				opened.Logger.Error("cannot start", "err", err)
+			}
 			opened.Close()
 		}
 	}()

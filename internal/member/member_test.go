@@ -38,21 +38,32 @@ func TestOpenFailsWithAnError(t *testing.T) {
 		name  string
 		setup func(*config.Config)
 		want  string
+		// logged says the log was open when Open failed: it must then say
+		// why the server did not start.
+		logged bool
 	}{
-		{"data_dir is a file", func(c *config.Config) { c.DataDir = file }, "data_dir"},
-		{"log_dir is under a file", func(c *config.Config) { c.LogDir = filepath.Join(file, "logs") }, "log_dir"},
-		{"the server already runs on this data_dir", func(*config.Config) {}, "data_dir"},
+		{"data_dir is a file", func(c *config.Config) { c.DataDir = file }, "data_dir", true},
+		{"log_dir is under a file", func(c *config.Config) { c.LogDir = filepath.Join(file, "logs") }, "log_dir", false},
+		{"the server already runs on this data_dir", func(*config.Config) {}, "data_dir", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := base()
 			tc.setup(cfg)
-			m, err := Open(context.Background(), cfg, name, Overrides{})
+			var logs bytes.Buffer // written by the log's goroutine until Open, failing, has closed it
+			out := io.Writer(&logs)
+			if !tc.logged {
+				out = nil
+			}
+			m, err := Open(context.Background(), cfg, name, Overrides{LogOutput: out})
 			if err == nil {
 				m.Close()
 				t.Fatal("Open succeeded")
 			}
 			if m != nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("Open = %v, %v; want no member and an error naming %s", m, err, tc.want)
+			}
+			if tc.logged && !strings.Contains(logs.String(), `level=ERROR msg="cannot start" server=`+name) {
+				t.Errorf("the log does not say why the server did not start:\n%s", logs.String())
 			}
 		})
 	}
