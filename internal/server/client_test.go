@@ -193,3 +193,54 @@ func TestClient_FirstLineHeldToTheClientLimit(t *testing.T) {
 		t.Errorf("reported %v, want %v", reported, want)
 	}
 }
+
+// TestLongLines_ShareABoundedMemory covers many clients each holding an
+// unfinished long line: together they hold at most LongLineMemory, and a
+// line that would pass it is cut and answered "? " with its first bytes,
+// while lines that fit are answered whole.
+func TestLongLines_ShareABoundedMemory(t *testing.T) {
+	const budget = 12 << 10
+	s, err := New(Options{Name: "Alford", Node: herd.NewNode("Alford", nil), Places: bigPlaces{}, LongLineMemory: budget})
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve := func() (*scriptConn, <-chan struct{}) {
+		conn := newScriptConn()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			s.serveConn(t.Context(), conn, pass{conn: conn})
+		}()
+		return conn, done
+	}
+	line := func(n int) string { return "IAMAT " + strings.Repeat("x", n) }
+
+	holder, holderDone := serve()
+	holder.reads <- []byte(line(12 << 10)) // no newline: still arriving
+	deadline := time.Now().Add(5 * time.Second)
+	for s.longLines.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the unfinished line holds none of the long-line memory")
+		}
+		time.Sleep(time.Millisecond)
+	}
+
+	over, overDone := serve()
+	over.reads <- []byte(line(12<<10) + "\n")
+	close(over.reads)
+	<-overDone
+	got := string(bytes.Join(over.Writes(), nil))
+	if !strings.HasPrefix(got, "? IAMAT xxx") || len(got) >= 12<<10 || !strings.HasSuffix(got, "\n") {
+		t.Errorf("a long line past the memory left for long lines got %d bytes %.40q; want it cut and answered", len(got), got)
+	}
+
+	holder.reads <- []byte("\n")
+	close(holder.reads)
+	<-holderDone
+	if got := string(bytes.Join(holder.Writes(), nil)); got != "? "+line(12<<10)+"\n" {
+		t.Errorf("the line that fit got %d bytes %.40q; want it whole", len(got), got)
+	}
+	if held := s.longLines.Load(); held != 0 {
+		t.Errorf("%d bytes still counted once no line is arriving; want 0", held)
+	}
+}

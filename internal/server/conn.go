@@ -269,13 +269,22 @@ func (c *acceptedConn) readLine(limit int) (line []byte, tooLong bool, err error
 	if errors.Is(err, bufio.ErrBufferFull) {
 		c.long = append(c.long[:0], line...)
 		c.gathering = true
-		defer func() { c.gathering = false }()
+		held := 0 // of the server's LongLineMemory
+		defer func() {
+			c.gathering = false
+			c.s.longLines.Add(-int64(held))
+		}()
 		for errors.Is(err, bufio.ErrBufferFull) {
 			line, err = c.br.ReadSlice('\n')
 			if room := limit + len("\r\n") - len(c.long); room < len(line) {
 				tooLong = true
 				line = line[:max(room, 0)]
 			}
+			if !c.holdLongLine(len(line)) {
+				tooLong, limit = true, len(c.long)
+				line = nil
+			}
+			held += len(line)
 			c.long = append(c.long, line...)
 		}
 		line = c.long
@@ -287,6 +296,26 @@ func (c *acceptedConn) readLine(limit int) (line []byte, tooLong bool, err error
 		return line[:min(len(line), limit)], true, err
 	}
 	return line, false, err
+}
+
+// holdLongLine reports whether n more bytes of a line still arriving fit
+// the server's LongLineMemory, and if so counts them; when they do not,
+// the line is cut where it is, so clients that each hold an unfinished long
+// line cannot together take the server's memory.
+func (c *acceptedConn) holdLongLine(n int) bool {
+	s := c.s
+	if n == 0 {
+		return true
+	}
+	if s.longLines.Add(int64(n)) <= int64(s.opt.LongLineMemory) {
+		return true
+	}
+	s.longLines.Add(-int64(n))
+	if ok, suppressed := s.longLineWarnings.allow(time.Now()); ok {
+		s.log.Warn("unfinished long lines hold the server's memory for them; cutting this one",
+			"remote", c.remote, "long_line_memory", s.opt.LongLineMemory, "cut_since_last_warning", suppressed)
+	}
+	return false
 }
 
 // flush writes the buffered replies with one Write, so each leaves whole.

@@ -15,7 +15,7 @@ import (
 func readAll(t *testing.T, maxLine int, chunks ...[]byte) (lines []string, cut []bool) {
 	t.Helper()
 	client, srv := net.Pipe()
-	s := &Server{opt: Options{MaxLineBytes: maxLine}}
+	s := &Server{opt: Options{MaxLineBytes: maxLine, LongLineMemory: 64 << 20}}
 	c := &acceptedConn{s: s, conn: srv, readTimeout: 5 * time.Second}
 	c.br = bufio.NewReaderSize(connReader{c, srv}, readBufferSize)
 	go func() {

@@ -95,8 +95,12 @@ type Options struct {
 	// default 1000. Connections past it must open a peer link.
 	MaxConnectionsPerIP int
 	WriteTimeout        time.Duration // a client that reads nothing this long is dropped; default 30s
-	Heartbeat           time.Duration // default 1s
-	DeadAfter           time.Duration // default 5s
+	// LongLineMemory bounds the bytes that lines still arriving past a
+	// connection's read buffer hold, all connections together; a line
+	// that would pass it is cut there. Default 64 MiB.
+	LongLineMemory int
+	Heartbeat      time.Duration // default 1s
+	DeadAfter      time.Duration // default 5s
 
 	Logger *slog.Logger
 	// Metrics, if not nil, receives per-command measurements.
@@ -120,6 +124,9 @@ func (o *Options) setDefaults() {
 	def(&o.DeadAfter, 5*time.Second)
 	if o.MaxLineBytes <= 0 {
 		o.MaxLineBytes = 64 << 10
+	}
+	if o.LongLineMemory <= 0 {
+		o.LongLineMemory = 64 << 20
 	}
 	if o.MaxConnections <= 0 {
 		o.MaxConnections = 10000
@@ -173,10 +180,13 @@ type Server struct {
 
 	admission *admission
 	stats     counters
+	// longLines is what lines still arriving past their connection's read
+	// buffer hold, in bytes: at most LongLineMemory.
+	longLines atomic.Int64
 
 	// Warnings that could come with every connection or update, logged at
 	// most once a minute each.
-	refusedWarnings, tableFullWarnings, notDurableWarnings, commitErrors throttle
+	refusedWarnings, tableFullWarnings, notDurableWarnings, longLineWarnings, commitErrors throttle
 
 	serving atomic.Bool
 }
