@@ -199,7 +199,7 @@ func TestClient_FirstLineHeldToTheClientLimit(t *testing.T) {
 // line that would pass it is cut and answered "? " with its first bytes,
 // while lines that fit are answered whole.
 func TestLongLines_ShareABoundedMemory(t *testing.T) {
-	const budget = 12 << 10
+	const budget = 64 << 10
 	s, err := New(Options{Name: "Alford", Node: herd.NewNode("Alford", nil), Places: bigPlaces{}, LongLineMemory: budget})
 	if err != nil {
 		t.Fatal(err)
@@ -215,29 +215,31 @@ func TestLongLines_ShareABoundedMemory(t *testing.T) {
 	}
 	line := func(n int) string { return "IAMAT " + strings.Repeat("x", n) }
 
+	// 40 KB past the 4 KiB read buffer: its buffer grows to 64 KiB, of
+	// which all but the first 4 KiB counts.
 	holder, holderDone := serve()
-	holder.reads <- []byte(line(12 << 10)) // no newline: still arriving
+	holder.reads <- []byte(line(40 << 10)) // no newline: still arriving
 	deadline := time.Now().Add(5 * time.Second)
-	for s.longLines.Load() == 0 {
+	for s.longLines.Load() < budget-4<<10 {
 		if time.Now().After(deadline) {
-			t.Fatal("the unfinished line holds none of the long-line memory")
+			t.Fatalf("the unfinished line holds %d bytes of the long-line memory; want %d", s.longLines.Load(), budget-4<<10)
 		}
 		time.Sleep(time.Millisecond)
 	}
 
 	over, overDone := serve()
-	over.reads <- []byte(line(12<<10) + "\n")
+	over.reads <- []byte(line(40<<10) + "\n")
 	close(over.reads)
 	<-overDone
 	got := string(bytes.Join(over.Writes(), nil))
-	if !strings.HasPrefix(got, "? IAMAT xxx") || len(got) >= 12<<10 || !strings.HasSuffix(got, "\n") {
+	if !strings.HasPrefix(got, "? IAMAT xxx") || len(got) >= 40<<10 || !strings.HasSuffix(got, "\n") {
 		t.Errorf("a long line past the memory left for long lines got %d bytes %.40q; want it cut and answered", len(got), got)
 	}
 
 	holder.reads <- []byte("\n")
 	close(holder.reads)
 	<-holderDone
-	if got := string(bytes.Join(holder.Writes(), nil)); got != "? "+line(12<<10)+"\n" {
+	if got := string(bytes.Join(holder.Writes(), nil)); got != "? "+line(40<<10)+"\n" {
 		t.Errorf("the line that fit got %d bytes %.40q; want it whole", len(got), got)
 	}
 	if held := s.longLines.Load(); held != 0 {

@@ -280,11 +280,18 @@ func (c *acceptedConn) readLine(limit int) (line []byte, tooLong bool, err error
 				tooLong = true
 				line = line[:max(room, 0)]
 			}
-			if !c.holdLongLine(len(line)) {
-				tooLong, limit = true, len(c.long)
-				line = nil
+			if need := len(c.long) + len(line); need > cap(c.long) {
+				// Grown here rather than by append, so that what is held
+				// is counted whole.
+				grown := min(max(2*cap(c.long), need), limit+len("\r\n"))
+				if c.holdLongLine(grown - cap(c.long)) {
+					held += grown - cap(c.long)
+					c.long = append(make([]byte, 0, grown), c.long...)
+				} else {
+					tooLong, limit = true, len(c.long)
+					line = line[:min(len(line), cap(c.long)-len(c.long))]
+				}
 			}
-			held += len(line)
 			c.long = append(c.long, line...)
 		}
 		line = c.long
