@@ -94,7 +94,7 @@ type Store struct {
 	node   *herd.Node
 	logger *slog.Logger
 
-	// compactionFailures counts background compactions that failed.
+	// compactionFailures counts compactions that failed.
 	compactionFailures atomic.Uint64
 
 	stop      chan struct{} // closed by Close to end the background loop
@@ -191,7 +191,6 @@ func (s *Store) maintain() {
 			continue
 		}
 		if err := s.Compact(); err != nil {
-			s.compactionFailures.Add(1)
 			failedSince++
 			if time.Since(lastError) >= time.Minute {
 				s.logger.Error("store compaction failed; the journal keeps growing until one succeeds (a snapshot needs about the live table's size free)",
@@ -202,8 +201,7 @@ func (s *Store) maintain() {
 	}
 }
 
-// CompactionFailures returns how many background compactions have failed
-// since Open.
+// CompactionFailures returns how many compactions have failed since Open.
 func (s *Store) CompactionFailures() uint64 { return s.compactionFailures.Load() }
 
 // needsCompaction is the compaction rule: the journal written since the
@@ -232,7 +230,13 @@ func (s *Store) Epoch() uint64 { return s.log.Epoch() }
 func (s *Store) RenewEpoch(used uint64) (uint64, error) { return s.log.RenewEpoch(used) }
 
 // Compact writes a snapshot of the node and drops the journal before it.
-func (s *Store) Compact() error {
+// A failure is counted (CompactionFailures).
+func (s *Store) Compact() (err error) {
+	defer func() {
+		if err != nil {
+			s.compactionFailures.Add(1)
+		}
+	}()
 	if err := s.log.Err(); err != nil {
 		return fmt.Errorf("durable: no snapshot after the journal failed: %w", err)
 	}

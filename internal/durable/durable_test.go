@@ -217,3 +217,33 @@ func TestClose_SavesCursors(t *testing.T) {
 		t.Errorf("cursor after a restart = %+v; want %+v", got, want)
 	}
 }
+
+// A compaction that cannot write its snapshot, as on a disk without room,
+// fails without harm and is counted; the next one that can write goes
+// ahead.
+func TestCompact_FailureIsCounted(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := open(t, dir)
+	s.Node().OfferFrom("R", herd.Cursor{Epoch: 7, Seq: 10}, records(t, "c", 10))
+	// The next snapshot's temporary file cannot be created: a directory
+	// holds its name.
+	blocker := filepath.Join(dir, "snap-0000000002.log.tmp")
+	if err := os.Mkdir(blocker, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Compact(); err == nil {
+		t.Fatal("Compact succeeded without room for its snapshot")
+	}
+	if got := s.CompactionFailures(); got != 1 {
+		t.Errorf("CompactionFailures = %d after one failed; want 1", got)
+	}
+	if err := os.Remove(blocker); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Compact(); err != nil {
+		t.Fatalf("Compact with room again: %v", err)
+	}
+	if got := s.CompactionFailures(); got != 1 {
+		t.Errorf("CompactionFailures = %d after a success; want still 1", got)
+	}
+}
