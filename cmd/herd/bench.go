@@ -59,7 +59,7 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 	fs.BoolVar(&opt.Processes, "processes", false, "run the herd as five separate 'herd serve' processes of this binary, not in this process")
 	fs.BoolVar(&opt.AllowWrites, "allow-writes", false, "with -addrs: go ahead, although the run's clients stay in that herd")
 	fs.StringVar(&opt.RedisServer, "redis-server", "redis-server", "the `program` the Redis comparison runs")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"regexp"
@@ -21,11 +20,7 @@ import (
 func TestMain(m *testing.M) {
 	if len(os.Args) > 2 && (os.Args[1] == "bench" && os.Args[2] == "-memory-child" || os.Args[1] == "serve") {
 		env := &Env{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
-		if err := Run(context.Background(), env, os.Args[1:]); err != nil {
-			fmt.Fprintln(os.Stderr, "herd:", err)
-			os.Exit(2)
-		}
-		os.Exit(0)
+		os.Exit(exitStatus(os.Stderr, Run(context.Background(), env, os.Args[1:])))
 	}
 	os.Exit(m.Run())
 }

@@ -46,7 +46,7 @@ func runClient(ctx context.Context, env *Env, args []string) error {
 			"it sends $"+config.EnvAdminToken+" when that is set.")
 	raw := fs.Bool("raw", false, "print WHATSAT JSON as the server sent it instead of indenting it; with -monitor, print each update as JSON")
 	monitor := fs.Bool("monitor", false, "stream the updates the server stores, like redis-cli MONITOR")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 1 {

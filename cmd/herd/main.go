@@ -52,12 +52,21 @@ func main() {
 		os.Exit(130)
 	}()
 	env := &Env{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
-	if err := Run(ctx, env, os.Args[1:]); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "herd:", err)
-		}
-		os.Exit(2)
+	os.Exit(exitStatus(os.Stderr, Run(ctx, env, os.Args[1:])))
+}
+
+// exitStatus prints what went wrong, unless it was printed already (help,
+// or a bad flag with the usage), and returns the process's exit status: 0
+// without an error, 2 with one.
+func exitStatus(stderr io.Writer, err error) int {
+	if err == nil {
+		return 0
 	}
+	var printed flagError
+	if !errors.Is(err, flag.ErrHelp) && !errors.As(err, &printed) {
+		fmt.Fprintln(stderr, "herd:", err)
+	}
+	return 2
 }
 
 // Run dispatches args to a subcommand.
@@ -100,6 +109,21 @@ func newFlagSet(env *Env, name, args, summary string) (*flag.FlagSet, *string) {
 		fs.PrintDefaults()
 	}
 	return fs, cfg
+}
+
+// flagError is a bad flag, which the flag package has already printed with
+// the command's usage.
+type flagError struct{ error }
+
+func (e flagError) Unwrap() error { return e.error }
+
+// parseFlags parses a command's flags; a bad one is a flagError.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	err := fs.Parse(args)
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		return flagError{err}
+	}
+	return err
 }
 
 // loadConfig reads the configuration file. When the file is the default one

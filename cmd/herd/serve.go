@@ -18,7 +18,7 @@ import (
 
 func runServe(ctx context.Context, env *Env, args []string) (err error) {
 	fs, cfgPath := newFlagSet(env, "serve", "NAME", "Run the server NAME in the foreground until SIGINT or SIGTERM.")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {

@@ -38,7 +38,7 @@ const (
 // is given. An unknown name is an error that lists the known ones.
 func parseServerArgs(env *Env, command, summary string, args []string) (*config.Config, []config.Server, error) {
 	fs, cfgPath := newFlagSet(env, command, "[NAME...]", summary+"\nWith names, only those servers; without, every server in the configuration.")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return nil, nil, err
 	}
 	cfg, err := loadConfig(fs, *cfgPath)
