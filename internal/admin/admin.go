@@ -124,6 +124,9 @@ func (s *Server) routes() http.Handler {
 	open.Handle("GET /metrics", metrics)
 	open.HandleFunc("GET /healthz", s.handleHealth)
 	open.HandleFunc("GET /readyz", s.handleReady)
+	for _, path := range []string{"/metrics", "/healthz", "/readyz"} {
+		open.HandleFunc(path, onlyGet) // any other method, rather than the private catch-all's 404
+	}
 
 	private := http.NewServeMux()
 	private.HandleFunc("GET /api/status", s.handleStatus)
@@ -146,6 +149,12 @@ func (s *Server) routes() http.Handler {
 	// is a 404 only for whoever holds the token.
 	open.Handle("/", requireToken(private, s.opt.Token))
 	return open
+}
+
+// onlyGet answers a request to an open path with a method it does not take.
+func onlyGet(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Allow", "GET, HEAD")
+	http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 }
 
 // pageHeaders locks the status page down: it may load scripts, styles and

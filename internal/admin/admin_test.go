@@ -765,7 +765,7 @@ func TestAdminToken(t *testing.T) {
 		return r.Header.Get("Authorization")
 	}
 	type check struct {
-		path, auth string
+		path, auth string // path may start with a method other than GET: "POST /healthz"
 		code       int
 	}
 	for _, tc := range []struct {
@@ -777,8 +777,11 @@ func TestAdminToken(t *testing.T) {
 			{"/api/status", "", http.StatusOK},
 			{"/", "", http.StatusOK},
 			{"/metrics", "", http.StatusOK},
+			{"POST /readyz", "", http.StatusMethodNotAllowed},
 		}},
 		{"admin token", map[string]string{config.EnvAdminToken: token}, []check{
+			{"POST /healthz", "", http.StatusMethodNotAllowed},
+			{"PUT /metrics", "", http.StatusMethodNotAllowed},
 			{"/healthz", "", http.StatusServiceUnavailable}, // open, and not serving
 			{"/readyz", "", http.StatusServiceUnavailable},
 			{"/metrics", "", http.StatusOK},
@@ -815,14 +818,18 @@ func TestAdminToken(t *testing.T) {
 			cfg.ApplyDefaults()
 			m := open(t, cfg, "A", member.Overrides{Env: func(k string) string { return tc.env[k] }})
 			for _, c := range tc.checks {
-				req := httptest.NewRequest(http.MethodGet, c.path, nil)
+				method, path, ok := strings.Cut(c.path, " ")
+				if !ok {
+					method, path = http.MethodGet, c.path
+				}
+				req := httptest.NewRequest(method, path, nil)
 				if c.auth != "" {
 					req.Header.Set("Authorization", c.auth)
 				}
 				rec := httptest.NewRecorder()
 				m.Admin.ServeHTTP(rec, req)
 				if rec.Code != c.code {
-					t.Errorf("GET %s with %q: %d, want %d", c.path, c.auth, rec.Code, c.code)
+					t.Errorf("%s %s with %q: %d, want %d", method, path, c.auth, rec.Code, c.code)
 				}
 				if rec.Code == http.StatusUnauthorized && !strings.Contains(strings.Join(rec.Header().Values("WWW-Authenticate"), ","), "Basic") {
 					t.Errorf("GET %s: 401 without a Basic challenge, so a browser would not ask for the token", c.path)
