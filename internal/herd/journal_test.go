@@ -1,6 +1,11 @@
 package herd
 
-import "testing"
+import (
+	"strings"
+	"testing"
+
+	"github.com/herd-dev/herd/internal/wire"
+)
 
 // ForgetCursors must drop every cursor, so neighbors send their whole feeds,
 // and journal that: a node rebuilt from the journal has no cursor either,
@@ -41,5 +46,30 @@ func TestNode_ForgetCursors(t *testing.T) {
 	a.SaveCursors()
 	if c := restored().Cursor("Welsh"); c != (Cursor{Epoch: 9, Seq: 3}) {
 		t.Errorf("cursor saved after ForgetCursors restores as %+v; want {9 3}", c)
+	}
+}
+
+// Records with a location or time longer than a client may now send, which
+// earlier versions took, still restore from the journal and still come in
+// from neighbors: only a client's own IAMAT is held to the caps.
+func TestRestore_TakesLongFieldsEarlierVersionsStored(t *testing.T) {
+	long := "AT Welsh +0.500000000 old +34." + strings.Repeat("0", 80) + "-118 " + strings.Repeat("0", 40) + "1700000000.5"
+	m, err := wire.Parse([]byte(long))
+	if err != nil {
+		t.Fatalf("Parse of an AT line with long fields: %v", err)
+	}
+	j := &memJournal{}
+	a := NewNode("Alford", j)
+	if stored := a.OfferFrom("Welsh", Cursor{Epoch: 1, Seq: 1}, []*Record{NewRecord([]byte(long), &m)}); stored != 1 {
+		t.Fatalf("a neighbor's record with long fields: %d stored; want 1", stored)
+	}
+	b := NewNode("Alford", nil)
+	for _, e := range j.entries {
+		if err := b.Restore(e); err != nil {
+			t.Fatalf("Restore: %v", err)
+		}
+	}
+	if r, ok := b.Lookup([]byte("old")); !ok || r.Line != long {
+		t.Errorf("restored record: %v %q; want the long line", ok, r.Line)
 	}
 }

@@ -180,6 +180,10 @@ func (c *acceptedConn) injected(now time.Time, line []byte, m *wire.Msg) Outcome
 		c.invalid(line)
 		return OutcomeRejected
 	}
+	if !m.ClientFieldsFit() {
+		c.invalid(line)
+		return OutcomeRejected
+	}
 	stored, err := s.node.Offer(wire.UnixTime(now.UnixNano()), herd.NewRecord(line, m))
 	if err != nil {
 		c.invalid(line)

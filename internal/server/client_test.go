@@ -63,6 +63,8 @@ func TestClient_Commands(t *testing.T) {
 			[]string{"? WHATSAT kiwi 51 5"}, []string{"invalid/rejected"}},
 		{"AT line without a secret is taken", "", []string{"AT Hamilton +0.100000000 kiwi +34.068930-118.445127 1479413884.392014450"},
 			nil, []string{"at/ok"}},
+		{"AT line without a secret but with a location past a client's cap", "", []string{"AT Hamilton +0.100000000 kiwi +34." + strings.Repeat("0", 70) + "-118 1.0"},
+			[]string{"? AT Hamilton"}, []string{"at/rejected"}},
 		{"AT line with a secret is refused", "s3cret", []string{"AT Hamilton +0.100000000 kiwi +34.068930-118.445127 1479413884.392014450"},
 			[]string{"? AT Hamilton"}, []string{"at/rejected"}},
 		{"probe from herd up or status", "", []string{"herd-probe"},

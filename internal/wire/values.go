@@ -42,21 +42,9 @@ func UnixTime(nanos int64) Time {
 	return Time{Sec: sec, Nsec: int32(nsec)}
 }
 
-// Longest location and time fields a line may carry. Each holds any value
-// a client needs with room to spare (+34.068930-118.445127 is 21 bytes, a
-// time to the nanosecond 20); without a cap, a client could make every
-// server store, journal, flood and log tens of kilobytes per update.
-const (
-	MaxLocationBytes = 64
-	MaxTimeBytes     = 32
-)
-
 // ParseTime reads POSIX seconds: digits, optionally followed by a point and
-// one to nine fractional digits, MaxTimeBytes at most.
+// one to nine fractional digits.
 func ParseTime(b []byte) (Time, bool) {
-	if len(b) > MaxTimeBytes {
-		return Time{}, false
-	}
 	var t Time
 	i := 0
 	for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
@@ -156,10 +144,9 @@ type Location struct {
 
 // ParseLocation reads ISO 6709 decimal degrees: a sign and a latitude, then a
 // sign and a longitude, as in +34.068930-118.445127. Latitude must lie in
-// [-90, 90] and longitude in [-180, 180], and the field may be
-// MaxLocationBytes long at most.
+// [-90, 90] and longitude in [-180, 180].
 func ParseLocation(b []byte) (Location, bool) {
-	if len(b) < 4 || len(b) > MaxLocationBytes || (b[0] != '+' && b[0] != '-') {
+	if len(b) < 4 || (b[0] != '+' && b[0] != '-') {
 		return Location{}, false
 	}
 	split := -1

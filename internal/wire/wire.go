@@ -82,11 +82,35 @@ func Parse(line []byte) (Msg, error) {
 	return Msg{}, ErrUnknown
 }
 
+// Longest location and time fields a client may send. Each holds any value
+// a client needs with room to spare (+34.068930-118.445127 is 21 bytes, a
+// time to the nanosecond 20); without a cap, a client could make every
+// server store, journal, flood and log tens of kilobytes per update.
+const (
+	MaxLocationBytes = 64
+	MaxTimeBytes     = 32
+)
+
+// ErrFieldTooLong is a client's location or time past its cap.
+var ErrFieldTooLong = errors.New("wire: location or time field too long")
+
+// ClientFieldsFit reports whether m's location and time are within the
+// caps on what a client sends. Parse holds IAMAT to them. AT lines are not:
+// they come from neighbors and the journal, which may hold longer ones that
+// earlier versions took; the caller holds an AT line a client sends itself
+// to them.
+func (m *Msg) ClientFieldsFit() bool {
+	return len(m.Location) <= MaxLocationBytes && len(m.Time) <= MaxTimeBytes
+}
+
 func parseIAMAT(f [][]byte) (Msg, error) {
 	if len(f) != 4 {
 		return Msg{}, ErrFields
 	}
 	m := Msg{Kind: KindIAMAT, Client: f[1], Location: f[2], Time: f[3]}
+	if !m.ClientFieldsFit() {
+		return Msg{}, ErrFieldTooLong
+	}
 	return m, m.parsePosition()
 }
 
@@ -279,13 +303,9 @@ func parseLimit(b []byte) (int, bool) {
 	return n, n >= 1
 }
 
-// maxSkewBytes is the longest skew: a sign, the 19 digits of an int64, a
-// point and nine digits, and room for leading zeros.
-const maxSkewBytes = 32
-
 // validSkew accepts a sign, digits, a point and exactly nine digits.
 func validSkew(b []byte) bool {
-	if len(b) < 1+1+1+9 || len(b) > maxSkewBytes || (b[0] != '+' && b[0] != '-') || b[len(b)-10] != '.' {
+	if len(b) < 1+1+1+9 || (b[0] != '+' && b[0] != '-') || b[len(b)-10] != '.' {
 		return false
 	}
 	return allDigits(b[1:len(b)-10]) && allDigits(b[len(b)-9:])
