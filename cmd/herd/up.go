@@ -476,7 +476,8 @@ func exited(pid int) bool {
 		if err != nil {
 			continue // this thread has ended
 		}
-		if _, rest, _ := bytes.Cut(stat, []byte(") ")); len(rest) == 0 || rest[0] != 'Z' {
+		// The state follows the command name, which may hold ") " itself.
+		if i := bytes.LastIndex(stat, []byte(") ")); i < 0 || i+2 >= len(stat) || stat[i+2] != 'Z' {
 			return false
 		}
 	}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -173,29 +174,33 @@ func readMeta(dir string) (m meta, problem string, err error) {
 	if err != nil {
 		return meta{}, "", fmt.Errorf("store: read meta: %w", err)
 	}
-	hasVersion := false
+	hasVersion, problem := false, ""
 	for line := range strings.Lines(string(data)) {
-		key, value, _ := strings.Cut(strings.TrimSuffix(line, "\n"), " ")
+		line = strings.TrimSuffix(line, "\n")
+		key, value, _ := strings.Cut(line, " ")
 		switch key {
 		case metaMagic:
 			if m.version, err = strconv.Atoi(value); err != nil {
-				return meta{}, fmt.Sprintf("bad %q line", line), nil
+				problem = fmt.Sprintf("bad %q line", line)
 			}
-			hasVersion = true
+			hasVersion = err == nil
 		case "epoch":
 			// Always written as 16 digits: fewer means a damaged file.
 			if m.epoch, err = strconv.ParseUint(value, 16, 64); err != nil || len(value) != 16 {
-				return meta{}, fmt.Sprintf("bad %q line", line), nil
+				problem = cmp.Or(problem, fmt.Sprintf("bad %q line", line))
 			}
 		}
 	}
 	switch {
+	case hasVersion && m.version != formatVersion && m.version != legacyFormatVersion:
+		// A newer herd's directory, whatever else is wrong with META.
+		return meta{}, "", fmt.Errorf("store: %s: format version %d, want %d or %d", path, m.version, legacyFormatVersion, formatVersion)
+	case problem != "":
+		return meta{}, problem, nil
 	case !hasVersion:
 		return meta{}, "no format version", nil
 	case m.epoch == 0:
 		return meta{}, "no epoch", nil
-	case m.version != formatVersion && m.version != legacyFormatVersion:
-		return meta{}, "", fmt.Errorf("store: %s: format version %d, want %d or %d", path, m.version, legacyFormatVersion, formatVersion)
 	}
 	return m, "", nil
 }

@@ -315,6 +315,14 @@ func TestOpenErrors(t *testing.T) {
 	if _, err := store.Open(dir, store.Options{}); err == nil || !strings.Contains(err.Error(), "version 99") {
 		t.Errorf("Open of a newer format = %v", err)
 	}
+	// Refused too when the rest of META is damaged: it is not repaired as
+	// a format this code knows.
+	if err := os.WriteFile(filepath.Join(dir, "META"), []byte("herd-store 3\nepoch 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Open(dir, store.Options{}); err == nil || !strings.Contains(err.Error(), "version 3") {
+		t.Errorf("Open of a newer format with a damaged epoch = %v", err)
+	}
 
 	// A META cut short or emptied is repaired as loudly as a damaged log
 	// file: set aside, a new epoch (so every neighbor reads the whole

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -221,7 +222,7 @@ func scanFrames(f *os.File, size int64, fn func([]byte) error) (scanned, error) 
 			return bad("partial frame header")
 		}
 		if _, err := io.ReadFull(r, hdr[:]); err != nil {
-			return scanned{}, fmt.Errorf("store: read %s: %w", f.Name(), err)
+			return scanned{}, readError(f, err)
 		}
 		length := binary.LittleEndian.Uint32(hdr[0:4])
 		n, ok := payloadSize(length)
@@ -236,7 +237,7 @@ func scanFrames(f *os.File, size int64, fn func([]byte) error) (scanned, error) 
 		}
 		payload = payload[:n]
 		if _, err := io.ReadFull(r, payload); err != nil {
-			return scanned{}, fmt.Errorf("store: read %s: %w", f.Name(), err)
+			return scanned{}, readError(f, err)
 		}
 		if frameChecksum(hdr[0:4], payload) != binary.LittleEndian.Uint32(hdr[4:8]) {
 			return bad("checksum mismatch")
@@ -298,7 +299,7 @@ func validFrameAfter(f *os.File, from, size int64) (bool, error) {
 	for start := from; start < size; start += window {
 		n, err := f.ReadAt(buf, start)
 		if err != nil && !errors.Is(err, io.EOF) {
-			return false, fmt.Errorf("store: replay %s: %w", f.Name(), err)
+			return false, readError(f, err)
 		}
 		b := buf[:n]
 		for i := range min(n, window) {
@@ -308,4 +309,13 @@ func validFrameAfter(f *os.File, from, size int64) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// readError wraps an error reading f so that it names f once: the
+// operating system's errors already do.
+func readError(f *os.File, err error) error {
+	if _, named := errors.AsType[*fs.PathError](err); named {
+		return fmt.Errorf("store: %w", err)
+	}
+	return fmt.Errorf("store: read %s: %w", f.Name(), err)
 }

@@ -182,7 +182,9 @@ func (l *Log) retireBefore(num uint64) error {
 	}
 	upgraded := meta{version: formatVersion, epoch: l.epoch.Load()}
 	if err := writeMeta(l.dir, upgraded); err != nil {
-		return err
+		// The snapshot is in place; the next one moves META on.
+		l.logger.Error("store: cannot move META to the format with end frames", "err", err)
+		return nil
 	}
 	l.version = upgraded.version
 	l.logger.Info("store: data directory moved to the format whose files end with end frames", "version", upgraded.version)
