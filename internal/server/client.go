@@ -79,9 +79,17 @@ func (c *acceptedConn) iamat(now time.Time, line []byte, m *wire.Msg) Outcome {
 	s.stats.IAMAT.Add(1)
 	// Even a stale IAMAT waits for the commit: the newer record it lost to
 	// may not be durable yet.
-	c.dirty = true
+	c.needsCommit()
 	c.replies = append(append(c.replies, reply...), '\n')
 	return outcome(stored)
+}
+
+// needsCommit marks the replies from here on as waiting for the journal's
+// commit.
+func (c *acceptedConn) needsCommit() {
+	if !c.dirty {
+		c.dirty, c.durableFrom = true, len(c.replies)
+	}
 }
 
 func outcome(stored bool) Outcome {
@@ -191,7 +199,9 @@ func (c *acceptedConn) injected(now time.Time, line []byte, m *wire.Msg) Outcome
 		return OutcomeRejected
 	}
 	s.stats.Injected.Add(1)
-	c.dirty = c.dirty || stored
+	if stored {
+		c.needsCommit()
+	}
 	s.log.Info("took AT line from a client connection", "remote", c.remote, "stored", stored)
 	return outcome(stored)
 }

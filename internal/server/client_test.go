@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -246,5 +247,26 @@ func TestLongLines_ShareABoundedMemory(t *testing.T) {
 	}
 	if held := s.longLines.Load(); held != 0 {
 		t.Errorf("%d bytes still counted once no line is arriving; want 0", held)
+	}
+}
+
+// failingStore is a journal whose commits fail, as on a full disk.
+type failingStore struct{}
+
+func (failingStore) Commit() error {
+	return errors.New("write seg-0000000001.log: no space left on device")
+}
+func (failingStore) Err() error                        { return nil }
+func (failingStore) Epoch() uint64                     { return 1 }
+func (failingStore) RenewEpoch(uint64) (uint64, error) { return 1, nil }
+
+// TestFlush_WithholdsWhatIsNotDurable: when the commit behind an update
+// fails, its AT reply and every reply after it are withheld and the
+// connection closes; replies to the commands before it still go out.
+func TestFlush_WithholdsWhatIsNotDurable(t *testing.T) {
+	replies, _ := converse(t, Options{Store: failingStore{}},
+		"WHATSAT nobody 10 5", "IAMAT kiwi +1+1 1479413884.5", "WHATSAT kiwi 10 1")
+	if want := "? WHATSAT nobody 10 5\n"; replies != want {
+		t.Errorf("replies %q; want only %q", replies, want)
 	}
 }

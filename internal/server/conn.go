@@ -55,6 +55,9 @@ type acceptedConn struct {
 	// in replies.
 	replyStart int
 	dirty      bool // the node changed since the journal was last committed
+	// durableFrom is where, in replies, the first reply that needs the
+	// commit starts, while dirty.
+	durableFrom int
 	// writeErr is the first error writing to the connection; the
 	// connection is closed once it is set.
 	writeErr error
@@ -328,14 +331,15 @@ func (c *acceptedConn) holdLongLine(n int) bool {
 // flush writes the buffered replies with one Write, so each leaves whole.
 // It first commits the journal if the connection changed the node, so no
 // acknowledgement ever leaves before its update is durable: if the commit
-// fails, the replies are dropped with the connection. The write gets a
-// deadline: a client that does not read its replies for WriteTimeout is
-// dropped, and no one else waits for it. flush reports whether the
-// connection is still usable.
+// fails, only the replies before the first that needed it are sent, and the
+// connection is closed. The write gets a deadline: a client that does not
+// read its replies for WriteTimeout is dropped, and no one else waits for
+// it. flush reports whether the connection is still usable.
 func (c *acceptedConn) flush() bool {
+	notDurable := false
 	if c.writeErr == nil && len(c.replies) > 0 {
 		if c.dirty && !c.s.commit() {
-			c.writeErr = errNotDurable
+			c.replies, notDurable = c.replies[:c.durableFrom], true
 		}
 		c.dirty = false
 	}
@@ -344,7 +348,14 @@ func (c *acceptedConn) flush() bool {
 		_, c.writeErr = c.conn.Write(c.replies)
 		c.replies, c.replyStart = c.replies[:0], 0
 	}
-	if c.writeErr != nil {
+	if c.writeErr == nil && notDurable {
+		c.writeErr = errNotDurable
+	}
+	switch {
+	case errors.Is(c.writeErr, errNotDurable):
+		c.s.log.Warn("client dropped: its updates could not be made durable, so their replies were withheld", "remote", c.remote)
+		return false
+	case c.writeErr != nil:
 		c.s.log.Info("client dropped: cannot write", "remote", c.remote, "err", c.writeErr)
 		return false
 	}
