@@ -195,6 +195,11 @@ func TestClient_FirstLineHeldToTheClientLimit(t *testing.T) {
 	if want := []string{"invalid/rejected", "invalid/rejected"}; fmt.Sprint(reported) != fmt.Sprint(want) {
 		t.Errorf("reported %v, want %v", reported, want)
 	}
+	// Likewise a first line that looks like a HELLO and is refused as one.
+	hello := "HERD-HELLO " + strings.Repeat("x", 300)
+	if replies, _ := converse(t, Options{MaxLineBytes: 100}, hello); replies != "? "+hello[:100]+"\n" {
+		t.Errorf("a refused 311-byte HELLO with a 100-byte limit got\n%q\nwant it cut to 100 bytes", replies)
+	}
 }
 
 // TestLongLines_ShareABoundedMemory covers many clients each holding an

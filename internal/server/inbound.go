@@ -30,9 +30,7 @@ func (c *acceptedConn) servePeer(ctx context.Context, hello []byte) bool {
 	}
 	if err != nil {
 		s.log.Warn("rejected peer hello", "remote", c.remote, "err", err)
-		start := len(c.replies)
-		c.invalid(hello)
-		s.logExchange(time.Now(), c.remote, hello, c.replies[start:], KindInvalid, OutcomeRejected)
+		c.handle(ctx, time.Now(), hello, false) // answered as a client's line
 		return false
 	}
 	h := hs.Hello()
