@@ -229,11 +229,15 @@ func (s *Store) Epoch() uint64 { return s.log.Epoch() }
 // them reads this server's whole change feed.
 func (s *Store) RenewEpoch(used uint64) (uint64, error) { return s.log.RenewEpoch(used) }
 
+// errSnapshotBusy is Compact's answer while another snapshot is written,
+// or after Close: nothing failed.
+var errSnapshotBusy = errors.New("durable: a snapshot is already being written, or the store is closed")
+
 // Compact writes a snapshot of the node and drops the journal before it.
 // A failure is counted (CompactionFailures).
 func (s *Store) Compact() (err error) {
 	defer func() {
-		if err != nil {
+		if err != nil && !errors.Is(err, errSnapshotBusy) {
 			s.compactionFailures.Add(1)
 		}
 	}()
@@ -244,7 +248,7 @@ func (s *Store) Compact() (err error) {
 	var snap *store.Snapshot
 	st := s.node.Freeze(func() { snap = s.log.BeginSnapshot() })
 	if snap == nil {
-		return errors.New("durable: a snapshot is already being written, or the store is closed")
+		return errSnapshotBusy
 	}
 	start := time.Now()
 	if err := snap.Write(st.Entries); err != nil {
