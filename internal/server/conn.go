@@ -180,6 +180,9 @@ func (c *acceptedConn) run(ctx context.Context) {
 			c.finish(c.closeReason(err))
 			return
 		}
+		// The line is answered: a long one's buffer goes now, not after a
+		// flush that may wait WriteTimeout for a client that does not read.
+		c.releaseBuffers()
 		// Replies go out once no complete line waits to be handled, so a
 		// client sending its next line in pieces still gets this reply
 		// now. A failed write ends the connection at once, even in the
