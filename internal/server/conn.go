@@ -182,7 +182,7 @@ func (c *acceptedConn) run(ctx context.Context) {
 		}
 		// The line is answered: a long one's buffer goes now, not after a
 		// flush that may wait WriteTimeout for a client that does not read.
-		c.releaseBuffers()
+		c.releaseLongLine()
 		// Replies go out once no complete line waits to be handled, so a
 		// client sending its next line in pieces still gets this reply
 		// now. A failed write ends the connection at once, even in the
@@ -190,7 +190,7 @@ func (c *acceptedConn) run(ctx context.Context) {
 		if (c.writeErr != nil || len(c.replies) >= flushAt || !c.lineBuffered()) && !c.flush() {
 			return
 		}
-		c.releaseBuffers()
+		c.releaseReplies()
 	}
 }
 
@@ -200,12 +200,16 @@ func (c *acceptedConn) lineBuffered() bool {
 	return bytes.IndexByte(buffered, '\n') >= 0
 }
 
-// releaseBuffers drops buffers that one long line or large reply grew, so
+// releaseLongLine drops the buffer that a long line grew, and
+// releaseReplies the one that large replies grew once they are sent, so
 // that idle connections hold little memory.
-func (c *acceptedConn) releaseBuffers() {
+func (c *acceptedConn) releaseLongLine() {
 	if cap(c.long) > readBufferSize {
 		c.long = nil
 	}
+}
+
+func (c *acceptedConn) releaseReplies() {
 	if len(c.replies) == 0 && cap(c.replies) > flushAt {
 		c.replies = nil
 	}

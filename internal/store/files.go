@@ -180,10 +180,12 @@ func readMeta(dir string) (m meta, problem string, err error) {
 		key, value, _ := strings.Cut(line, " ")
 		switch key {
 		case metaMagic:
-			if m.version, err = strconv.Atoi(value); err != nil {
-				problem = fmt.Sprintf("bad %q line", line)
+			version, err := strconv.Atoi(value)
+			if err != nil {
+				problem = cmp.Or(problem, fmt.Sprintf("bad %q line", line))
+				continue
 			}
-			hasVersion = err == nil
+			m.version, hasVersion = version, true
 		case "epoch":
 			// Always written as 16 digits: fewer means a damaged file.
 			if m.epoch, err = strconv.ParseUint(value, 16, 64); err != nil || len(value) != 16 {

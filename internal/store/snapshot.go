@@ -129,7 +129,7 @@ func (s *Snapshot) write(entries iter.Seq[[]byte]) (size int64, err error) {
 		size += int64(len(frame))
 	}
 	frame = appendEndFrame(frame[:0], size)
-	w.Write(frame)
+	w.Write(frame) // an error here is sticky: Flush returns it
 	size += int64(len(frame))
 	if err := w.Flush(); err != nil {
 		return 0, fmt.Errorf("store: write snapshot: %w", err)
