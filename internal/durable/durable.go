@@ -63,6 +63,7 @@ import (
 
 	"github.com/herd-dev/herd/internal/config"
 	"github.com/herd-dev/herd/internal/herd"
+	"github.com/herd-dev/herd/internal/logthrottle"
 	"github.com/herd-dev/herd/internal/store"
 )
 
@@ -178,8 +179,7 @@ func (s *Store) recover() error {
 func (s *Store) maintain() {
 	t := time.NewTicker(maintainInterval)
 	defer t.Stop()
-	var lastError time.Time // failures repeat every tick while the disk has no room: one error a minute
-	var failedSince uint64
+	var compactErrors logthrottle.Throttle // failures repeat every tick while the disk has no room
 	for {
 		select {
 		case <-s.stop:
@@ -191,11 +191,9 @@ func (s *Store) maintain() {
 			continue
 		}
 		if err := s.Compact(); err != nil {
-			failedSince++
-			if time.Since(lastError) >= time.Minute {
+			if ok, suppressed := compactErrors.Allow(time.Now()); ok {
 				s.logger.Error("store compaction failed; the journal keeps growing until one succeeds (a snapshot needs about the live table's size free)",
-					"err", err, "failed_since_last_error", failedSince-1)
-				lastError, failedSince = time.Now(), 0
+					"err", err, "failed_since_last_error", suppressed)
 			}
 		}
 	}

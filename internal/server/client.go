@@ -65,7 +65,7 @@ func (c *acceptedConn) iamat(now time.Time, line []byte, m *wire.Msg) Outcome {
 		// No acknowledgement for an update a crash could take back: the
 		// client gets "? line" and takes it to another server.
 		c.invalid(line)
-		if ok, suppressed := s.notDurableWarnings.allow(now); ok {
+		if ok, suppressed := s.notDurableWarnings.Allow(now); ok {
 			s.log.Warn("journal has failed: IAMATs are refused until the server restarts on a working disk",
 				"err", err, "refused_since_last_warning", suppressed)
 		}
@@ -109,7 +109,7 @@ func (c *acceptedConn) refused(now time.Time, err error) Outcome {
 	case errors.Is(err, herd.ErrClockAhead):
 		return OutcomeClockAhead
 	}
-	if ok, suppressed := c.s.tableFullWarnings.allow(now); ok {
+	if ok, suppressed := c.s.tableFullWarnings.Allow(now); ok {
 		c.s.log.Warn("client table is full (limits.max_clients): updates for new clients are refused",
 			"max_clients", c.s.node.Limits().MaxClients, "refused_since_last_warning", suppressed)
 	}

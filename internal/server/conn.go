@@ -328,7 +328,7 @@ func (c *acceptedConn) holdLongLine(n int) bool {
 		return true
 	}
 	s.longLines.Add(-int64(n))
-	if ok, suppressed := s.longLineWarnings.allow(time.Now()); ok {
+	if ok, suppressed := s.longLineWarnings.Allow(time.Now()); ok {
 		s.log.Warn("unfinished long lines hold the server's memory for them; cutting this one",
 			"remote", c.remote, "long_line_memory", s.opt.LongLineMemory, "cut_since_last_warning", suppressed)
 	}

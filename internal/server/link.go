@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/herd-dev/herd/internal/logthrottle"
 	"github.com/herd-dev/herd/internal/wire"
 )
 
@@ -49,7 +50,7 @@ type link struct {
 	updatesIn, bytesIn   atomic.Uint64
 	lastUpdateIn         atomic.Int64 // Unix nanoseconds
 
-	refusals throttle // warnings that the neighbor refused the link
+	refusals logthrottle.Throttle // warnings that the neighbor refused the link
 	// propagation records how long updates from the neighbor took to get
 	// here (see Metrics.Propagation).
 	propagation func(time.Duration)

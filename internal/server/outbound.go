@@ -57,7 +57,7 @@ func (s *Server) runLink(ctx context.Context, l *link) {
 		if errors.Is(err, peer.ErrRefused) || errors.Is(err, peer.ErrAuth) {
 			// A configuration mistake, not a passing fault: say so plainly,
 			// but not at every redial.
-			if ok, suppressed := l.refusals.allow(time.Now()); ok {
+			if ok, suppressed := l.refusals.Allow(time.Now()); ok {
 				s.log.Warn("neighbor refused the peer link; check both servers' configuration and HERD_PEER_SECRET",
 					"peer", l.peer, "err", err, "this_server_has_secret", len(s.opt.Secret) > 0, "refused_since_last_warning", suppressed)
 			}

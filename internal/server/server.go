@@ -43,6 +43,7 @@ import (
 	"time"
 
 	"github.com/herd-dev/herd/internal/herd"
+	"github.com/herd-dev/herd/internal/logthrottle"
 	"github.com/herd-dev/herd/internal/peer"
 	"github.com/herd-dev/herd/internal/places"
 )
@@ -186,7 +187,7 @@ type Server struct {
 
 	// Warnings that could come with every connection or update, logged at
 	// most once a minute each.
-	refusedWarnings, tableFullWarnings, notDurableWarnings, longLineWarnings, commitErrors throttle
+	refusedWarnings, tableFullWarnings, notDurableWarnings, longLineWarnings, commitErrors logthrottle.Throttle
 
 	serving atomic.Bool
 }
@@ -351,7 +352,7 @@ func (s *Server) acceptLoop(ctx context.Context, ln net.Listener) error {
 // already), and says so in the log at most once a minute.
 func (s *Server) refuse(conn net.Conn) {
 	s.stats.ConnsRefused.Add(1)
-	if ok, suppressed := s.refusedWarnings.allow(time.Now()); ok {
+	if ok, suppressed := s.refusedWarnings.Allow(time.Now()); ok {
 		s.log.Warn("connection refused: too many connections (limits.max_connections, limits.max_connections_per_ip)",
 			"remote", conn.RemoteAddr().String(), "max", s.opt.MaxConnections, "max_per_ip", s.opt.MaxConnectionsPerIP,
 			"refused_since_last_warning", suppressed)
@@ -425,7 +426,7 @@ func (s *Server) shutdown() {
 func (s *Server) commit() bool {
 	err := s.opt.Store.Commit()
 	if err != nil {
-		if ok, suppressed := s.commitErrors.allow(time.Now()); ok {
+		if ok, suppressed := s.commitErrors.Allow(time.Now()); ok {
 			s.log.Error("journal commit failed: updates are not durable on this server", "err", err, "failed_since_last_error", suppressed)
 		}
 	}

@@ -1,4 +1,4 @@
-package server
+package logthrottle
 
 import (
 	"testing"
@@ -6,7 +6,7 @@ import (
 )
 
 func TestThrottle_OneEventAMinute(t *testing.T) {
-	var th throttle
+	var th Throttle
 	t0 := time.Unix(1_000_000, 0)
 	steps := []struct {
 		at             time.Duration
@@ -16,14 +16,14 @@ func TestThrottle_OneEventAMinute(t *testing.T) {
 		{0, true, 0},
 		{time.Second, false, 0},
 		{30 * time.Second, false, 0},
-		{throttleEvery, true, 2},
-		{throttleEvery + time.Second, false, 0},
-		{10 * throttleEvery, true, 1},
+		{Every, true, 2},
+		{Every + time.Second, false, 0},
+		{10 * Every, true, 1},
 	}
 	for _, st := range steps {
-		ok, suppressed := th.allow(t0.Add(st.at))
+		ok, suppressed := th.Allow(t0.Add(st.at))
 		if ok != st.ok || ok && suppressed != st.wantSuppressed {
-			t.Errorf("allow at +%v = %v, %d; want %v, %d", st.at, ok, suppressed, st.ok, st.wantSuppressed)
+			t.Errorf("Allow at +%v = %v, %d; want %v, %d", st.at, ok, suppressed, st.ok, st.wantSuppressed)
 		}
 	}
 }
